@@ -1,0 +1,61 @@
+# One entry point for people and CI. Every target installs what it needs first.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed
+PROTOS := $(shell find protos -name '*.proto')
+STUBS := protos/.generated
+
+.PHONY: install proto-gen run test test-unit test-integration test-e2e lint fmt schema clean
+
+install: $(INSTALLED) $(STUBS)
+
+$(INSTALLED): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+# Python stubs and mypy .pyi stubs next to their sources; never committed.
+$(STUBS): $(INSTALLED) $(PROTOS)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m grpc_tools.protoc -Iprotos \
+		--python_out=protos --grpc_python_out=protos \
+		--mypy_out=protos --mypy_grpc_out=protos $(PROTOS)
+	touch $@
+
+proto-gen: $(INSTALLED)
+	rm -f $(STUBS)
+	$(MAKE) $(STUBS)
+
+run: install
+	$(VENV)/bin/ecommerce dev
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
+
+fmt: install
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+# Re-export the gateway's SDL after an API change (a test fails when it is stale).
+schema: install
+	$(VENV)/bin/strawberry export-schema gateway.schema:schema --output gateway/schema.graphql
+
+test: install lint
+	$(PY) -m pytest tests
+
+test-unit: install
+	$(PY) -m pytest tests/unit
+
+test-integration: install
+	$(PY) -m pytest tests/integration
+
+test-e2e: install
+	$(PY) -m pytest tests/e2e
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache $(STUBS)
+	find protos -name '*_pb2*.py*' -delete
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,437 @@
+"""Account use cases: registration, sign-in sessions with rotating refresh tokens, profiles, roles."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import unicodedata
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import redis.asyncio as aioredis
+from email_validator import EmailNotValidError, validate_email
+from redis.exceptions import RedisError
+from sqlalchemy import func, select, tuple_, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from account import events
+from account.models import Account, RefreshToken
+from servicekit.auth import TokenDenylist, require_admin, require_caller
+from servicekit.context import ADMIN, CUSTOMER, ROLES, Caller
+from servicekit.cursor import CursorCodec
+from servicekit.db import transaction
+from servicekit.errors import (
+    AlreadyExists,
+    Conflict,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    RateLimited,
+    Unauthenticated,
+    Violations,
+)
+from servicekit.outbox import Outbox
+from servicekit.security import (
+    PasswordHasher,
+    SigningKey,
+    TokenIssuer,
+    hash_refresh_token,
+    jwks,
+    new_refresh_token,
+    validate_password,
+)
+
+log = logging.getLogger(__name__)
+
+MAX_EMAIL_LENGTH = 254
+MAX_NAME_LENGTH = 100
+MAX_REFRESH_TOKEN_LENGTH = 256
+BAD_CREDENTIALS = "e-mail or password is incorrect"
+BAD_REFRESH = "refresh token is invalid, expired or revoked"
+
+
+@dataclass(frozen=True)
+class TokenPair:
+    access_token: str
+    refresh_token: str
+    expires_in: int
+
+
+@dataclass(frozen=True)
+class Session:
+    account: Account
+    tokens: TokenPair
+
+
+@dataclass(frozen=True)
+class AccountPage:
+    accounts: list[Account]
+    cursors: list[str]
+    has_next_page: bool
+    total_count: int
+
+
+def normalize_email(raw: str, violations: Violations, field: str = "email") -> str:
+    email = raw.strip()
+    if not email:
+        violations.add(field, "is required")
+        return ""
+    if len(email) > MAX_EMAIL_LENGTH:
+        violations.add(field, f"must be at most {MAX_EMAIL_LENGTH} characters")
+        return ""
+    try:
+        checked = validate_email(email, check_deliverability=False)
+    except EmailNotValidError as exc:
+        violations.add(field, f"is not a valid e-mail address ({exc})")
+        return ""
+    return checked.normalized.lower()
+
+
+def normalize_name(raw: str, violations: Violations, field: str = "name") -> str:
+    name = unicodedata.normalize("NFC", raw.strip())
+    if not name:
+        violations.add(field, "is required")
+    elif len(name) > MAX_NAME_LENGTH:
+        violations.add(field, f"must be at most {MAX_NAME_LENGTH} characters")
+    elif any(unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co") for ch in name):
+        violations.add(field, "must not contain control characters")
+    return name
+
+
+def check_password(password: str, violations: Violations, field: str = "password") -> None:
+    try:
+        validate_password(password)
+    except ValueError as exc:
+        violations.add(field, str(exc))
+
+
+class LoginThrottle:
+    """Failed logins counted per e-mail in Redis; past the limit, logins wait for the window."""
+
+    def __init__(self, redis: aioredis.Redis, *, max_failures: int, window: int) -> None:
+        self.redis = redis
+        self.max_failures = max_failures
+        self.window = window
+
+    def _key(self, email: str) -> str:
+        return "login-failures:" + hashlib.sha256(email.encode()).hexdigest()
+
+    async def check(self, email: str) -> None:
+        try:
+            key = self._key(email)
+            failures = int(await self.redis.get(key) or 0)
+            if failures >= self.max_failures:
+                ttl = await self.redis.ttl(key)
+                raise RateLimited(
+                    "too many failed sign-in attempts; try again later", retry_after=max(ttl, 1)
+                )
+        except RedisError as exc:
+            log.warning("login throttle unavailable: %s", exc)
+
+    async def failed(self, email: str) -> None:
+        try:
+            key = self._key(email)
+            # The window starts at the first failure (SET NX EX; EXPIRE NX needs Redis 7).
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.set(key, 0, ex=self.window, nx=True)
+                pipe.incr(key)
+                await pipe.execute()
+        except RedisError as exc:
+            log.warning("login throttle unavailable: %s", exc)
+
+    async def succeeded(self, email: str) -> None:
+        try:
+            await self.redis.delete(self._key(email))
+        except RedisError as exc:
+            log.warning("login throttle unavailable: %s", exc)
+
+
+class AccountService:
+    def __init__(
+        self,
+        *,
+        sessions: async_sessionmaker[AsyncSession],
+        outbox: Outbox,
+        hasher: PasswordHasher,
+        issuer: TokenIssuer,
+        signing_keys: list[SigningKey],
+        throttle: LoginThrottle,
+        denylist: TokenDenylist,
+        refresh_token_ttl: int,
+        cursor_secret: str,
+    ) -> None:
+        self.sessions = sessions
+        self.outbox = outbox
+        self.hasher = hasher
+        self.issuer = issuer
+        self.signing_keys = signing_keys
+        self.throttle = throttle
+        self.denylist = denylist
+        self.refresh_token_ttl = refresh_token_ttl
+        self.cursors = CursorCodec(cursor_secret, purpose="accounts")
+
+    # -- sessions ---------------------------------------------------------------------------
+
+    async def register(self, *, email: str, name: str, password: str) -> Session:
+        violations = Violations()
+        email = normalize_email(email, violations)
+        name = normalize_name(name, violations)
+        check_password(password, violations)
+        violations.raise_if_any()
+        password_hash = await self.hasher.hash_async(password)
+        try:
+            async with transaction(self.sessions) as session:
+                account = Account(
+                    id=uuid.uuid4(), email=email, name=name, password_hash=password_hash, role=CUSTOMER
+                )
+                session.add(account)
+                await session.flush()
+                await self.outbox.add(session, **events.registered(account))
+                tokens = await self._start_family(session, account)
+                await session.refresh(account)
+        except IntegrityError as exc:
+            if "uq_accounts_email" in str(exc.orig):
+                raise AlreadyExists("an account with this e-mail already exists", field="email") from None
+            raise
+        return Session(account, tokens)
+
+    async def login(self, *, email: str, password: str) -> Session:
+        violations = Violations()
+        violations.check(bool(email.strip()), "email", "is required")
+        violations.check(bool(password), "password", "is required")
+        violations.check(
+            len(email) <= MAX_EMAIL_LENGTH, "email", f"must be at most {MAX_EMAIL_LENGTH} characters"
+        )
+        violations.check(len(password.encode()) <= 1024, "password", "is too long")
+        violations.raise_if_any()
+        email = email.strip().lower()
+        await self.throttle.check(email)
+        async with self.sessions() as session:
+            account = await session.scalar(select(Account).where(Account.email == email))
+        # The same bcrypt work whether or not the account exists: no e-mail enumeration by timing.
+        if account is None:
+            await self.hasher.verify_dummy_async(password)
+            ok = False
+        else:
+            ok = await self.hasher.verify_async(password, account.password_hash)
+        if not ok or account is None:
+            await self.throttle.failed(email)
+            raise Unauthenticated(BAD_CREDENTIALS, reason="INVALID_CREDENTIALS")
+        await self.throttle.succeeded(email)
+        async with transaction(self.sessions) as session:
+            tokens = await self._start_family(session, account)
+        return Session(account, tokens)
+
+    async def refresh(self, *, refresh_token: str) -> Session:
+        if not refresh_token or len(refresh_token) > MAX_REFRESH_TOKEN_LENGTH:
+            raise InvalidArgument.field("refresh_token", "is not a valid refresh token")
+        token_hash = hash_refresh_token(refresh_token)
+        reused = False
+        async with transaction(self.sessions) as session:
+            # The row lock serialises concurrent refreshes of one token: at most one rotates it.
+            row = await session.scalar(
+                select(RefreshToken).where(RefreshToken.token_hash == token_hash).with_for_update()
+            )
+            if row is None or row.revoked_at is not None or row.expires_at <= datetime.now(UTC):
+                raise Unauthenticated(BAD_REFRESH, reason="INVALID_REFRESH_TOKEN")
+            if row.rotated_at is not None:
+                # A rotated token came back: someone holds a copy. Revoke the whole family.
+                await self._revoke_family(session, row.family_id)
+                reused = True
+            else:
+                row.rotated_at = func.now()
+                account = await session.get(Account, row.account_id)
+                if account is None:
+                    raise Unauthenticated(BAD_REFRESH, reason="INVALID_REFRESH_TOKEN")
+                tokens = await self._issue(session, account, row.family_id)
+        if reused:
+            log.warning(
+                "refresh token reuse detected; family revoked", extra={"account_id": str(row.account_id)}
+            )
+            raise Unauthenticated(BAD_REFRESH, reason="REFRESH_TOKEN_REUSED")
+        return Session(account, tokens)
+
+    async def logout(self, caller: Caller | None, *, refresh_token: str) -> None:
+        if not refresh_token or len(refresh_token) > MAX_REFRESH_TOKEN_LENGTH:
+            raise InvalidArgument.field("refresh_token", "is not a valid refresh token")
+        async with transaction(self.sessions) as session:
+            row = await session.scalar(
+                select(RefreshToken).where(RefreshToken.token_hash == hash_refresh_token(refresh_token))
+            )
+            if row is not None:
+                if caller is not None and str(row.account_id) != caller.account_id:
+                    raise PermissionDenied("this refresh token belongs to another account")
+                await self._revoke_family(session, row.family_id)
+        if caller is not None and caller.token_id and caller.expires_at is not None:
+            await self.denylist.add(caller.token_id, caller.expires_at)
+
+    # -- profile ------------------------------------------------------------------------------
+
+    async def get_me(self, caller: Caller | None) -> Account:
+        caller = require_caller(caller)
+        return await self._get(caller.account_id)
+
+    async def update_profile(self, caller: Caller | None, *, name: str) -> Account:
+        caller = require_caller(caller)
+        violations = Violations()
+        name = normalize_name(name, violations)
+        violations.raise_if_any()
+        async with transaction(self.sessions) as session:
+            account = await self._get_for_update(session, caller.account_id)
+            account.name = name
+            account.updated_at = func.now()
+        return await self._get(caller.account_id)
+
+    async def change_password(
+        self, caller: Caller | None, *, current_password: str, new_password: str
+    ) -> None:
+        caller = require_caller(caller)
+        violations = Violations()
+        violations.check(bool(current_password), "current_password", "is required")
+        check_password(new_password, violations, "new_password")
+        violations.check(
+            new_password != current_password, "new_password", "must differ from the current password"
+        )
+        violations.raise_if_any()
+        account = await self._get(caller.account_id)
+        await self.throttle.check(account.email)
+        if not await self.hasher.verify_async(current_password, account.password_hash):
+            await self.throttle.failed(account.email)
+            raise InvalidArgument.field("current_password", "is not correct")
+        new_hash = await self.hasher.hash_async(new_password)
+        async with transaction(self.sessions) as session:
+            row = await self._get_for_update(session, caller.account_id)
+            row.password_hash = new_hash
+            row.updated_at = func.now()
+            # Every other sign-in ends with the old password.
+            await session.execute(
+                update(RefreshToken)
+                .where(RefreshToken.account_id == row.id, RefreshToken.revoked_at.is_(None))
+                .values(revoked_at=func.now())
+            )
+
+    # -- administration -------------------------------------------------------------------------
+
+    async def list_accounts(self, caller: Caller | None, *, page_size: int, page_token: str) -> AccountPage:
+        require_admin(caller)
+        if not 1 <= page_size <= 100:
+            raise InvalidArgument.field("page_size", "must be between 1 and 100")
+        query = select(Account).order_by(Account.created_at, Account.id).limit(page_size + 1)
+        if page_token:
+            position = self.cursors.decode(page_token, field="page_token")
+            try:
+                after = (datetime.fromisoformat(position["c"]), uuid.UUID(position["i"]))
+            except (KeyError, TypeError, ValueError):
+                raise InvalidArgument.field("page_token", "is not a valid cursor") from None
+            query = query.where(tuple_(Account.created_at, Account.id) > after)
+        async with self.sessions() as session:
+            rows = list((await session.scalars(query)).all())
+            total = await session.scalar(select(func.count()).select_from(Account)) or 0
+        has_next_page = len(rows) > page_size
+        rows = rows[:page_size]
+        cursors = [self.cursors.encode({"c": a.created_at.isoformat(), "i": str(a.id)}) for a in rows]
+        return AccountPage(rows, cursors, has_next_page, total)
+
+    async def set_role(self, caller: Caller | None, *, account_id: str, role: str) -> Account:
+        caller = require_admin(caller)
+        if role not in ROLES:
+            raise InvalidArgument.field("role", "must be CUSTOMER or ADMIN")
+        target = _parse_id(account_id, "account_id")
+        if str(target) == caller.account_id and role != ADMIN:
+            raise Conflict("an administrator cannot remove their own ADMIN role")
+        async with transaction(self.sessions) as session:
+            account = await self._get_for_update(session, str(target))
+            old_role = account.role
+            if old_role != role:
+                account.role = role
+                account.updated_at = func.now()
+                await self.outbox.add(session, **events.role_changed(account, old_role, caller.account_id))
+        return await self._get(str(target))
+
+    async def batch_get(self, caller: Caller | None, *, ids: list[str]) -> list[Account]:
+        caller = require_caller(caller)
+        if len(ids) > 100:
+            raise InvalidArgument.field("ids", "at most 100 ids")
+        wanted = {_parse_id(i, "ids") for i in ids}
+        if not caller.is_admin and any(str(i) != caller.account_id for i in wanted):
+            raise PermissionDenied("only administrators may read other accounts")
+        if not wanted:
+            return []
+        async with self.sessions() as session:
+            return list((await session.scalars(select(Account).where(Account.id.in_(wanted)))).all())
+
+    async def create_or_promote_admin(self, *, email: str, name: str, password: str) -> bool:
+        """For the operator's `create-admin` command. True when the account was created."""
+        violations = Violations()
+        email = normalize_email(email, violations)
+        name = normalize_name(name, violations)
+        check_password(password, violations)
+        violations.raise_if_any()
+        password_hash = await self.hasher.hash_async(password)
+        async with transaction(self.sessions) as session:
+            account = await session.scalar(select(Account).where(Account.email == email).with_for_update())
+            if account is None:
+                account = Account(
+                    id=uuid.uuid4(), email=email, name=name, password_hash=password_hash, role=ADMIN
+                )
+                session.add(account)
+                await session.flush()
+                await self.outbox.add(session, **events.registered(account))
+                return True
+            old_role = account.role
+            account.role = ADMIN
+            account.password_hash = password_hash
+            account.updated_at = func.now()
+            if old_role != ADMIN:
+                await self.outbox.add(session, **events.role_changed(account, old_role, "create-admin"))
+            return False
+
+    def jwks(self) -> dict:
+        return jwks(self.signing_keys)
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    async def _get(self, account_id: str) -> Account:
+        async with self.sessions() as session:
+            account = await session.get(Account, _parse_id(account_id, "account_id"))
+        if account is None:
+            raise NotFound("account not found")
+        return account
+
+    async def _get_for_update(self, session: AsyncSession, account_id: str) -> Account:
+        account = await session.get(Account, _parse_id(account_id, "account_id"), with_for_update=True)
+        if account is None:
+            raise NotFound("account not found")
+        return account
+
+    async def _start_family(self, session: AsyncSession, account: Account) -> TokenPair:
+        return await self._issue(session, account, uuid.uuid4())
+
+    async def _issue(self, session: AsyncSession, account: Account, family_id: uuid.UUID) -> TokenPair:
+        access_token, _claims = self.issuer.issue(str(account.id), account.role)
+        refresh_token = new_refresh_token()
+        session.add(
+            RefreshToken(
+                account_id=account.id,
+                family_id=family_id,
+                token_hash=hash_refresh_token(refresh_token),
+                expires_at=datetime.now(UTC) + timedelta(seconds=self.refresh_token_ttl),
+            )
+        )
+        return TokenPair(access_token, refresh_token, self.issuer.ttl_seconds)
+
+    async def _revoke_family(self, session: AsyncSession, family_id: uuid.UUID) -> None:
+        await session.execute(
+            update(RefreshToken)
+            .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
+            .values(revoked_at=func.now())
+        )
+
+
+def _parse_id(value: str, field: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except (ValueError, AttributeError, TypeError):
+        raise InvalidArgument.field(field, "is not a valid id") from None

@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import SettingsConfigDict
+
+from servicekit.settings import ServiceSettings
+
+
+class AccountSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="ACCOUNT_", extra="ignore")
+
+    database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/account"
+    grpc_port: int = Field(50051, ge=0, le=65535)
+    metrics_port: int = Field(9102, ge=0, le=65535)
+
+    bcrypt_rounds: int = Field(12, ge=4, le=16, description="Lower it only in tests.")
+    access_token_ttl: int = Field(900, ge=60, le=3600, description="Seconds.")
+    refresh_token_ttl: int = Field(30 * 24 * 3600, ge=3600, description="Seconds.")
+    jwt_private_key: SecretStr | None = Field(None, description="PEM of the RS256 signing key.")
+    jwt_private_key_file: Path | None = Field(
+        None, description="PEM file of the signing key; in development it is created when missing."
+    )
+    login_max_failures: int = Field(5, ge=1, description="Failed logins per e-mail before throttling.")
+    login_failure_window: int = Field(900, ge=1, description="Seconds a failure counts for.")

@@ -1,0 +1,1 @@
+"""The `ecommerce` command: run the platform, one service, migrations, seed data, admins."""

@@ -1,0 +1,241 @@
+"""Starting the whole platform on one machine: infrastructure, databases, topics, processes.
+
+Used by `ecommerce dev` and by the end-to-end tests, so that what the tests drive is what a
+developer runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.util
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+import httpx
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from servicekit.db import database_url, ensure_database
+from servicekit.embedded import EmbeddedBroker, EmbeddedPostgres, EmbeddedRedis
+from servicekit.kafka import all_topics, ensure_topics
+from servicekit.migrations import upgrade_async
+
+log = logging.getLogger(__name__)
+
+ALL_SERVICES = ("account", "catalog", "order", "payment", "notification")
+DEFAULT_PORTS = {
+    "gateway": 8000,
+    "account": 50051,
+    "catalog": 50052,
+    "order": 50053,
+    "payment": 50054,
+    "notification": 50055,
+}
+METRICS_PORTS = {
+    "gateway": 9101,
+    "account": 9102,
+    "catalog": 9103,
+    "order": 9104,
+    "payment": 9105,
+    "notification": 9106,
+}
+
+
+def available_services() -> list[str]:
+    """The services this checkout has (each later issue adds one)."""
+    return [name for name in ALL_SERVICES if importlib.util.find_spec(f"{name}.__main__") is not None]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex((host, port)) == 0
+
+
+@dataclass
+class Infrastructure:
+    """PostgreSQL, Redis and the broker: the embedded ones unless their settings are given."""
+
+    data_dir: Path
+    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    postgres: EmbeddedPostgres | None = None
+    redis: EmbeddedRedis | None = None
+    broker: EmbeddedBroker | None = None
+    postgres_url: str = ""
+    redis_url: str = ""
+    kafka_bootstrap_servers: str = ""
+
+    def start(self) -> Infrastructure:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.postgres_url = self.environ.get("DATABASE_URL", "")
+        if not self.postgres_url:
+            self.postgres = EmbeddedPostgres(self.data_dir / "postgres").start()
+            self.postgres_url = self.postgres.url
+        self.redis_url = self.environ.get("REDIS_URL", "")
+        if not self.redis_url:
+            self.redis = EmbeddedRedis(self.data_dir / "redis").start()
+            self.redis_url = self.redis.url
+        self.kafka_bootstrap_servers = self.environ.get("KAFKA_BOOTSTRAP_SERVERS", "")
+        if not self.kafka_bootstrap_servers:
+            self.broker = EmbeddedBroker(self.data_dir / "broker").start()
+            self.kafka_bootstrap_servers = self.broker.bootstrap_servers
+        return self
+
+    def stop(self) -> None:
+        for server in (self.broker, self.redis, self.postgres):
+            if server is not None:
+                server.stop()
+
+    def database_url(self, service: str) -> str:
+        """A service's own database: `<SERVICE>_DATABASE_URL`, or a database named after it."""
+        explicit = self.environ.get(f"{service.upper()}_DATABASE_URL")
+        return explicit or database_url(self.postgres_url, service)
+
+
+async def prepare(infra: Infrastructure, services: list[str], *, partitions: int = 3) -> None:
+    """Create the databases, migrate them, and create the topics."""
+    for service in services:
+        url = infra.database_url(service)
+        await ensure_database(url)
+        await upgrade_async(service, url)
+    await ensure_topics(infra.kafka_bootstrap_servers, all_topics(), partitions=partitions)
+
+
+@dataclass
+class Process:
+    name: str
+    popen: subprocess.Popen[bytes]
+
+
+@dataclass
+class Platform:
+    """The services and the gateway as child processes."""
+
+    infra: Infrastructure
+    services: list[str]
+    ports: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_PORTS))
+    metrics_ports: dict[str, int] = field(default_factory=lambda: dict(METRICS_PORTS))
+    extra_env: dict[str, str] = field(default_factory=dict)
+    log_dir: Path | None = None
+    processes: dict[str, Process] = field(default_factory=dict)
+
+    def environment(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            {
+                "ECOMMERCE_DATA_DIR": str(self.infra.data_dir.resolve()),
+                "REDIS_URL": self.infra.redis_url,
+                "KAFKA_BOOTSTRAP_SERVERS": self.infra.kafka_bootstrap_servers,
+                "GATEWAY_PORT": str(self.ports["gateway"]),
+                "GATEWAY_METRICS_PORT": str(self.metrics_ports["gateway"]),
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        for service in ALL_SERVICES:
+            prefix = service.upper()
+            env[f"{prefix}_ADDR"] = f"127.0.0.1:{self.ports[service]}"
+            env[f"{prefix}_GRPC_PORT"] = str(self.ports[service])
+            env[f"{prefix}_METRICS_PORT"] = str(self.metrics_ports[service])
+            if service in self.services:
+                env[f"{prefix}_DATABASE_URL"] = self.infra.database_url(service)
+        env.update(self.extra_env)
+        return env
+
+    def spawn(self, name: str) -> Process:
+        env = self.environment()
+        if self.log_dir is not None:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            output = (self.log_dir / f"{name}.log").open("ab")
+        else:
+            output = None
+        popen = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            [sys.executable, "-m", name],
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT if output else None,
+            start_new_session=True,
+        )
+        process = Process(name, popen)
+        self.processes[name] = process
+        return process
+
+    async def start(self, *, timeout: float = 60.0) -> None:
+        taken = [
+            f"{n} ({p})"
+            for n, p in self.ports.items()
+            if (n == "gateway" or n in self.services) and port_in_use(p)
+        ]
+        if taken:
+            raise RuntimeError(f"ports already in use: {', '.join(taken)}")
+        for service in self.services:
+            self.spawn(service)
+        await asyncio.gather(*(self.wait_grpc(s, timeout=timeout) for s in self.services))
+        self.spawn("gateway")
+        await self.wait_http(f"http://127.0.0.1:{self.ports['gateway']}/healthz", "gateway", timeout=timeout)
+
+    async def wait_grpc(self, service: str, *, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{self.ports[service]}") as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            while True:
+                self._check_alive(service)
+                try:
+                    response = await stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=1.0)
+                    if response.status == health_pb2.HealthCheckResponse.SERVING:
+                        return
+                except grpc.aio.AioRpcError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{service} did not become healthy within {timeout:.0f}s")
+                await asyncio.sleep(0.1)
+
+    async def wait_http(self, url: str, name: str, *, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        async with httpx.AsyncClient() as client:
+            while True:
+                self._check_alive(name)
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await client.get(url, timeout=1.0)).status_code == 200:
+                        return
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{name} did not answer {url} within {timeout:.0f}s")
+                await asyncio.sleep(0.1)
+
+    def _check_alive(self, name: str) -> None:
+        process = self.processes.get(name)
+        if process is not None and process.popen.poll() is not None:
+            raise RuntimeError(f"{name} exited with code {process.popen.returncode}")
+
+    def stop(self, *, timeout: float = 10.0) -> None:
+        # The gateway first, so that no request arrives at a service that is going away.
+        order = ["gateway", *reversed(self.services)]
+        for name in order:
+            process = self.processes.get(name)
+            if process is not None and process.popen.poll() is None:
+                process.popen.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for name in order:
+            process = self.processes.pop(name, None)
+            if process is None:
+                continue
+            try:
+                process.popen.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                log.warning("%s did not stop in time; killing it", name)
+                process.popen.kill()
+                process.popen.wait()

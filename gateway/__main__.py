@@ -1,0 +1,29 @@
+"""`python -m gateway`: the GraphQL gateway on uvicorn."""
+
+from __future__ import annotations
+
+import uvicorn
+
+from gateway.app import create_app
+from gateway.settings import GatewaySettings
+from servicekit.logging import configure_logging
+
+
+def main() -> None:
+    settings = GatewaySettings()
+    configure_logging("gateway", level=settings.log_level, fmt=settings.log_format)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        log_config=None,
+        access_log=False,
+        proxy_headers=False,
+        timeout_graceful_shutdown=5,
+    )
+
+
+if __name__ == "__main__":
+    main()

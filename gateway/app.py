@@ -1,0 +1,181 @@
+"""The ASGI application: GraphQL at /graphql (GraphiQL in development), health endpoints."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import orjson
+import redis.asyncio as aioredis
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+
+from gateway.clients import ServiceClients
+from gateway.context import Context
+from gateway.schema import create_schema
+from gateway.settings import GatewaySettings
+from servicekit.auth import Authenticator, JwksKeySet, TokenDenylist, bearer_token
+from servicekit.context import new_request_id, request_id_var
+from servicekit.errors import Unauthenticated
+from servicekit.runtime import account_jwks_fetcher
+from servicekit.security import TokenVerifier
+
+log = logging.getLogger(__name__)
+
+
+class GatewayState:
+    """What lives as long as the process: channels, Redis, the token verifier."""
+
+    def __init__(self, settings: GatewaySettings) -> None:
+        self.settings = settings
+        self.services = ServiceClients(settings)
+        self.redis = aioredis.from_url(settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0)
+        verifier = TokenVerifier(
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            algorithms=tuple(settings.jwt_algorithms),
+        )
+        self._jwks_channel = self.services._channel(settings.account_addr)
+        keys = JwksKeySet(
+            verifier,
+            account_jwks_fetcher(self._jwks_channel),
+            min_refresh_interval=settings.jwks_min_refresh_interval,
+        )
+        self.authenticator = Authenticator(keys, TokenDenylist(self.redis))
+
+    async def close(self) -> None:
+        await self.services.close()
+        await self.redis.aclose()
+
+
+class GraphQLApp(GraphQL):
+    def __init__(self, settings: GatewaySettings) -> None:
+        super().__init__(
+            create_schema(settings),
+            graphql_ide=None if settings.production else "graphiql",
+            allow_queries_via_get=True,
+        )
+        self.settings = settings
+        # gRPC channels belong to the event loop that serves requests, so the state is created
+        # in the lifespan, not here.
+        self._state: GatewayState | None = None
+
+    @property
+    def state(self) -> GatewayState:
+        if self._state is None:
+            raise RuntimeError("the gateway is not started")
+        return self._state
+
+    async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> Context:
+        request_id = request.headers.get("x-request-id") or new_request_id()
+        if len(request_id) > 128:
+            request_id = new_request_id()
+        request_id_var.set(request_id)
+        context = Context(
+            request=request,
+            response=response,
+            settings=self.state.settings,
+            services=self.state.services,
+            request_id=request_id,
+        )
+        token = bearer_token(request.headers.get("authorization"))
+        if token is not None:
+            context.token = token
+            try:
+                context.caller = await self.state.authenticator.authenticate(token)
+            except Unauthenticated as exc:
+                context.token_error = exc.message
+            except Exception as exc:  # the account service is unreachable for the JWKS
+                log.warning("cannot verify access token: %s", exc)
+                context.token_error = "cannot verify the access token right now"
+        return context
+
+    def decode_json(self, data: str | bytes) -> object:
+        return orjson.loads(data)
+
+    def encode_json(self, data: object) -> bytes:
+        return orjson.dumps(data)
+
+
+class BodySizeLimit:
+    """Refuse request bodies over the limit before anything reads them whole."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or ()).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+            await self._refuse(scope, receive, send)
+            return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _TooLarge:
+            await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = JSONResponse(
+            {
+                "errors": [
+                    {
+                        "message": f"request body is larger than {self.max_bytes} bytes",
+                        "extensions": {"code": "BAD_USER_INPUT"},
+                    }
+                ]
+            },
+            status_code=413,
+        )
+        await response(scope, receive, send)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def create_app(settings: GatewaySettings | None = None) -> ASGIApp:
+    settings = settings or GatewaySettings()
+    graphql = GraphQLApp(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        graphql._state = GatewayState(settings)
+        try:
+            yield
+        finally:
+            await graphql._state.close()
+            graphql._state = None
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    app = Starlette(
+        routes=[
+            Route("/graphql", graphql, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", graphql),
+            Route("/healthz", healthz),
+            Route("/readyz", healthz),
+        ],
+        lifespan=lifespan,
+    )
+    return BodySizeLimit(app, settings.max_body_bytes)

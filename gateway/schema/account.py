@@ -1,0 +1,210 @@
+"""Accounts and sign-in: register, login, refresh-token rotation, logout, profile, roles."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+from typing import Annotated
+
+import strawberry
+
+from ecommerce.account.v1 import account_pb2
+from gateway.context import Context
+from gateway.schema.common import Connection, connection, page_size, to_datetime
+
+Info = strawberry.Info[Context, None]
+
+
+@strawberry.enum(description="What an account may do.")
+class Role(Enum):
+    CUSTOMER = strawberry.enum_value("CUSTOMER", description="Shops and sees its own orders.")
+    ADMIN = strawberry.enum_value("ADMIN", description="Manages the catalog, orders and accounts.")
+
+
+ROLE_FROM_PROTO = {account_pb2.ROLE_CUSTOMER: Role.CUSTOMER, account_pb2.ROLE_ADMIN: Role.ADMIN}
+ROLE_TO_PROTO = {v: k for k, v in ROLE_FROM_PROTO.items()}
+
+
+@strawberry.type(description="A person who can sign in.")
+class Account:
+    id: strawberry.ID = strawberry.field(description="Account id (UUID).")
+    email: str = strawberry.field(description="Sign-in e-mail, lower case.")
+    name: str = strawberry.field(description="Display name.")
+    role: Role = strawberry.field(description="What the account may do.")
+    created_at: datetime = strawberry.field(description="When the account was registered.")
+    updated_at: datetime = strawberry.field(description="When the account last changed.")
+
+    @classmethod
+    def from_proto(cls, message: account_pb2.Account) -> Account:
+        return cls(
+            id=strawberry.ID(message.id),
+            email=message.email,
+            name=message.name,
+            role=ROLE_FROM_PROTO.get(message.role, Role.CUSTOMER),
+            created_at=to_datetime(message.created_at),
+            updated_at=to_datetime(message.updated_at),
+        )
+
+
+@strawberry.type(description="A signed-in session: the account and its tokens.")
+class AuthPayload:
+    account: Account = strawberry.field(description="The signed-in account.")
+    access_token: str = strawberry.field(
+        description="JWT for `Authorization: Bearer`; valid for `expiresIn` seconds."
+    )
+    refresh_token: str = strawberry.field(
+        description="Single-use token for `refreshToken`; every use returns a new one."
+    )
+    expires_in: int = strawberry.field(description="Lifetime of the access token in seconds.")
+
+    @classmethod
+    def from_proto(cls, account: account_pb2.Account, tokens: account_pb2.TokenPair) -> AuthPayload:
+        return cls(
+            account=Account.from_proto(account),
+            access_token=tokens.access_token,
+            refresh_token=tokens.refresh_token,
+            expires_in=tokens.expires_in,
+        )
+
+
+@strawberry.input(description="A new customer account.")
+class RegisterInput:
+    name: str = strawberry.field(description="Display name, 1 to 100 characters.")
+    email: str = strawberry.field(description="A valid e-mail address; stored in lower case.")
+    password: str = strawberry.field(description="8 to 72 bytes in UTF-8.")
+
+
+@strawberry.type
+class AccountQuery:
+    @strawberry.field(description="The signed-in account. UNAUTHENTICATED without a valid token.")
+    async def me(self, info: Info) -> Account:
+        ctx = info.context
+        ctx.require_caller()
+        response = await ctx.call(ctx.services.account.GetMe, account_pb2.GetMeRequest())
+        return Account.from_proto(response.account)
+
+    @strawberry.field(description="Every account, oldest first. ADMIN only.")
+    async def accounts(
+        self,
+        info: Info,
+        first: Annotated[int, strawberry.argument(description="Page size, 1 to 100.")] = 20,
+        after: Annotated[
+            str | None, strawberry.argument(description="`endCursor` of the previous page.")
+        ] = None,
+    ) -> Connection[Account]:
+        ctx = info.context
+        ctx.require_admin()
+        response = await ctx.call(
+            ctx.services.account.ListAccounts,
+            account_pb2.ListAccountsRequest(page_size=page_size(first), page_token=after or ""),
+        )
+        return connection(
+            response.accounts,
+            response.cursors,
+            has_next_page=response.has_next_page,
+            total_count=response.total_count,
+            convert=Account.from_proto,
+        )
+
+
+@strawberry.type
+class AccountMutation:
+    @strawberry.mutation(
+        description="Create a CUSTOMER account and sign it in. CONFLICT when the e-mail is taken."
+    )
+    async def register(self, info: Info, input: RegisterInput) -> AuthPayload:
+        ctx = info.context
+        response = await ctx.call(
+            ctx.services.account.Register,
+            account_pb2.RegisterRequest(email=input.email, name=input.name, password=input.password),
+        )
+        return AuthPayload.from_proto(response.account, response.tokens)
+
+    @strawberry.mutation(
+        description="Sign in. An unknown e-mail and a wrong password give the same UNAUTHENTICATED error; "
+        "repeated failures for one e-mail answer RATE_LIMITED."
+    )
+    async def login(
+        self,
+        info: Info,
+        email: Annotated[str, strawberry.argument(description="The account's e-mail.")],
+        password: Annotated[str, strawberry.argument(description="The account's password.")],
+    ) -> AuthPayload:
+        ctx = info.context
+        response = await ctx.call(
+            ctx.services.account.Login, account_pb2.LoginRequest(email=email, password=password)
+        )
+        return AuthPayload.from_proto(response.account, response.tokens)
+
+    @strawberry.mutation(
+        description="Exchange a refresh token for new tokens. Each refresh token works once; presenting a "
+        "used one again revokes every token of that sign-in."
+    )
+    async def refresh_token(
+        self,
+        info: Info,
+        refresh_token: Annotated[str, strawberry.argument(description="The current refresh token.")],
+    ) -> AuthPayload:
+        ctx = info.context
+        response = await ctx.call(
+            ctx.services.account.RefreshToken, account_pb2.RefreshTokenRequest(refresh_token=refresh_token)
+        )
+        return AuthPayload.from_proto(response.account, response.tokens)
+
+    @strawberry.mutation(
+        description="End a sign-in: revokes the refresh token's session and, when an access token is sent, "
+        "that access token too."
+    )
+    async def logout(
+        self,
+        info: Info,
+        refresh_token: Annotated[str, strawberry.argument(description="The session's refresh token.")],
+    ) -> bool:
+        ctx = info.context
+        await ctx.call(ctx.services.account.Logout, account_pb2.LogoutRequest(refresh_token=refresh_token))
+        return True
+
+    @strawberry.mutation(description="Change the signed-in account's display name.")
+    async def update_profile(
+        self,
+        info: Info,
+        name: Annotated[str, strawberry.argument(description="New display name, 1 to 100 characters.")],
+    ) -> Account:
+        ctx = info.context
+        ctx.require_caller()
+        response = await ctx.call(
+            ctx.services.account.UpdateProfile, account_pb2.UpdateProfileRequest(name=name)
+        )
+        return Account.from_proto(response.account)
+
+    @strawberry.mutation(
+        description="Change the signed-in account's password; every other sign-in of the account ends."
+    )
+    async def change_password(
+        self,
+        info: Info,
+        current_password: Annotated[str, strawberry.argument(description="The password in use now.")],
+        new_password: Annotated[str, strawberry.argument(description="The new password, 8 to 72 bytes.")],
+    ) -> bool:
+        ctx = info.context
+        ctx.require_caller()
+        await ctx.call(
+            ctx.services.account.ChangePassword,
+            account_pb2.ChangePasswordRequest(current_password=current_password, new_password=new_password),
+        )
+        return True
+
+    @strawberry.mutation(description="Make an account a CUSTOMER or an ADMIN. ADMIN only.")
+    async def set_account_role(
+        self,
+        info: Info,
+        account_id: Annotated[strawberry.ID, strawberry.argument(description="The account to change.")],
+        role: Annotated[Role, strawberry.argument(description="Its new role.")],
+    ) -> Account:
+        ctx = info.context
+        ctx.require_admin()
+        response = await ctx.call(
+            ctx.services.account.SetRole,
+            account_pb2.SetRoleRequest(account_id=str(account_id), role=ROLE_TO_PROTO[role]),
+        )
+        return Account.from_proto(response.account)

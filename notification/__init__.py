@@ -1,0 +1,1 @@
+"""The notification service (see DESIGN.md)."""

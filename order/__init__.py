@@ -1,0 +1,1 @@
+"""The order service (see DESIGN.md)."""

@@ -1,0 +1,86 @@
+"""Async SQLAlchemy: engines, sessions, and creating a service's own database."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import asyncpg
+from sqlalchemy import MetaData
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+log = logging.getLogger(__name__)
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def new_metadata() -> MetaData:
+    return MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def async_url(url: str) -> str:
+    """Accept plain `postgresql://` URLs and use the asyncpg driver."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+asyncpg")
+    return parsed.render_as_string(hide_password=False)
+
+
+def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+    return create_async_engine(
+        async_url(url),
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+    )
+
+
+def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+@asynccontextmanager
+async def transaction(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """One unit of work: commits when the block ends, rolls back when it raises."""
+    async with sessions() as session, session.begin():
+        yield session
+
+
+_DB_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+async def ensure_database(url: str) -> bool:
+    """Create the database named in `url` on its server if it is missing. True when created."""
+    parsed = make_url(url)
+    name = parsed.database
+    if not name or not _DB_NAME.match(name):
+        raise ValueError(f"refusing to create a database with the name {name!r}")
+    admin = parsed.set(drivername="postgresql", database="postgres")
+    conn = await asyncpg.connect(admin.render_as_string(hide_password=False))
+    try:
+        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+        if exists:
+            return False
+        # A name cannot be a bind parameter; it was checked against _DB_NAME above.
+        await conn.execute(f'CREATE DATABASE "{name}"')
+        log.info("created database %s", name)
+        return True
+    except asyncpg.DuplicateDatabaseError:
+        return False
+    finally:
+        await conn.close()
+
+
+def database_url(server_url: str, database: str) -> str:
+    """The URL of `database` on the server of `server_url`, with the asyncpg driver."""
+    return async_url(make_url(server_url).set(database=database).render_as_string(hide_password=False))

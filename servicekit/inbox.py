@@ -1,0 +1,192 @@
+"""The consumer side of DESIGN §4: every event handled once, whatever the redeliveries.
+
+`EventConsumer` reads its topics in a consumer group with auto-commit off. For each message it
+opens a transaction, records `(consumer, event_id)` in the `inbox` table and runs the handler
+in that same transaction; only after the commit does it commit the Kafka offset. A duplicate
+finds its inbox row and changes nothing. A message that cannot be parsed, or whose handler keeps
+failing past its attempts, goes to the topic's dead-letter topic so the partition keeps flowing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from google.protobuf.message import DecodeError
+from sqlalchemy import Column, DateTime, MetaData, Table, Text, func
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from ecommerce.events.v1 import envelope_pb2
+from servicekit.db import transaction
+from servicekit.kafka import dead_letter_topic
+
+log = logging.getLogger(__name__)
+
+Envelope = envelope_pb2.EventEnvelope
+Handler = Callable[[AsyncSession, Envelope], Awaitable[None]]
+
+
+def inbox_table(metadata: MetaData) -> Table:
+    return Table(
+        "inbox",
+        metadata,
+        Column("consumer", Text, primary_key=True),
+        Column("event_id", Text, primary_key=True),
+        Column("event_type", Text, nullable=False),
+        Column("processed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    )
+
+
+class EventConsumer:
+    def __init__(
+        self,
+        *,
+        name: str,
+        topics: Sequence[str],
+        handlers: Mapping[str, Handler],
+        sessions: async_sessionmaker[AsyncSession],
+        inbox: Table,
+        bootstrap_servers: str,
+        dead_letters: AIOKafkaProducer,
+        max_attempts: int = 5,
+        group_id: str | None = None,
+    ) -> None:
+        self.name = name
+        self.topics = list(topics)
+        self.handlers = dict(handlers)
+        self.sessions = sessions
+        self.inbox = inbox
+        self.bootstrap_servers = bootstrap_servers
+        self.dead_letters = dead_letters
+        self.max_attempts = max_attempts
+        self.group_id = group_id or name
+        self.processed = 0
+        self.duplicates = 0
+        self.dead_lettered = 0
+        self._consumer: AIOKafkaConsumer | None = None
+
+    async def run(self) -> None:
+        backoff = 0.5
+        while True:
+            consumer = AIOKafkaConsumer(
+                *self.topics,
+                bootstrap_servers=self.bootstrap_servers,
+                group_id=self.group_id,
+                client_id=f"{self.name}-consumer",
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                max_poll_records=200,
+                session_timeout_ms=10_000,
+                heartbeat_interval_ms=1_000,
+            )
+            try:
+                await consumer.start()
+                self._consumer = consumer
+                backoff = 0.5
+                await self._consume(consumer)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("consumer %s failed, restarting in %.1fs: %s", self.name, backoff, exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+            finally:
+                self._consumer = None
+                with contextlib.suppress(Exception):
+                    await consumer.stop()
+
+    async def _consume(self, consumer: AIOKafkaConsumer) -> None:
+        while True:
+            batches = await consumer.getmany(timeout_ms=500, max_records=200)
+            for partition, records in batches.items():
+                for record in records:
+                    await self.process(record)
+                await consumer.commit({partition: records[-1].offset + 1})
+
+    async def lag(self) -> int:
+        """Messages on our partitions not yet consumed (0 when not running)."""
+        consumer = self._consumer
+        if consumer is None:
+            return 0
+        partitions: set[TopicPartition] = consumer.assignment()
+        if not partitions:
+            return 0
+        ends = await consumer.end_offsets(list(partitions))
+        total = 0
+        for tp in partitions:
+            with contextlib.suppress(Exception):
+                total += max(0, ends[tp] - await consumer.position(tp))
+        return total
+
+    async def process(self, record: ConsumerRecord) -> None:
+        try:
+            envelope = Envelope.FromString(record.value or b"")
+            if not envelope.event_id or not envelope.event_type:
+                raise DecodeError("envelope without event_id or event_type")
+        except DecodeError as exc:
+            await self._dead_letter(record, f"unparseable message: {exc}")
+            return
+        handler = self.handlers.get(envelope.event_type)
+        if handler is None:
+            return
+        delay = 0.1
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                await self._handle_once(envelope, handler)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if attempt == self.max_attempts:
+                    log.exception("%s: giving up on %s %s", self.name, envelope.event_type, envelope.event_id)
+                    await self._dead_letter(record, f"{type(exc).__name__}: {exc}")
+                    return
+                log.warning(
+                    "%s: handling %s %s failed (attempt %d): %s",
+                    self.name,
+                    envelope.event_type,
+                    envelope.event_id,
+                    attempt,
+                    exc,
+                )
+                await asyncio.sleep(delay + random.uniform(0, delay))
+                delay = min(delay * 2, 5.0)
+
+    async def _handle_once(self, envelope: Envelope, handler: Handler) -> None:
+        async with transaction(self.sessions) as session:
+            inserted = await session.scalar(
+                insert(self.inbox)
+                .values(consumer=self.name, event_id=envelope.event_id, event_type=envelope.event_type)
+                .on_conflict_do_nothing()
+                .returning(self.inbox.c.event_id)
+            )
+            if inserted is None:
+                self.duplicates += 1
+                return
+            await handler(session, envelope)
+        self.processed += 1
+
+    async def _dead_letter(self, record: ConsumerRecord, reason: str) -> None:
+        self.dead_lettered += 1
+        log.error(
+            "%s: dead-lettering %s[%d]@%d: %s",
+            self.name,
+            record.topic,
+            record.partition,
+            record.offset,
+            reason,
+        )
+        headers = [
+            *(record.headers or ()),
+            ("dlq-reason", reason[:1000].encode()),
+            ("dlq-consumer", self.name.encode()),
+            ("dlq-source", f"{record.topic}/{record.partition}/{record.offset}".encode()),
+        ]
+        await self.dead_letters.send_and_wait(
+            dead_letter_topic(record.topic), value=record.value, key=record.key, headers=headers
+        )

@@ -1,0 +1,222 @@
+"""The transactional outbox (DESIGN §4).
+
+A use case adds its events to the `outbox` table in the transaction that changes its state;
+`OutboxRelay` publishes unpublished rows in id order (`FOR UPDATE SKIP LOCKED`, woken by
+`LISTEN/NOTIFY`, polling as the fallback) and marks them published only after the broker
+acknowledged every one of them. A crash between the two repeats a publish; consumers
+deduplicate by event id, so delivery is at least once and the effect exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from datetime import UTC, datetime
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+from google.protobuf.message import Message
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Identity,
+    Index,
+    LargeBinary,
+    MetaData,
+    Table,
+    Text,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from servicekit.context import current_request_id
+from servicekit.db import transaction
+from servicekit.kafka import new_envelope
+
+log = logging.getLogger(__name__)
+
+NOTIFY_CHANNEL = "outbox"
+
+
+def outbox_table(metadata: MetaData) -> Table:
+    return Table(
+        "outbox",
+        metadata,
+        Column("id", BigInteger, Identity(), primary_key=True),
+        Column("event_id", Text, nullable=False, unique=True),
+        Column("topic", Text, nullable=False),
+        Column("key", Text, nullable=False),
+        Column("event_type", Text, nullable=False),
+        Column("payload", LargeBinary, nullable=False),
+        Column("headers", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+        Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        Column("published_at", DateTime(timezone=True)),
+        Index("ix_outbox_unpublished", "id", postgresql_where=text("published_at IS NULL")),
+    )
+
+
+class Outbox:
+    """Writes events next to the state change that caused them."""
+
+    def __init__(self, table: Table, producer_name: str) -> None:
+        self.table = table
+        self.producer_name = producer_name
+
+    async def add(
+        self,
+        session: AsyncSession,
+        *,
+        topic: str,
+        event_type: str,
+        aggregate_id: str,
+        payload: Message,
+        causation_id: str = "",
+        correlation_id: str = "",
+    ) -> str:
+        """Stage one event in the session's transaction; returns its event id."""
+        envelope = new_envelope(
+            event_type=event_type,
+            aggregate_id=aggregate_id,
+            producer=self.producer_name,
+            payload=payload,
+            causation_id=causation_id,
+            correlation_id=correlation_id,
+        )
+        headers = {"event_type": event_type}
+        if request_id := current_request_id():
+            headers["x-request-id"] = request_id
+        await session.execute(
+            insert(self.table).values(
+                event_id=envelope.event_id,
+                topic=topic,
+                key=aggregate_id,
+                event_type=event_type,
+                payload=envelope.SerializeToString(),
+                headers=headers,
+            )
+        )
+        # Delivered to listeners only when the transaction commits.
+        await session.execute(select(func.pg_notify(NOTIFY_CHANNEL, "")))
+        return envelope.event_id
+
+
+class OutboxRelay:
+    """Publishes committed outbox rows to Kafka; one per service process."""
+
+    def __init__(
+        self,
+        *,
+        sessions: async_sessionmaker[AsyncSession],
+        table: Table,
+        producer: AIOKafkaProducer,
+        database_url: str,
+        poll_interval: float = 1.0,
+        batch_size: int = 200,
+    ) -> None:
+        self.sessions = sessions
+        self.table = table
+        self.producer = producer
+        self.listen_dsn = (
+            make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+        )
+        self.poll_interval = poll_interval
+        self.batch_size = batch_size
+        self._wakeup = asyncio.Event()
+        self.published_total = 0
+
+    async def run(self) -> None:
+        listener = asyncio.create_task(self._listen(), name="outbox-listener")
+        backoff = 0.1
+        try:
+            while True:
+                try:
+                    published = await self.publish_batch()
+                    backoff = 0.1
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    log.warning("outbox relay could not publish, retrying in %.1fs: %s", backoff, exc)
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 5.0)
+                    continue
+                if published < self.batch_size:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wakeup.wait(), self.poll_interval)
+                    self._wakeup.clear()
+        finally:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
+
+    async def publish_batch(self) -> int:
+        """Publish the oldest unpublished rows; returns how many were published."""
+        t = self.table
+        async with transaction(self.sessions) as session:
+            rows = (
+                await session.execute(
+                    select(t.c.id, t.c.topic, t.c.key, t.c.payload, t.c.headers)
+                    .where(t.c.published_at.is_(None))
+                    .order_by(t.c.id)
+                    .limit(self.batch_size)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            if not rows:
+                return 0
+            pending = [
+                await self.producer.send(
+                    row.topic,
+                    value=row.payload,
+                    key=row.key.encode(),
+                    headers=[(k, str(v).encode()) for k, v in (row.headers or {}).items()],
+                )
+                for row in rows
+            ]
+            await asyncio.gather(*pending)
+            await session.execute(
+                update(t).where(t.c.id.in_([row.id for row in rows])).values(published_at=func.now())
+            )
+        self.published_total += len(rows)
+        return len(rows)
+
+    async def oldest_unpublished_age(self) -> float:
+        """Seconds since the oldest unpublished event was written (0 when none): the outbox lag."""
+        async with self.sessions() as session:
+            oldest = await session.scalar(
+                select(func.min(self.table.c.created_at)).where(self.table.c.published_at.is_(None))
+            )
+        if oldest is None:
+            return 0.0
+        return max(0.0, (datetime.now(UTC) - oldest).total_seconds())
+
+    async def _listen(self) -> None:
+        backoff = 0.5
+        while True:
+            try:
+                conn = await asyncpg.connect(self.listen_dsn)
+            except (OSError, asyncpg.PostgresError) as exc:
+                log.warning("outbox listener cannot connect, polling meanwhile: %s", exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+                continue
+            backoff = 0.5
+            lost = asyncio.Event()
+            try:
+                await conn.add_listener(NOTIFY_CHANNEL, lambda *_: self._wakeup.set())
+                conn.add_termination_listener(lambda *_, lost=lost: lost.set())
+                self._wakeup.set()  # catch up on whatever was written while we were away
+                started = time.monotonic()
+                await lost.wait()
+                log.warning("outbox listener lost its connection after %.0fs", time.monotonic() - started)
+            finally:
+                with contextlib.suppress(Exception):
+                    await conn.close()

@@ -1,0 +1,228 @@
+"""One service process: its resources opened in order, its server and loops run, all closed cleanly.
+
+`create_server()` builds a configured server (so tests run the real thing in-process on a free
+port); `ServiceRuntime.serve()` runs it until SIGTERM/SIGINT, then marks health NOT_SERVING,
+stops the server with a grace period and closes the loops and connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Awaitable, Callable, Sequence
+
+import grpc
+import redis.asyncio as aioredis
+from aiokafka import AIOKafkaProducer
+from grpc_health.v1 import health
+from sqlalchemy import Table
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from ecommerce.account.v1 import account_pb2, account_pb2_grpc
+from servicekit.auth import Authenticator, JwksFetcher, JwksKeySet, TokenDenylist, jwks_from_json
+from servicekit.db import create_engine, session_factory
+from servicekit.grpc_server import Registration, create_server, set_serving
+from servicekit.kafka import create_producer
+from servicekit.outbox import Outbox, OutboxRelay
+from servicekit.security import TokenVerifier
+from servicekit.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+CHANNEL_OPTIONS = [
+    ("grpc.keepalive_time_ms", 30_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.http2.max_pings_without_data", 0),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.max_receive_message_length", 4 * 1024 * 1024),
+]
+
+
+def insecure_channel(address: str) -> grpc.aio.Channel:
+    return grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+
+
+def account_jwks_fetcher(channel: grpc.aio.Channel, *, timeout: float = 5.0) -> JwksFetcher:
+    stub = account_pb2_grpc.AccountServiceStub(channel)
+
+    async def fetch() -> dict:
+        response = await stub.GetJwks(account_pb2.GetJwksRequest(), timeout=timeout)
+        return jwks_from_json(response.jwks_json)
+
+    return fetch
+
+
+class ServiceRuntime:
+    """Connections shared by one service process."""
+
+    def __init__(self, settings: ServiceSettings, name: str, *, outbox_table: Table | None = None) -> None:
+        self.settings = settings
+        self.name = name
+        self.engine: AsyncEngine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
+        self.sessions: async_sessionmaker[AsyncSession] = session_factory(self.engine)
+        self.redis: aioredis.Redis = aioredis.from_url(
+            settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0, health_check_interval=30
+        )
+        self.producer: AIOKafkaProducer = create_producer(
+            settings.kafka_bootstrap_servers, idempotent=settings.kafka_idempotent_producer, client_id=name
+        )
+        self.outbox = Outbox(outbox_table, name) if outbox_table is not None else None
+        self.relay = (
+            OutboxRelay(
+                sessions=self.sessions,
+                table=outbox_table,
+                producer=self.producer,
+                database_url=settings.database_url,
+                poll_interval=settings.outbox_poll_interval,
+            )
+            if outbox_table is not None
+            else None
+        )
+        self.denylist = TokenDenylist(self.redis)
+        self._channels: list[grpc.aio.Channel] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._producer_ready = asyncio.Event()
+
+    def channel(self, address: str) -> grpc.aio.Channel:
+        channel = insecure_channel(address)
+        self._channels.append(channel)
+        return channel
+
+    def authenticator(self, fetch: JwksFetcher | None = None) -> Authenticator:
+        """Verifies tokens with the account service's JWKS (or the given key source)."""
+        verifier = TokenVerifier(
+            issuer=self.settings.jwt_issuer,
+            audience=self.settings.jwt_audience,
+            algorithms=tuple(self.settings.jwt_algorithms),
+        )
+        source = fetch or account_jwks_fetcher(self.channel(self.settings.account_addr))
+        return Authenticator(JwksKeySet(verifier, source), self.denylist)
+
+    def spawn(self, factory: Callable[[], Awaitable[None]], name: str) -> None:
+        """Run a loop for the life of the process; it is restarted if it ever fails."""
+
+        async def supervised() -> None:
+            while True:
+                try:
+                    await factory()
+                    return
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("background task %s failed; restarting", name)
+                    await asyncio.sleep(1.0)
+
+        self._tasks.append(asyncio.create_task(supervised(), name=name))
+
+    async def start_producer(self) -> None:
+        """Connect the producer, retrying while the broker is away; the relay waits for it."""
+        delay = 0.2
+        while True:
+            try:
+                await self.producer.start()
+                self._producer_ready.set()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("broker not reachable yet (%s); retrying in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def wait_producer(self) -> None:
+        await self._producer_ready.wait()
+
+    def start_relay(self) -> None:
+        if self.relay is None:
+            return
+        relay = self.relay
+
+        async def run() -> None:
+            await self.wait_producer()
+            await relay.run()
+
+        self.spawn(run, "outbox-relay")
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        if self._producer_ready.is_set():
+            with contextlib.suppress(Exception):
+                await self.producer.stop()
+        for channel in self._channels:
+            await channel.close()
+        await self.redis.aclose()
+        await self.engine.dispose()
+
+
+async def start(
+    runtime: ServiceRuntime,
+    registrations: Sequence[Registration],
+    service_names: Sequence[str],
+    *,
+    authenticator: Authenticator | None,
+    start_background: Callable[[], None] | None = None,
+) -> tuple[grpc.aio.Server, health.aio.HealthServicer, int]:
+    """Start the service's server and loops; returns the server, its health servicer and the bound port."""
+    settings = runtime.settings
+    server, health_servicer = create_server(registrations, service_names, authenticator=authenticator)
+    port = server.add_insecure_port(f"{settings.grpc_host}:{settings.grpc_port}")
+    runtime.spawn(runtime.start_producer, "producer-start")
+    runtime.start_relay()
+    if start_background is not None:
+        start_background()
+    await server.start()
+    await set_serving(health_servicer, service_names, True)
+    log.info("%s serving gRPC on %s:%d", runtime.name, settings.grpc_host, port)
+    return server, health_servicer, port
+
+
+async def shutdown(
+    runtime: ServiceRuntime,
+    server: grpc.aio.Server,
+    health_servicer: health.aio.HealthServicer,
+    service_names: Sequence[str],
+) -> None:
+    """Graceful stop: NOT_SERVING first, so balancers drain, then the server, then the loops."""
+    log.info("%s shutting down", runtime.name)
+    await set_serving(health_servicer, service_names, False)
+    await server.stop(runtime.settings.grpc_shutdown_grace)
+    await runtime.close()
+
+
+async def serve(
+    runtime: ServiceRuntime,
+    registrations: Sequence[Registration],
+    service_names: Sequence[str],
+    *,
+    authenticator: Authenticator | None,
+    start_background: Callable[[], None] | None = None,
+) -> None:
+    """Run one service until SIGTERM or SIGINT."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    server, health_servicer, _ = await start(
+        runtime, registrations, service_names, authenticator=authenticator, start_background=start_background
+    )
+    try:
+        await stop.wait()
+    finally:
+        await shutdown(runtime, server, health_servicer, service_names)
+
+
+def run(main: Awaitable[None]) -> None:
+    """Run a process's main coroutine on uvloop where available."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - not on Windows
+        asyncio.run(main)  # type: ignore[arg-type]
+        return
+    uvloop.run(main)  # type: ignore[arg-type]

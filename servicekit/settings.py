@@ -1,0 +1,76 @@
+"""Settings shared by every process. Each service subclasses `ServiceSettings` with its own prefix.
+
+Infrastructure addresses are unprefixed so that one value serves every process
+(`REDIS_URL`, `KAFKA_BOOTSTRAP_SERVERS`, `ACCOUNT_ADDR`); what belongs to one service is
+prefixed with its name (`ACCOUNT_DATABASE_URL`, `CATALOG_GRPC_PORT`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Environment = Literal["development", "test", "production"]
+
+
+def shared(name: str, *, default: object = ..., **kwargs: object):  # type: ignore[no-untyped-def]
+    """A field read from one unprefixed environment variable, whatever the class prefix."""
+    return Field(default, validation_alias=AliasChoices(name, name.lower()), **kwargs)  # type: ignore[arg-type]
+
+
+class PlatformSettings(BaseSettings):
+    """What every process of the platform reads."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    env: Environment = shared("ECOMMERCE_ENV", default="development")
+    data_dir: Path = shared("ECOMMERCE_DATA_DIR", default=Path(".data"))
+    log_level: str = shared("LOG_LEVEL", default="INFO")
+    log_format: Literal["json", "console"] = shared("LOG_FORMAT", default="json")
+
+    redis_url: str = shared("REDIS_URL", default="redis://127.0.0.1:6379/0")
+    kafka_bootstrap_servers: str = shared("KAFKA_BOOTSTRAP_SERVERS", default="127.0.0.1:9092")
+    # Tansu (the embedded broker) has no idempotent producer; real Kafka does, and we use it there.
+    kafka_idempotent_producer: bool = shared("KAFKA_IDEMPOTENT_PRODUCER", default=False)
+    kafka_topic_partitions: int = shared("KAFKA_TOPIC_PARTITIONS", default=3, ge=1, le=256)
+
+    jwt_issuer: str = shared("JWT_ISSUER", default="ecommerce-account")
+    jwt_audience: str = shared("JWT_AUDIENCE", default="ecommerce")
+    jwt_algorithms: tuple[str, ...] = shared("JWT_ALGORITHMS", default=("RS256",))
+
+    account_addr: str = shared("ACCOUNT_ADDR", default="127.0.0.1:50051")
+    catalog_addr: str = shared("CATALOG_ADDR", default="127.0.0.1:50052")
+    order_addr: str = shared("ORDER_ADDR", default="127.0.0.1:50053")
+    payment_addr: str = shared("PAYMENT_ADDR", default="127.0.0.1:50054")
+    notification_addr: str = shared("NOTIFICATION_ADDR", default="127.0.0.1:50055")
+
+    cursor_secret: str = shared(
+        "CURSOR_SECRET",
+        default="development-cursor-secret",
+        description="Signs page cursors; set a random value in production.",
+    )
+
+    @property
+    def production(self) -> bool:
+        return self.env == "production"
+
+
+class ServiceSettings(PlatformSettings):
+    """What a gRPC service reads; subclasses set `env_prefix` to `<SERVICE>_`."""
+
+    database_url: str = Field(
+        "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres",
+        description="SQLAlchemy URL of this service's own database (asyncpg driver).",
+    )
+    database_pool_size: int = Field(10, ge=1, le=200)
+    grpc_host: str = "127.0.0.1"
+    grpc_port: int = Field(0, ge=0, le=65535)
+    metrics_port: int = Field(0, ge=0, le=65535)
+    grpc_shutdown_grace: float = Field(5.0, ge=0)
+    outbox_poll_interval: float = Field(1.0, gt=0, description="Relay poll when no NOTIFY arrives.")
+    consumer_max_attempts: int = Field(
+        5, ge=1, description="Handler attempts for one message before it goes to the dead-letter topic."
+    )

@@ -1,0 +1,34 @@
+"""Session fixtures: real PostgreSQL, Redis and broker, started once.
+
+The embedded servers are used unless `DATABASE_URL`, `REDIS_URL` or `KAFKA_BOOTSTRAP_SERVERS`
+name external ones. Nothing here depends on the machine's own PostgreSQL or Redis.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+# Tests run with the lowest bcrypt cost, set through its setting (DESIGN §6).
+os.environ.setdefault("ACCOUNT_BCRYPT_ROUNDS", "4")
+os.environ.setdefault("ECOMMERCE_ENV", "test")
+os.environ.setdefault("LOG_FORMAT", "json")
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("ecommerce-data")
+
+
+@pytest.fixture(scope="session")
+def infra(data_dir: Path) -> Iterator[object]:
+    from ecommerce_cli.stack import Infrastructure
+
+    infrastructure = Infrastructure(data_dir).start()
+    try:
+        yield infrastructure
+    finally:
+        infrastructure.stop()

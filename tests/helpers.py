@@ -1,0 +1,87 @@
+"""Small helpers the test suites share: waiting on conditions, forging tokens, unique data."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import jwt
+
+from servicekit.security import SigningKey
+
+T = TypeVar("T")
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T]],
+    *,
+    timeout: float = 10.0,
+    interval: float = 0.05,
+    what: str = "condition",
+) -> T:
+    """Poll `probe` until it returns a truthy value; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(interval)
+
+
+def unique_email(prefix: str = "user") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:12]}@example.com"
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def claims(
+    subject: str,
+    *,
+    role: str = "ADMIN",
+    issuer: str = "ecommerce-account",
+    audience: str = "ecommerce",
+    lifetime: int = 900,
+    **overrides: object,
+) -> dict:
+    now = int(time.time())
+    values: dict = {
+        "sub": subject,
+        "role": role,
+        "iss": issuer,
+        "aud": audience,
+        "iat": now,
+        "nbf": now,
+        "exp": now + lifetime,
+        "jti": uuid.uuid4().hex,
+    }
+    values.update(overrides)
+    return values
+
+
+def alg_none_token(payload: dict, kid: str) -> str:
+    header = _b64(json.dumps({"alg": "none", "typ": "JWT", "kid": kid}).encode())
+    body = _b64(json.dumps(payload).encode())
+    return f"{header}.{body}."
+
+
+def hs256_with_public_key(payload: dict, public_pem: bytes, kid: str) -> str:
+    """The classic algorithm-confusion forgery: HMAC keyed with the server's public key."""
+    header = _b64(json.dumps({"alg": "HS256", "typ": "JWT", "kid": kid}).encode())
+    body = _b64(json.dumps(payload).encode())
+    signature = hmac.new(public_pem, f"{header}.{body}".encode(), hashlib.sha256).digest()
+    return f"{header}.{body}.{_b64(signature)}"
+
+
+def signed(payload: dict, key: SigningKey) -> str:
+    return jwt.encode(payload, key.to_pem(), algorithm="RS256", headers={"kid": key.kid})
