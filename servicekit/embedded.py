@@ -299,7 +299,7 @@ class EmbeddedServer:
             try:
                 if self._probe():
                     return
-            except OSError as exc:
+            except (OSError, subprocess.SubprocessError) as exc:
                 logger.debug("%s not ready yet: %s", self.name, exc)
             if time.monotonic() > deadline:
                 self._kill_group(self._proc)

@@ -5,6 +5,10 @@ opens a transaction, records `(consumer, event_id)` in the `inbox` table and run
 in that same transaction; only after the commit does it commit the Kafka offset. A duplicate
 finds its inbox row and changes nothing. A message that cannot be parsed, or whose handler keeps
 failing past its attempts, goes to the topic's dead-letter topic so the partition keeps flowing.
+
+A handler that must call something slow outside any transaction (a payment provider) records its
+intent and returns a follow-up: the consumer awaits it after the commit and before the offset
+commit, and on failure retries the follow-up alone (the inbox row is already written).
 """
 
 from __future__ import annotations
@@ -28,7 +32,13 @@ from servicekit.kafka import dead_letter_topic
 log = logging.getLogger(__name__)
 
 Envelope = envelope_pb2.EventEnvelope
-Handler = Callable[[AsyncSession, Envelope], Awaitable[None]]
+FollowUp = Callable[[], Awaitable[None]]
+# A handler returns None, or a follow-up to run once its transaction has committed.
+Handler = Callable[[AsyncSession, Envelope], Awaitable[FollowUp | None]]
+
+
+async def _nothing() -> None:
+    return None
 
 
 def inbox_table(metadata: MetaData) -> Table:
@@ -135,9 +145,12 @@ class EventConsumer:
         if handler is None:
             return
         delay = 0.1
+        follow_up: FollowUp | None = None
         for attempt in range(1, self.max_attempts + 1):
             try:
-                await self._handle_once(envelope, handler)
+                if follow_up is None:
+                    follow_up = await self._handle_once(envelope, handler) or _nothing
+                await follow_up()
                 return
             except asyncio.CancelledError:
                 raise
@@ -157,7 +170,7 @@ class EventConsumer:
                 await asyncio.sleep(delay + random.uniform(0, delay))
                 delay = min(delay * 2, 5.0)
 
-    async def _handle_once(self, envelope: Envelope, handler: Handler) -> None:
+    async def _handle_once(self, envelope: Envelope, handler: Handler) -> FollowUp | None:
         async with transaction(self.sessions) as session:
             inserted = await session.scalar(
                 insert(self.inbox)
@@ -167,9 +180,10 @@ class EventConsumer:
             )
             if inserted is None:
                 self.duplicates += 1
-                return
-            await handler(session, envelope)
+                return None
+            follow_up = await handler(session, envelope)
         self.processed += 1
+        return follow_up
 
     async def _dead_letter(self, record: ConsumerRecord, reason: str) -> None:
         self.dead_lettered += 1

@@ -121,6 +121,7 @@ class OutboxRelay:
         database_url: str,
         poll_interval: float = 1.0,
         batch_size: int = 200,
+        publish_timeout: float = 30.0,
     ) -> None:
         self.sessions = sessions
         self.table = table
@@ -130,6 +131,7 @@ class OutboxRelay:
         )
         self.poll_interval = poll_interval
         self.batch_size = batch_size
+        self.publish_timeout = publish_timeout
         self._wakeup = asyncio.Event()
         self.published_total = 0
 
@@ -172,16 +174,19 @@ class OutboxRelay:
             ).all()
             if not rows:
                 return 0
-            pending = [
-                await self.producer.send(
-                    row.topic,
-                    value=row.payload,
-                    key=row.key.encode(),
-                    headers=[(k, str(v).encode()) for k, v in (row.headers or {}).items()],
-                )
-                for row in rows
-            ]
-            await asyncio.gather(*pending)
+            # A broker that does not answer must not hold the row locks forever: give up, roll
+            # back, and let the next round try again.
+            async with asyncio.timeout(self.publish_timeout):
+                pending = [
+                    await self.producer.send(
+                        row.topic,
+                        value=row.payload,
+                        key=row.key.encode(),
+                        headers=[(k, str(v).encode()) for k, v in (row.headers or {}).items()],
+                    )
+                    for row in rows
+                ]
+                await asyncio.gather(*pending)
             await session.execute(
                 update(t).where(t.c.id.in_([row.id for row in rows])).values(published_at=func.now())
             )

@@ -1,0 +1,308 @@
+"""The outbox relay and the inbox consumer against real PostgreSQL and the real broker."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import KafkaError
+from sqlalchemy import Column, MetaData, Table, Text, func, insert, select, text
+
+from ecommerce.events.v1 import account_events_pb2, envelope_pb2
+from servicekit.db import create_engine, database_url, ensure_database, session_factory, transaction
+from servicekit.embedded import EmbeddedBroker
+from servicekit.inbox import EventConsumer, inbox_table
+from servicekit.kafka import create_producer, dead_letter_topic, ensure_topics, new_envelope
+from servicekit.outbox import Outbox, OutboxRelay, outbox_table
+from tests.helpers import eventually
+
+metadata = MetaData()
+outbox = outbox_table(metadata)
+inbox = inbox_table(metadata)
+effects = Table("effects", metadata, Column("event_id", Text, primary_key=True), Column("note", Text))
+
+
+@pytest.fixture(scope="module")
+async def kit(infra) -> AsyncIterator[dict]:
+    url = database_url(infra.postgres_url, "servicekit_it")
+    await ensure_database(url)
+    engine = create_engine(url, pool_size=5)
+    async with engine.begin() as conn:
+        await conn.run_sync(metadata.drop_all)
+        await conn.run_sync(metadata.create_all)
+    producer = create_producer(infra.kafka_bootstrap_servers, idempotent=False, client_id="kit-test")
+    await producer.start()
+    try:
+        yield {
+            "url": url,
+            "engine": engine,
+            "sessions": session_factory(engine),
+            "producer": producer,
+            "bootstrap": infra.kafka_bootstrap_servers,
+        }
+    finally:
+        await producer.stop()
+        await engine.dispose()
+
+
+@pytest.fixture
+async def topic(kit) -> str:
+    name = f"kit-{uuid.uuid4().hex[:10]}"
+    await ensure_topics(kit["bootstrap"], [name, dead_letter_topic(name)], partitions=2)
+    return name
+
+
+async def read_all(bootstrap: str, topic: str, count: int, timeout: float = 15) -> list:
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=f"reader-{uuid.uuid4().hex}",
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    records: list = []
+    try:
+
+        async def enough() -> bool:
+            for batch in (await consumer.getmany(timeout_ms=200)).values():
+                records.extend(batch)
+            return len(records) >= count
+
+        await eventually(enough, timeout=timeout, what=f"{count} records on {topic}")
+    finally:
+        await consumer.stop()
+    return records
+
+
+def registered(account_id: str) -> account_events_pb2.AccountRegistered:
+    return account_events_pb2.AccountRegistered(account_id=account_id, email=f"{account_id}@example.com")
+
+
+@contextlib.asynccontextmanager
+async def running(coro_factory) -> AsyncIterator[asyncio.Task]:
+    task = asyncio.create_task(coro_factory())
+    try:
+        yield task
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def test_an_event_is_written_only_when_its_transaction_commits(kit, topic):
+    box = Outbox(outbox, "kit")
+
+    async def failing_use_case() -> None:
+        async with transaction(kit["sessions"]) as session:
+            await box.add(
+                session,
+                topic=topic,
+                event_type="account.registered",
+                aggregate_id="a",
+                payload=registered("rolled-back"),
+            )
+            raise RuntimeError("the use case failed")
+
+    with pytest.raises(RuntimeError):
+        await failing_use_case()
+
+    async with kit["sessions"]() as session:
+        assert (
+            await session.scalar(select(func.count()).select_from(outbox).where(outbox.c.topic == topic)) == 0
+        )
+
+
+async def test_the_relay_publishes_in_order_and_marks_rows_only_after_the_broker_acknowledged(kit, topic):
+    box = Outbox(outbox, "kit")
+    ids = [str(uuid.uuid4()) for _ in range(5)]
+    async with transaction(kit["sessions"]) as session:
+        for account_id in ids:
+            await box.add(
+                session,
+                topic=topic,
+                event_type="account.registered",
+                aggregate_id="same-key",
+                payload=registered(account_id),
+            )
+    relay = OutboxRelay(
+        sessions=kit["sessions"],
+        table=outbox,
+        producer=kit["producer"],
+        database_url=kit["url"],
+        poll_interval=0.2,
+    )
+
+    async with running(relay.run):
+        records = await read_all(kit["bootstrap"], topic, 5)
+
+        async def all_marked() -> bool:
+            async with kit["sessions"]() as session:
+                left = await session.scalar(
+                    select(func.count())
+                    .select_from(outbox)
+                    .where(outbox.c.topic == topic, outbox.c.published_at.is_(None))
+                )
+            return left == 0
+
+        await eventually(all_marked, what="rows marked published")
+
+    payloads = []
+    for record in records:
+        envelope = envelope_pb2.EventEnvelope.FromString(record.value)
+        message = account_events_pb2.AccountRegistered()
+        envelope.payload.Unpack(message)
+        payloads.append(message.account_id)
+        assert record.key == b"same-key"
+        assert dict(record.headers)["event_type"] == b"account.registered"
+    assert payloads == ids
+
+
+async def test_rows_stay_unpublished_while_the_broker_is_down_and_go_out_when_it_is_back(kit, tmp_path):
+    broker = EmbeddedBroker(tmp_path / "broker").start()
+    producer = create_producer(broker.bootstrap_servers, idempotent=False, client_id="kit-outage")
+    await producer.start()
+    topic = f"kit-outage-{uuid.uuid4().hex[:8]}"
+    box = Outbox(outbox, "kit")
+    relay = OutboxRelay(
+        sessions=kit["sessions"],
+        table=outbox,
+        producer=producer,
+        database_url=kit["url"],
+        publish_timeout=2.0,
+    )
+    try:
+        broker.stop()
+        async with transaction(kit["sessions"]) as session:
+            await box.add(
+                session,
+                topic=topic,
+                event_type="account.registered",
+                aggregate_id="k",
+                payload=registered("waiting"),
+            )
+
+        with pytest.raises((TimeoutError, KafkaError)):
+            await relay.publish_batch()
+        assert await _unpublished(kit, topic) == 1
+
+        broker.start()
+        await eventually(lambda: _published_after_retry(relay), timeout=30, what="the relay to catch up")
+        assert await _unpublished(kit, topic) == 0
+        records = await read_all(broker.bootstrap_servers, topic, 1)
+        assert envelope_pb2.EventEnvelope.FromString(records[0].value).event_type == "account.registered"
+    finally:
+        await producer.stop()
+        broker.stop()
+
+
+async def _unpublished(kit, topic: str) -> int:
+    async with kit["sessions"]() as session:
+        return await session.scalar(
+            select(func.count())
+            .select_from(outbox)
+            .where(outbox.c.topic == topic, outbox.c.published_at.is_(None))
+        )
+
+
+async def _published_after_retry(relay: OutboxRelay) -> bool:
+    try:
+        return await relay.publish_batch() > 0
+    except (TimeoutError, KafkaError):
+        return False
+
+
+async def test_the_inbox_applies_an_event_once_whatever_the_redeliveries(kit, topic):
+    applied: list[str] = []
+
+    async def handle(session, envelope) -> None:
+        applied.append(envelope.event_id)
+        await session.execute(insert(effects).values(event_id=envelope.event_id, note="done"))
+
+    envelope = new_envelope(
+        event_type="account.registered", aggregate_id="k", producer="test", payload=registered("once")
+    )
+    for _ in range(3):
+        await kit["producer"].send_and_wait(topic, envelope.SerializeToString(), key=b"k")
+    consumer = EventConsumer(
+        name=f"kit-{uuid.uuid4().hex[:6]}",
+        topics=[topic],
+        handlers={"account.registered": handle},
+        sessions=kit["sessions"],
+        inbox=inbox,
+        bootstrap_servers=kit["bootstrap"],
+        dead_letters=kit["producer"],
+    )
+
+    async with running(consumer.run):
+        await eventually(
+            lambda: _value(consumer.processed + consumer.duplicates == 3), what="3 deliveries seen"
+        )
+
+    assert applied == [envelope.event_id]
+    assert consumer.duplicates == 2
+    async with kit["sessions"]() as session:
+        assert (
+            await session.scalar(
+                select(func.count()).select_from(effects).where(effects.c.event_id == envelope.event_id)
+            )
+            == 1
+        )
+
+
+async def test_poison_and_failing_messages_go_to_the_dead_letter_topic_and_the_partition_keeps_flowing(
+    kit, topic
+):
+    seen: list[str] = []
+
+    async def handle(session, envelope) -> None:
+        message = account_events_pb2.AccountRegistered()
+        envelope.payload.Unpack(message)
+        if message.account_id == "explodes":
+            await session.execute(text("SELECT 1/0"))
+        seen.append(message.account_id)
+
+    good = new_envelope(
+        event_type="account.registered", aggregate_id="k", producer="t", payload=registered("good")
+    )
+    bad = new_envelope(
+        event_type="account.registered", aggregate_id="k", producer="t", payload=registered("explodes")
+    )
+    later = new_envelope(
+        event_type="account.registered", aggregate_id="k", producer="t", payload=registered("later")
+    )
+    for value in (
+        b"\xff\x00 not protobuf",
+        good.SerializeToString(),
+        bad.SerializeToString(),
+        later.SerializeToString(),
+    ):
+        await kit["producer"].send_and_wait(topic, value, key=b"k")
+    consumer = EventConsumer(
+        name=f"kit-{uuid.uuid4().hex[:6]}",
+        topics=[topic],
+        handlers={"account.registered": handle},
+        sessions=kit["sessions"],
+        inbox=inbox,
+        bootstrap_servers=kit["bootstrap"],
+        dead_letters=kit["producer"],
+        max_attempts=2,
+    )
+
+    async with running(consumer.run):
+        await eventually(
+            lambda: _value(seen == ["good", "later"]), timeout=20, what="the partition to flow on"
+        )
+        dead = await read_all(kit["bootstrap"], dead_letter_topic(topic), 2)
+
+    assert consumer.dead_lettered == 2
+    reasons = sorted(dict(r.headers)["dlq-reason"].decode() for r in dead)
+    assert "division by zero" in reasons[0]
+    assert reasons[1].startswith("unparseable message")
+
+
+async def _value(value: bool) -> bool:
+    return value
