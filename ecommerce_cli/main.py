@@ -14,7 +14,15 @@ import signal
 import sys
 from pathlib import Path
 
-from ecommerce_cli.stack import ALL_SERVICES, Infrastructure, Platform, available_services, prepare
+from ecommerce_cli.stack import (
+    ALL_SERVICES,
+    Infrastructure,
+    Platform,
+    available_services,
+    configured_metrics_ports,
+    configured_ports,
+    prepare,
+)
 from servicekit.errors import DomainError
 from servicekit.logging import configure_logging
 from servicekit.settings import PlatformSettings
@@ -63,7 +71,7 @@ async def _dev(data_dir: Path) -> None:
     services = available_services()
     print(f"Starting PostgreSQL, Redis and the broker (data in {data_dir}) ...", flush=True)
     infra = Infrastructure(data_dir).start()
-    platform = Platform(infra, services)
+    platform = Platform(infra, services, ports=configured_ports(), metrics_ports=configured_metrics_ports())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -50,6 +50,27 @@ METRICS_PORTS = {
 }
 
 
+def configured_ports(environ: Mapping[str, str] | None = None) -> dict[str, int]:
+    """The default ports, each replaceable by `GATEWAY_PORT` or `<SERVICE>_GRPC_PORT`."""
+    env = os.environ if environ is None else environ
+    ports = dict(DEFAULT_PORTS)
+    for name in ports:
+        key = "GATEWAY_PORT" if name == "gateway" else f"{name.upper()}_GRPC_PORT"
+        if env.get(key, "").isdigit():
+            ports[name] = int(env[key])
+    return ports
+
+
+def configured_metrics_ports(environ: Mapping[str, str] | None = None) -> dict[str, int]:
+    env = os.environ if environ is None else environ
+    ports = dict(METRICS_PORTS)
+    for name in ports:
+        key = f"{name.upper()}_METRICS_PORT"
+        if env.get(key, "").isdigit():
+            ports[name] = int(env[key])
+    return ports
+
+
 def available_services() -> list[str]:
     """The services this checkout has (each later issue adds one)."""
     return [name for name in ALL_SERVICES if importlib.util.find_spec(f"{name}.__main__") is not None]
