@@ -9,6 +9,8 @@ from functools import cache
 from babel import Locale
 from babel.numbers import get_currency_precision, get_territory_currencies
 
+MAX_MINOR = 2**63 - 1  # what an int64 amount field can carry
+
 
 @cache
 def active_currencies() -> frozenset[str]:
@@ -41,7 +43,11 @@ def to_minor(value: Decimal | str, currency: str) -> int:
         raise ValueError("is not a decimal number") from None
     if not amount.is_finite():
         raise ValueError("is not a decimal number")
+    if abs(amount.adjusted()) > 30:
+        raise ValueError("is too large")
     scaled = amount.scaleb(exponent(currency))
+    if abs(scaled) > MAX_MINOR:
+        raise ValueError("is too large")
     if scaled != scaled.to_integral_value():
         raise ValueError(f"has more than {exponent(currency)} decimal places for {currency}")
     return int(scaled)

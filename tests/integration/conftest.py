@@ -24,6 +24,7 @@ class AccountHarness:
     app: AccountApp
     stub: account_pb2_grpc.AccountServiceStub
     settings: AccountSettings
+    port: int
 
     async def execute(self, sql: str, **params: object) -> list:
         async with self.app.runtime.sessions() as session, session.begin():
@@ -55,7 +56,7 @@ async def account(infra, data_dir: Path) -> AsyncIterator[AccountHarness]:
     )
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
     try:
-        yield AccountHarness(app, account_pb2_grpc.AccountServiceStub(channel), settings)
+        yield AccountHarness(app, account_pb2_grpc.AccountServiceStub(channel), settings, port)
     finally:
         await channel.close()
         await shutdown(app.runtime, server, health, [grpc_api.SERVICE_NAME])
