@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import serialization
 from jwt.algorithms import RSAAlgorithm
 
 from ecommerce.account.v1 import account_pb2, account_pb2_grpc
-from tests.helpers import alg_none_token, claims, hs256_with_public_key, unique_email
+from tests.helpers import alg_none_token, claims, eventually, hs256_with_public_key, unique_email
 
 PASSWORD = "correct horse battery"
 
@@ -298,3 +298,33 @@ def _tamper(token: str, payload: dict) -> str:
     header, _, signature = token.split(".")
     body = base64.urlsafe_b64encode(json.dumps(payload).encode()).decode().rstrip("=")
     return f"{header}.{body}.{signature}"
+
+
+async def test_graphiql_is_served_outside_production(gateway):
+    response = await gateway.client.get(gateway.url, headers={"Accept": "text/html"})
+
+    assert response.status_code == 200
+    assert "graphiql" in response.text.lower()
+
+
+async def test_every_log_line_is_json_and_the_request_id_reaches_the_service(gateway):
+    session = await sign_up(gateway)
+    request_id = uuid.uuid4().hex
+    await gateway.client.post(
+        gateway.url,
+        json={"query": ME},
+        headers={"X-Request-Id": request_id, "Authorization": f"Bearer {session['accessToken']}"},
+    )
+    log_file = gateway.platform.log_dir / "account.log"
+
+    def lines() -> list[dict]:
+        return [json.loads(line) for line in log_file.read_text().splitlines() if line.startswith("{")]
+
+    async def logged() -> bool:
+        return any(line.get("request_id") == request_id for line in lines())
+
+    await eventually(logged, what="the account service's log line with the request id")
+    rpc = next(line for line in lines() if line.get("request_id") == request_id)
+    assert rpc["rpc_method"] == "/ecommerce.account.v1.AccountService/GetMe"
+    assert rpc["account_id"] == session["account"]["id"]
+    assert all({"time", "level", "logger", "message", "service"} <= line.keys() for line in lines())

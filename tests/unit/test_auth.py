@@ -1,0 +1,111 @@
+"""Token verification as services and the gateway use it: JWKS refetch on an unknown kid, rate limited."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from account.__main__ import signing_key
+from account.settings import AccountSettings
+from servicekit.auth import Authenticator, JwksKeySet, bearer_token
+from servicekit.errors import Unauthenticated
+from servicekit.security import SigningKey, TokenIssuer, TokenVerifier, jwks
+
+ISSUER, AUDIENCE = "ecommerce-account", "ecommerce"
+
+
+class KeySource:
+    """The account service's JWKS as it changes over time (a rotation adds a key)."""
+
+    def __init__(self, *keys: SigningKey) -> None:
+        self.keys = list(keys)
+        self.fetches = 0
+
+    async def __call__(self) -> dict:
+        self.fetches += 1
+        return jwks(self.keys)
+
+
+def issue(key: SigningKey, role: str = "CUSTOMER") -> str:
+    return TokenIssuer(key, issuer=ISSUER, audience=AUDIENCE).issue(
+        "8f7c3a52-7f3e-4d2c-9d0e-0a1b2c3d4e5f", role
+    )[0]
+
+
+def keyset(source: KeySource, interval: float) -> JwksKeySet:
+    return JwksKeySet(TokenVerifier(issuer=ISSUER, audience=AUDIENCE), source, min_refresh_interval=interval)
+
+
+def test_a_token_signed_with_a_rotated_in_key_is_accepted_after_one_refetch():
+    old, new = SigningKey.generate(), SigningKey.generate()
+    source = KeySource(old)
+    keys = keyset(source, interval=0)
+
+    async def scenario() -> tuple[str, str]:
+        first = await keys.verify(issue(old))
+        source.keys.append(new)
+        second = await keys.verify(issue(new))
+        return first.role, second.role
+
+    assert asyncio.run(scenario()) == ("CUSTOMER", "CUSTOMER")
+    assert source.fetches == 2
+
+
+def test_forged_kids_cannot_make_the_verifier_refetch_more_than_once_per_interval():
+    source = KeySource(SigningKey.generate())
+    keys = keyset(source, interval=3600)
+    stranger = SigningKey.generate()
+
+    async def scenario() -> int:
+        authenticator = Authenticator(keys)
+        refused = 0
+        for _ in range(20):
+            try:
+                await authenticator.authenticate(issue(stranger))
+            except Unauthenticated:
+                refused += 1
+        return refused
+
+    assert asyncio.run(scenario()) == 20
+    assert source.fetches == 1
+
+
+def test_the_authenticator_turns_a_token_into_a_caller():
+    key = SigningKey.generate()
+    authenticator = Authenticator(keyset(KeySource(key), interval=0))
+
+    caller = asyncio.run(authenticator.authenticate(issue(key, role="ADMIN")))
+
+    assert (caller.role, caller.is_admin, len(caller.token_id)) == ("ADMIN", True, 32)
+
+
+@pytest.mark.parametrize(
+    ("header", "token"),
+    [
+        ("Bearer abc", "abc"),
+        ("bearer  abc ", "abc"),
+        ("Basic abc", None),
+        ("Bearer", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_only_bearer_authorization_headers_carry_a_token(header, token):
+    assert bearer_token(header) == token
+
+
+def test_production_refuses_to_start_without_a_configured_signing_key(tmp_path):
+    settings = AccountSettings(env="production", data_dir=tmp_path)
+
+    with pytest.raises(SystemExit, match="required in production"):
+        signing_key(settings)
+
+
+def test_development_creates_a_signing_key_once_and_reuses_it(tmp_path):
+    settings = AccountSettings(env="development", data_dir=tmp_path)
+
+    first, second = signing_key(settings), signing_key(settings)
+
+    assert first.kid == second.kid
+    assert (tmp_path / "keys" / "jwt-signing.pem").stat().st_mode & 0o777 == 0o600
