@@ -16,9 +16,11 @@ MAX_CURSOR_LENGTH = 512
 
 
 class CursorCodec:
-    def __init__(self, secret: str, *, purpose: str) -> None:
+    def __init__(self, secret: str, *, purpose: str, max_length: int = MAX_CURSOR_LENGTH) -> None:
         # The purpose is mixed into the key so that a cursor of one listing never opens another.
         self._key = hashlib.sha256(f"{purpose}\x00{secret}".encode()).digest()
+        # A cursor that carries a sort value (a product name) needs more room than an id.
+        self.max_length = max_length
 
     def _sign(self, body: bytes) -> bytes:
         return hmac.new(self._key, body, hashlib.sha256).digest()[:16]
@@ -30,7 +32,7 @@ class CursorCodec:
 
     def decode(self, cursor: str, *, field: str = "after") -> dict[str, Any]:
         """The cursor's values; InvalidArgument naming `field` when it is malformed or forged."""
-        if len(cursor) > MAX_CURSOR_LENGTH:
+        if len(cursor) > self.max_length:
             raise InvalidArgument.field(field, "is not a valid cursor")
         try:
             raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))

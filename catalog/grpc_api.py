@@ -1,0 +1,152 @@
+"""CatalogService servicer: proto in, use case, proto out. Errors are mapped by the interceptor."""
+
+from __future__ import annotations
+
+from catalog.convert import category_to_proto, product_to_proto
+from catalog.service import CatalogService, ProductFilter, ProductPage
+from ecommerce.catalog.v1 import catalog_pb2, catalog_pb2_grpc
+from servicekit.context import current_caller
+
+SERVICE_NAME = catalog_pb2.DESCRIPTOR.services_by_name["CatalogService"].full_name
+SORT_FROM_PROTO = {
+    catalog_pb2.PRODUCT_SORT_NEWEST: "NEWEST",
+    catalog_pb2.PRODUCT_SORT_PRICE_ASC: "PRICE_ASC",
+    catalog_pb2.PRODUCT_SORT_PRICE_DESC: "PRICE_DESC",
+    catalog_pb2.PRODUCT_SORT_NAME: "NAME",
+    catalog_pb2.PRODUCT_SORT_RELEVANCE: "RELEVANCE",
+}
+
+
+def _optional(message, name: str):  # type: ignore[no-untyped-def]
+    return getattr(message, name) if message.HasField(name) else None
+
+
+def filter_from_proto(message: catalog_pb2.ProductFilter) -> ProductFilter:
+    return ProductFilter(
+        category_slug=message.category_slug,
+        min_price_minor=_optional(message, "min_price_minor"),
+        max_price_minor=_optional(message, "max_price_minor"),
+        min_price=_optional(message, "min_price"),
+        max_price=_optional(message, "max_price"),
+        in_stock_only=message.in_stock_only,
+        featured_only=message.featured_only,
+        include_archived=message.include_archived,
+    )
+
+
+def _sort(value: int, default: str) -> str:
+    # An unknown enum number is passed on as such, for the use case to refuse.
+    return (
+        default if value == catalog_pb2.PRODUCT_SORT_UNSPECIFIED else SORT_FROM_PROTO.get(value, str(value))
+    )
+
+
+def _page(page: ProductPage):  # type: ignore[no-untyped-def]
+    return {
+        "products": [product_to_proto(p) for p in page.products],
+        "cursors": page.cursors,
+        "next_page_token": page.cursors[-1] if page.cursors else "",
+        "has_next_page": page.has_next_page,
+        "total_count": page.total_count,
+    }
+
+
+class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
+    def __init__(self, service: CatalogService) -> None:
+        self.service = service
+
+    async def CreateProduct(self, request, context):  # type: ignore[no-untyped-def]
+        product = await self.service.create_product(
+            current_caller(),
+            sku=request.sku,
+            name=request.name,
+            description=request.description,
+            price_minor=request.price.amount_minor,
+            currency=request.price.currency,
+            category_slug=request.category_slug,
+            stock=request.stock,
+            featured=request.featured,
+            low_stock_threshold=_optional(request, "low_stock_threshold"),
+        )
+        return catalog_pb2.CreateProductResponse(product=product_to_proto(product))
+
+    async def UpdateProduct(self, request, context):  # type: ignore[no-untyped-def]
+        has_price = request.HasField("price")
+        product = await self.service.update_product(
+            current_caller(),
+            product_id=request.product_id,
+            sku=_optional(request, "sku"),
+            name=_optional(request, "name"),
+            description=_optional(request, "description"),
+            price_minor=request.price.amount_minor if has_price else None,
+            currency=request.price.currency if has_price else None,
+            category_slug=_optional(request, "category_slug"),
+            featured=_optional(request, "featured"),
+            low_stock_threshold=_optional(request, "low_stock_threshold"),
+        )
+        return catalog_pb2.UpdateProductResponse(product=product_to_proto(product))
+
+    async def ArchiveProduct(self, request, context):  # type: ignore[no-untyped-def]
+        product = await self.service.archive_product(current_caller(), product_id=request.product_id)
+        return catalog_pb2.ArchiveProductResponse(product=product_to_proto(product))
+
+    async def GetProduct(self, request, context):  # type: ignore[no-untyped-def]
+        product = await self.service.get_product(product_id=request.product_id)
+        return catalog_pb2.GetProductResponse(product=product_to_proto(product))
+
+    async def BatchGetProducts(self, request, context):  # type: ignore[no-untyped-def]
+        products = await self.service.batch_get_products(product_ids=list(request.product_ids))
+        return catalog_pb2.BatchGetProductsResponse(products=[product_to_proto(p) for p in products])
+
+    async def ListProducts(self, request, context):  # type: ignore[no-untyped-def]
+        page = await self.service.list_products(
+            current_caller(),
+            filter=filter_from_proto(request.filter),
+            sort=_sort(request.sort, "NEWEST"),
+            page_size=request.page_size,
+            page_token=request.page_token,
+        )
+        return catalog_pb2.ListProductsResponse(**_page(page))
+
+    async def SearchProducts(self, request, context):  # type: ignore[no-untyped-def]
+        page = await self.service.search_products(
+            current_caller(),
+            query=request.query,
+            filter=filter_from_proto(request.filter),
+            sort=_sort(request.sort, "RELEVANCE"),
+            page_size=request.page_size,
+            page_token=request.page_token,
+        )
+        return catalog_pb2.SearchProductsResponse(**_page(page))
+
+    async def ListCategories(self, request, context):  # type: ignore[no-untyped-def]
+        categories = await self.service.list_categories()
+        return catalog_pb2.ListCategoriesResponse(categories=[category_to_proto(c) for c in categories])
+
+    async def CreateCategory(self, request, context):  # type: ignore[no-untyped-def]
+        category = await self.service.create_category(current_caller(), name=request.name, slug=request.slug)
+        return catalog_pb2.CreateCategoryResponse(category=category_to_proto(category))
+
+    async def AdjustStock(self, request, context):  # type: ignore[no-untyped-def]
+        product = await self.service.adjust_stock(
+            current_caller(), product_id=request.product_id, delta=request.delta, reason=request.reason
+        )
+        return catalog_pb2.AdjustStockResponse(product=product_to_proto(product))
+
+    async def GetStock(self, request, context):  # type: ignore[no-untyped-def]
+        levels = await self.service.get_stock(current_caller(), product_ids=list(request.product_ids))
+        return catalog_pb2.GetStockResponse(
+            levels=[
+                catalog_pb2.StockLevel(
+                    product_id=level.product_id,
+                    available=level.available,
+                    reserved=level.reserved,
+                    low_stock_threshold=level.low_stock_threshold,
+                )
+                for level in levels
+            ]
+        )
+
+
+def registration(servicer: CatalogServicer) -> tuple:
+    return (catalog_pb2_grpc.add_CatalogServiceServicer_to_server, servicer)

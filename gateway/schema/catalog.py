@@ -1,0 +1,451 @@
+"""The catalog: products, categories, listing, search and stock; every product lookup of a request
+goes through one DataLoader onto one BatchGetProducts call."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from decimal import Decimal
+from enum import Enum
+from typing import Annotated
+
+import strawberry
+
+from ecommerce.catalog.v1 import catalog_pb2
+from ecommerce.common.v1 import money_pb2
+from gateway.context import Context
+from gateway.errors import ApiError, bad_input
+from gateway.loaders import register
+from gateway.schema.common import Connection, Money, connection, page_size, to_datetime
+from servicekit.money import to_minor
+
+Info = strawberry.Info[Context, None]
+
+# Beyond int64 the request could not even be encoded; anything this large is refused by the catalog.
+MAX_MINOR = 2**63 - 1
+
+
+@strawberry.enum(description="Orders of a product listing.")
+class ProductSort(Enum):
+    NEWEST = strawberry.enum_value("NEWEST", description="Newest first.")
+    PRICE_ASC = strawberry.enum_value("PRICE_ASC", description="Cheapest first.")
+    PRICE_DESC = strawberry.enum_value("PRICE_DESC", description="Most expensive first.")
+    NAME = strawberry.enum_value("NAME", description="By name, A to Z, ignoring case.")
+    RELEVANCE = strawberry.enum_value(
+        "RELEVANCE", description="Best search match first; `searchProducts` only."
+    )
+
+
+SORT_TO_PROTO = {
+    ProductSort.NEWEST: catalog_pb2.PRODUCT_SORT_NEWEST,
+    ProductSort.PRICE_ASC: catalog_pb2.PRODUCT_SORT_PRICE_ASC,
+    ProductSort.PRICE_DESC: catalog_pb2.PRODUCT_SORT_PRICE_DESC,
+    ProductSort.NAME: catalog_pb2.PRODUCT_SORT_NAME,
+    ProductSort.RELEVANCE: catalog_pb2.PRODUCT_SORT_RELEVANCE,
+}
+
+
+@strawberry.type(description="A group of products, e.g. Electronics.")
+class Category:
+    id: strawberry.ID = strawberry.field(description="Category id (UUID).")
+    slug: str = strawberry.field(description='URL-safe key, e.g. "home-kitchen"; filter products by it.')
+    name: str = strawberry.field(description="Display name.")
+    known_count: strawberry.Private[int | None] = None
+
+    @strawberry.field(description="How many products of this category can be listed (archived ones not).")
+    async def product_count(self, info: Info) -> int:
+        if self.known_count is not None:
+            return self.known_count
+        listed = await info.context.loaders.category_by_id.load(str(self.id))
+        return listed.known_count if listed is not None and listed.known_count is not None else 0
+
+    @classmethod
+    def from_proto(cls, message: catalog_pb2.Category, *, counted: bool) -> Category:
+        return cls(
+            id=strawberry.ID(message.id),
+            slug=message.slug,
+            name=message.name,
+            known_count=message.product_count if counted else None,
+        )
+
+
+@strawberry.type(description="Something the shop sells.")
+class Product:
+    id: strawberry.ID = strawberry.field(description="Product id (UUID).")
+    sku: str = strawberry.field(description="Stock-keeping unit, unique in the catalog, upper case.")
+    name: str = strawberry.field(description="Display name.")
+    description: str = strawberry.field(description="Plain-text description; may contain line breaks.")
+    price: Money = strawberry.field(description="Price of one unit.")
+    category: Category = strawberry.field(description="The category it is listed in.")
+    stock: int = strawberry.field(description="Units that can still be bought right now.")
+    featured: bool = strawberry.field(description="Whether the shop highlights it.")
+    archived: bool = strawberry.field(
+        description="Deleted by an administrator: no longer listed or sold, still shown in past orders."
+    )
+    created_at: datetime = strawberry.field(description="When it was added to the catalog.")
+    updated_at: datetime = strawberry.field(description="When it last changed.")
+
+    @strawberry.field(description="Whether at least one unit can be bought.")
+    def in_stock(self) -> bool:
+        return self.stock > 0
+
+    @classmethod
+    def from_proto(cls, message: catalog_pb2.Product) -> Product:
+        return cls(
+            id=strawberry.ID(message.id),
+            sku=message.sku,
+            name=message.name,
+            description=message.description,
+            price=Money.from_proto(message.price),
+            category=Category.from_proto(message.category, counted=False),
+            stock=message.stock,
+            featured=message.featured,
+            archived=message.archived,
+            created_at=to_datetime(message.created_at),
+            updated_at=to_datetime(message.updated_at),
+        )
+
+
+@strawberry.input(description="Conditions on a product listing; the ones left out do not filter.")
+class ProductFilter:
+    category_slug: str | None = strawberry.field(default=None, description="Only this category.")
+    min_price: Decimal | None = strawberry.field(
+        default=None, description='Lowest price, inclusive, in the shop\'s currency, e.g. "10.00".'
+    )
+    max_price: Decimal | None = strawberry.field(
+        default=None, description="Highest price, inclusive, in the shop's currency."
+    )
+    in_stock: bool | None = strawberry.field(
+        default=None, description="true: only products that can be bought now; false or null: all."
+    )
+    featured: bool | None = strawberry.field(
+        default=None, description="true: only featured products; false or null: all."
+    )
+    include_archived: bool | None = strawberry.field(
+        default=None, description="ADMIN only: list deleted (archived) products too."
+    )
+
+    def to_proto(self) -> catalog_pb2.ProductFilter:
+        message = catalog_pb2.ProductFilter(
+            category_slug=self.category_slug or "",
+            in_stock_only=bool(self.in_stock),
+            featured_only=bool(self.featured),
+            include_archived=bool(self.include_archived),
+        )
+        if self.min_price is not None:
+            message.min_price = format(self.min_price, "f")
+        if self.max_price is not None:
+            message.max_price = format(self.max_price, "f")
+        return message
+
+
+@strawberry.input(description="A new product.")
+class CreateProductInput:
+    sku: str = strawberry.field(description="Unique stock-keeping unit: letters, digits, '.', '_', '-'.")
+    name: str = strawberry.field(description="1 to 200 characters.")
+    price: Decimal = strawberry.field(description='Unit price, above 0 and at most 1,000,000, e.g. "19.99".')
+    currency: str = strawberry.field(description="ISO 4217 code of the price, e.g. USD.")
+    category_slug: str = strawberry.field(description="Slug of an existing category.")
+    description: str = strawberry.field(default="", description="Up to 10,000 characters.")
+    stock: int = strawberry.field(default=0, description="Units on hand, 0 or more.")
+    featured: bool = strawberry.field(default=False, description="Highlight it in the shop.")
+    low_stock_threshold: int | None = strawberry.field(
+        default=None,
+        description="Stock at or below which the shop is warned; the shop's default when left out.",
+    )
+
+
+@strawberry.input(
+    description="Changes to a product; only the fields given change. Stock changes by `adjustStock`."
+)
+class UpdateProductInput:
+    sku: str | None = strawberry.field(default=None, description="New stock-keeping unit.")
+    name: str | None = strawberry.field(default=None, description="New name, 1 to 200 characters.")
+    description: str | None = strawberry.field(default=None, description="New description.")
+    price: Decimal | None = strawberry.field(default=None, description="New unit price.")
+    currency: str | None = strawberry.field(
+        default=None,
+        description="New currency; the price is read in it (the current price when none is given).",
+    )
+    category_slug: str | None = strawberry.field(default=None, description="Move it to this category.")
+    featured: bool | None = strawberry.field(default=None, description="Highlight it, or not.")
+    low_stock_threshold: int | None = strawberry.field(default=None, description="New low-stock threshold.")
+
+
+# -- helpers ----------------------------------------------------------------------------------------
+
+
+def _canonical(value: str) -> str | None:
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        return None
+
+
+def canonical_id(value: strawberry.ID, field: str = "id") -> str:
+    """A product id in canonical form, or BAD_USER_INPUT naming the argument."""
+    canonical = _canonical(str(value))
+    if canonical is None:
+        raise bad_input(field, "is not a valid id")
+    return canonical
+
+
+def money(price: Decimal, currency: str) -> money_pb2.Money:
+    """A decimal price as minor units of its currency; the catalog judges the range and the code."""
+    code = currency.strip().upper()
+    try:
+        amount = to_minor(price, code)
+    except ValueError as exc:
+        raise bad_input("price", str(exc)) from None
+    if abs(amount) > MAX_MINOR:
+        raise bad_input("price", "must be at most 1,000,000")
+    return money_pb2.Money(amount_minor=amount, currency=code)
+
+
+@contextlib.contextmanager
+def arguments(**renamed: str) -> Iterator[None]:
+    """Name the GraphQL argument in errors where the catalog names its own request field."""
+    try:
+        yield
+    except ApiError as error:
+        extensions = error.extensions or {}
+        if extensions.get("field") in renamed:
+            extensions["field"] = renamed[extensions["field"]]
+        for violation in extensions.get("violations", []):
+            violation["field"] = renamed.get(violation["field"], violation["field"])
+        raise
+
+
+LISTING_ARGUMENTS = {"pageToken": "after", "pageSize": "first"}
+
+
+def product_connection(response) -> Connection[Product]:  # type: ignore[no-untyped-def]
+    return connection(
+        response.products,
+        response.cursors,
+        has_next_page=response.has_next_page,
+        total_count=response.total_count,
+        convert=Product.from_proto,
+    )
+
+
+@register("product_by_id")
+async def load_products(ctx: Context, ids: Sequence[str]) -> list[Product | None]:
+    """Every product lookup of one request, in one BatchGetProducts call; a malformed id finds nothing."""
+    canonical = [_canonical(str(i)) for i in ids]
+    wanted = list(dict.fromkeys(c for c in canonical if c is not None))
+    found: dict[str, Product] = {}
+    if wanted:
+        response = await ctx.call(
+            ctx.services.catalog.BatchGetProducts, catalog_pb2.BatchGetProductsRequest(product_ids=wanted)
+        )
+        found = {p.id: Product.from_proto(p) for p in response.products}
+    return [found.get(c) if c is not None else None for c in canonical]
+
+
+@register("category_by_id")
+async def load_categories(ctx: Context, ids: Sequence[str]) -> list[Category | None]:
+    """Product counts for categories embedded in products: one ListCategories per request."""
+    response = await ctx.call(ctx.services.catalog.ListCategories, catalog_pb2.ListCategoriesRequest())
+    found = {c.id: Category.from_proto(c, counted=True) for c in response.categories}
+    return [found.get(i) for i in ids]
+
+
+# -- operations -------------------------------------------------------------------------------------
+
+First = Annotated[int, strawberry.argument(description="Page size, 1 to 100.")]
+After = Annotated[
+    str | None, strawberry.argument(description="`endCursor` (or an edge's cursor) to continue after.")
+]
+FilterArgument = Annotated[
+    ProductFilter | None, strawberry.argument(description="Conditions on the products.")
+]
+
+
+@strawberry.type
+class CatalogQuery:
+    @strawberry.field(
+        description="One product by id, archived ones included; null when there is none. Public."
+    )
+    async def product(
+        self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(description="The product's id.")]
+    ) -> Product | None:
+        return await info.context.loaders.product_by_id.load(canonical_id(id))
+
+    @strawberry.field(description="Products that can be bought, filtered and sorted, page by page. Public.")
+    async def products(
+        self,
+        info: Info,
+        first: First = 20,
+        after: After = None,
+        filter: FilterArgument = None,
+        sort: Annotated[
+            ProductSort, strawberry.argument(description="Order of the products.")
+        ] = ProductSort.NEWEST,
+    ) -> Connection[Product]:
+        ctx = info.context
+        if sort is ProductSort.RELEVANCE:
+            raise bad_input("sort", "RELEVANCE is for searchProducts only")
+        with arguments(**LISTING_ARGUMENTS):
+            response = await ctx.call(
+                ctx.services.catalog.ListProducts,
+                catalog_pb2.ListProductsRequest(
+                    filter=(filter or ProductFilter()).to_proto(),
+                    sort=SORT_TO_PROTO[sort],
+                    page_size=page_size(first),
+                    page_token=after or "",
+                ),
+            )
+        return product_connection(response)
+
+    @strawberry.field(
+        description="Search by words, best match first: English stemming, prefixes and typos of names "
+        'match; "quoted phrases", -excluded words and OR work as in web search. Public.'
+    )
+    async def search_products(
+        self,
+        info: Info,
+        query: Annotated[str, strawberry.argument(description="1 to 200 characters, not only punctuation.")],
+        first: First = 20,
+        after: After = None,
+        filter: FilterArgument = None,
+        sort: Annotated[
+            ProductSort, strawberry.argument(description="Order of the matches; best match first by default.")
+        ] = ProductSort.RELEVANCE,
+    ) -> Connection[Product]:
+        ctx = info.context
+        with arguments(**LISTING_ARGUMENTS):
+            response = await ctx.call(
+                ctx.services.catalog.SearchProducts,
+                catalog_pb2.SearchProductsRequest(
+                    query=query,
+                    filter=(filter or ProductFilter()).to_proto(),
+                    sort=SORT_TO_PROTO[sort],
+                    page_size=page_size(first),
+                    page_token=after or "",
+                ),
+            )
+        return product_connection(response)
+
+    @strawberry.field(description="Every category, by name, with its product count. Public.")
+    async def categories(self, info: Info) -> list[Category]:
+        ctx = info.context
+        response = await ctx.call(ctx.services.catalog.ListCategories, catalog_pb2.ListCategoriesRequest())
+        return [Category.from_proto(c, counted=True) for c in response.categories]
+
+
+@strawberry.type
+class CatalogMutation:
+    @strawberry.mutation(description="Add a product. ADMIN only. CONFLICT when the SKU is taken.")
+    async def create_product(self, info: Info, input: CreateProductInput) -> Product:
+        ctx = info.context
+        ctx.require_admin()
+        request = catalog_pb2.CreateProductRequest(
+            sku=input.sku,
+            name=input.name,
+            description=input.description,
+            price=money(input.price, input.currency),
+            category_slug=input.category_slug,
+            stock=input.stock,
+            featured=input.featured,
+        )
+        if input.low_stock_threshold is not None:
+            request.low_stock_threshold = input.low_stock_threshold
+        response = await ctx.call(ctx.services.catalog.CreateProduct, request)
+        return Product.from_proto(response.product)
+
+    @strawberry.mutation(
+        description="Change a product; only the fields given change. ADMIN only. CONFLICT for an archived "
+        "product or a taken SKU."
+    )
+    async def update_product(
+        self,
+        info: Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description="The product to change.")],
+        input: UpdateProductInput,
+    ) -> Product:
+        ctx = info.context
+        ctx.require_admin()
+        pid = canonical_id(id)
+        request = catalog_pb2.UpdateProductRequest(product_id=pid)
+        for name in ("sku", "name", "description", "category_slug", "featured", "low_stock_threshold"):
+            value = getattr(input, name)
+            if value is not None:
+                setattr(request, name, value)
+        if input.price is not None or input.currency is not None:
+            price, currency = input.price, input.currency
+            if price is None or currency is None:
+                current = await ctx.loaders.product_by_id.load(pid)
+                if current is None:
+                    raise ApiError("product not found", "NOT_FOUND")
+                price = current.price.amount if price is None else price
+                currency = current.price.currency if currency is None else currency
+            request.price.CopyFrom(money(price, currency))
+        with arguments(productId="id"):
+            response = await ctx.call(ctx.services.catalog.UpdateProduct, request)
+        return Product.from_proto(response.product)
+
+    @strawberry.mutation(
+        description="Delete a product: it is archived, so it leaves listings and can no longer be bought, "
+        "while past orders keep it. ADMIN only. Deleting it again is harmless."
+    )
+    async def delete_product(
+        self,
+        info: Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description="The product to delete.")],
+    ) -> bool:
+        ctx = info.context
+        ctx.require_admin()
+        await ctx.call(
+            ctx.services.catalog.ArchiveProduct,
+            catalog_pb2.ArchiveProductRequest(product_id=canonical_id(id)),
+        )
+        return True
+
+    @strawberry.mutation(description="Add a category. ADMIN only. CONFLICT when the slug is taken.")
+    async def create_category(
+        self,
+        info: Info,
+        name: Annotated[str, strawberry.argument(description="1 to 100 characters.")],
+        slug: Annotated[
+            str | None,
+            strawberry.argument(
+                description='Lower-case words joined by "-"; derived from the name when left out.'
+            ),
+        ] = None,
+    ) -> Category:
+        ctx = info.context
+        ctx.require_admin()
+        response = await ctx.call(
+            ctx.services.catalog.CreateCategory, catalog_pb2.CreateCategoryRequest(name=name, slug=slug or "")
+        )
+        return Category.from_proto(response.category, counted=True)
+
+    @strawberry.mutation(
+        description="Add units to (or, with a negative delta, remove units from) a product's stock. ADMIN "
+        "only. Stock never goes below zero: such a delta is BAD_USER_INPUT and changes nothing."
+    )
+    async def adjust_stock(
+        self,
+        info: Info,
+        product_id: Annotated[
+            strawberry.ID, strawberry.argument(description="The product whose stock changes.")
+        ],
+        delta: Annotated[
+            int, strawberry.argument(description="Units to add, or to remove when negative; not 0.")
+        ],
+        reason: Annotated[
+            str | None, strawberry.argument(description='Why, for the audit trail, e.g. "delivery".')
+        ] = None,
+    ) -> Product:
+        ctx = info.context
+        ctx.require_admin()
+        response = await ctx.call(
+            ctx.services.catalog.AdjustStock,
+            catalog_pb2.AdjustStockRequest(
+                product_id=canonical_id(product_id, "productId"), delta=delta, reason=reason or ""
+            ),
+        )
+        return Product.from_proto(response.product)

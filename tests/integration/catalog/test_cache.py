@@ -1,0 +1,129 @@
+"""The Redis cache: reads hit it, the catalog's own writes make it current, and its absence only slows reads."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+import grpc
+import pytest
+
+from catalog import grpc_api
+from catalog.__main__ import build
+from ecommerce.catalog.v1 import catalog_pb2, catalog_pb2_grpc
+from ecommerce.common.v1 import money_pb2
+from servicekit.embedded import EmbeddedRedis
+from servicekit.runtime import shutdown, start
+from tests.helpers import eventually
+from tests.integration.catalog.commands import RESERVE, reserve_command
+
+pytestmark = pytest.mark.usefixtures("clean_catalog")
+
+
+async def reads(stub, product: catalog_pb2.Product) -> dict[str, int]:
+    """The product's price as every read path reports it."""
+    got = await stub.GetProduct(catalog_pb2.GetProductRequest(product_id=product.id))
+    batch = await stub.BatchGetProducts(catalog_pb2.BatchGetProductsRequest(product_ids=[product.id]))
+    listed = await stub.ListProducts(catalog_pb2.ListProductsRequest())
+    found = await stub.SearchProducts(catalog_pb2.SearchProductsRequest(query=product.name))
+    return {
+        "get": got.product.price.amount_minor,
+        "batch": batch.products[0].price.amount_minor,
+        "list": listed.products[0].price.amount_minor,
+        "search": found.products[0].price.amount_minor,
+    }
+
+
+async def test_a_repeated_read_is_served_from_the_cache(catalog):
+    category = await catalog.category()
+    product = await catalog.product(category, name="Desk Lamp")
+    cache = catalog.app.cache
+
+    await reads(catalog.stub, product)
+    misses, hits = cache.misses, cache.hits
+    await reads(catalog.stub, product)
+
+    assert cache.misses == misses
+    assert cache.hits == hits + 4
+
+
+async def test_after_an_update_the_next_read_shows_the_new_price_everywhere(catalog):
+    category = await catalog.category()
+    product = await catalog.product(category, name="Desk Lamp", price_minor=1999)
+    await reads(catalog.stub, product)
+    await reads(catalog.stub, product)  # now every path is cached
+
+    await catalog.stub.UpdateProduct(
+        catalog_pb2.UpdateProductRequest(
+            product_id=product.id, price=money_pb2.Money(amount_minor=2599, currency="USD")
+        ),
+        metadata=catalog.admin,
+    )
+
+    assert await reads(catalog.stub, product) == {"get": 2599, "batch": 2599, "list": 2599, "search": 2599}
+
+
+async def test_a_reservation_and_a_stock_adjustment_are_visible_on_the_next_read(catalog):
+    category = await catalog.category()
+    product = await catalog.product(category, stock=9)
+    request = catalog_pb2.GetProductRequest(product_id=product.id)
+    await catalog.stub.GetProduct(request)
+
+    await catalog.stub.AdjustStock(
+        catalog_pb2.AdjustStockRequest(product_id=product.id, delta=-2), metadata=catalog.admin
+    )
+    adjusted = (await catalog.stub.GetProduct(request)).product.stock
+    order = "5d0f6a39-5c1e-4a8c-9a55-0b9f3c1d2e4f"
+    await catalog.handle(RESERVE, reserve_command(order, [(product.id, 3)]), order)
+
+    async def reserved_visible() -> bool:
+        return (await catalog.stub.GetProduct(request)).product.stock == 4
+
+    await eventually(reserved_visible, what="the reservation visible through the cache")
+    assert adjusted == 7
+
+
+async def test_with_redis_stopped_reads_and_writes_still_succeed_and_a_warning_is_logged(
+    catalog, data_dir: Path, caplog
+):
+    redis = await asyncio.to_thread(EmbeddedRedis(data_dir / "catalog-cache-outage").start)
+    settings = catalog.settings.model_copy(update={"redis_url": redis.url, "grpc_port": 0})
+    app = build(settings, jwks=catalog.jwks)
+    server, health, port = await start(
+        app.runtime,
+        [grpc_api.registration(app.servicer)],
+        [grpc_api.SERVICE_NAME],
+        authenticator=app.authenticator,
+    )
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    stub = catalog_pb2_grpc.CatalogServiceStub(channel)
+    try:
+        category = await catalog.category()
+        product = await catalog.product(category, name="Desk Lamp", price_minor=1999)
+        await reads(stub, product)
+        assert app.cache.failures == 0
+
+        await asyncio.to_thread(redis.stop)
+        with caplog.at_level(logging.WARNING, logger="catalog.cache"):
+            during = await reads(stub, product)
+            categories = await stub.ListCategories(catalog_pb2.ListCategoriesRequest())
+            adjusted = await stub.AdjustStock(
+                catalog_pb2.AdjustStockRequest(product_id=product.id, delta=5), metadata=catalog.admin
+            )
+
+        assert during == {"get": 1999, "batch": 1999, "list": 1999, "search": 1999}
+        assert [c.slug for c in categories.categories] == [category.slug]
+        assert adjusted.product.stock == product.stock + 5
+        assert app.cache.failures > 0
+        assert any("cache unavailable" in r.getMessage() for r in caplog.records)
+
+        await asyncio.to_thread(redis.start)
+        hits = app.cache.hits
+        await reads(stub, product)
+        await reads(stub, product)
+        assert app.cache.hits > hits
+    finally:
+        await channel.close()
+        await shutdown(app.runtime, server, health, [grpc_api.SERVICE_NAME])
+        await asyncio.to_thread(redis.stop)
