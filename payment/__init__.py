@@ -1,1 +1,1 @@
-"""The payment service (see DESIGN.md)."""
+"""The payment service: one payment per order, charged through a guarded provider adapter."""

@@ -22,6 +22,8 @@ from datetime import UTC, datetime
 from enum import Enum
 from types import TracebackType
 
+from servicekit.metrics import track_breaker
+
 log = logging.getLogger(__name__)
 
 
@@ -72,6 +74,7 @@ class CircuitBreaker:
         self._opened_at_wall: datetime | None = None
         self._trial_in_flight = False
         self.times_opened = 0
+        track_breaker(self)
 
     # -- what operators and metrics read ----------------------------------------------------
 
@@ -92,11 +95,13 @@ class CircuitBreaker:
         return self._opened_at_wall
 
     def reset(self) -> None:
-        """Back to CLOSED with no failures (operators, tests)."""
+        """As new: CLOSED, no failures, never opened (operators, tests)."""
         self._state = BreakerState.CLOSED
         self._failures = 0
         self._opened_at = None
+        self._opened_at_wall = None
         self._trial_in_flight = False
+        self.times_opened = 0
 
     # -- guarding a call --------------------------------------------------------------------
 
