@@ -1,1 +1,1 @@
-"""The order service (see DESIGN.md)."""
+"""The order service: orders and the saga that carries them through stock reservation and payment."""

@@ -1,0 +1,400 @@
+"""Orders: placing one (idempotently), reading and listing them, cancelling, shipping, delivering.
+
+An order's lines show their product and the order its payment through the request's
+DataLoaders (`product_by_id`, `payment_by_order_id`), so a page of orders costs one batch call
+per kind, not one call per line.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+from typing import TYPE_CHECKING, Annotated
+
+import strawberry
+
+from ecommerce.order.v1 import order_pb2
+from gateway.context import Context
+from gateway.errors import bad_input
+from gateway.schema.catalog import LISTING_ARGUMENTS, arguments
+from gateway.schema.common import Connection, Money, connection, page_size, to_datetime
+
+if TYPE_CHECKING:
+    from gateway.schema.catalog import Product
+    from gateway.schema.payment import Payment
+
+Info = strawberry.Info[Context, None]
+
+IDEMPOTENCY_HEADER = "idempotency-key"
+# The order service names its request fields; errors name the GraphQL arguments.
+ORDER_ARGUMENTS = {"orderId": "id"}
+
+
+@strawberry.enum(description="Where an order stands. CANCELLED is possible from any status before SHIPPED.")
+class OrderStatus(Enum):
+    PENDING = strawberry.enum_value("PENDING", description="Placed; stock is being reserved.")
+    AWAITING_PAYMENT = strawberry.enum_value(
+        "AWAITING_PAYMENT", description="Stock reserved; the payment is being taken."
+    )
+    CONFIRMED = strawberry.enum_value("CONFIRMED", description="Paid, and its stock is sold to it.")
+    SHIPPED = strawberry.enum_value(
+        "SHIPPED", description="Handed to the carrier; it can no longer be cancelled."
+    )
+    DELIVERED = strawberry.enum_value("DELIVERED", description="Arrived.")
+    CANCELLED = strawberry.enum_value(
+        "CANCELLED", description="Will not be fulfilled; see `cancellationReason`."
+    )
+
+
+@strawberry.enum(description="Why an order was cancelled.")
+class CancellationReason(Enum):
+    OUT_OF_STOCK = strawberry.enum_value("OUT_OF_STOCK", description="A line could not be reserved.")
+    PAYMENT_DECLINED = strawberry.enum_value("PAYMENT_DECLINED", description="The payment was declined.")
+    PAYMENT_UNAVAILABLE = strawberry.enum_value(
+        "PAYMENT_UNAVAILABLE", description="The payment could not be taken within the retry budget."
+    )
+    EXPIRED = strawberry.enum_value(
+        "EXPIRED", description="The stock reservation expired before the order was paid."
+    )
+    CUSTOMER_CANCELLED = strawberry.enum_value("CUSTOMER_CANCELLED", description="Cancelled by the customer.")
+    ADMIN_CANCELLED = strawberry.enum_value("ADMIN_CANCELLED", description="Cancelled by an administrator.")
+    INVENTORY_UNAVAILABLE = strawberry.enum_value(
+        "INVENTORY_UNAVAILABLE", description="The inventory did not answer within the retry budget."
+    )
+
+
+STATUS_FROM_PROTO = {
+    order_pb2.ORDER_STATUS_PENDING: OrderStatus.PENDING,
+    order_pb2.ORDER_STATUS_AWAITING_PAYMENT: OrderStatus.AWAITING_PAYMENT,
+    order_pb2.ORDER_STATUS_CONFIRMED: OrderStatus.CONFIRMED,
+    order_pb2.ORDER_STATUS_SHIPPED: OrderStatus.SHIPPED,
+    order_pb2.ORDER_STATUS_DELIVERED: OrderStatus.DELIVERED,
+    order_pb2.ORDER_STATUS_CANCELLED: OrderStatus.CANCELLED,
+}
+STATUS_TO_PROTO = {v: k for k, v in STATUS_FROM_PROTO.items()}
+REASON_FROM_PROTO = {
+    order_pb2.CANCELLATION_REASON_OUT_OF_STOCK: CancellationReason.OUT_OF_STOCK,
+    order_pb2.CANCELLATION_REASON_PAYMENT_DECLINED: CancellationReason.PAYMENT_DECLINED,
+    order_pb2.CANCELLATION_REASON_PAYMENT_UNAVAILABLE: CancellationReason.PAYMENT_UNAVAILABLE,
+    order_pb2.CANCELLATION_REASON_EXPIRED: CancellationReason.EXPIRED,
+    order_pb2.CANCELLATION_REASON_CUSTOMER_CANCELLED: CancellationReason.CUSTOMER_CANCELLED,
+    order_pb2.CANCELLATION_REASON_ADMIN_CANCELLED: CancellationReason.ADMIN_CANCELLED,
+    order_pb2.CANCELLATION_REASON_INVENTORY_UNAVAILABLE: CancellationReason.INVENTORY_UNAVAILABLE,
+}
+
+
+@strawberry.type(description="One line of an order, priced from the catalog when the order was placed.")
+class OrderItem:
+    product_id: strawberry.ID = strawberry.field(description="The product ordered.")
+    sku: str = strawberry.field(description="The product's SKU when the order was placed.")
+    name: str = strawberry.field(description="The product's name when the order was placed.")
+    unit_price: Money = strawberry.field(description="Price of one unit when the order was placed.")
+    quantity: int = strawberry.field(description="Units ordered.")
+    line_total: Money = strawberry.field(description="`unitPrice` times `quantity`.")
+
+    @strawberry.field(description="The product as it is now; null if it no longer exists.")
+    async def product(
+        self, info: Info
+    ) -> Annotated[Product, strawberry.lazy("gateway.schema.catalog")] | None:
+        return await info.context.loaders.product_by_id.load(str(self.product_id))
+
+    @classmethod
+    def from_proto(cls, message: order_pb2.OrderItem) -> OrderItem:
+        return cls(
+            product_id=strawberry.ID(message.product_id),
+            sku=message.sku,
+            name=message.name,
+            unit_price=Money.from_proto(message.unit_price),
+            quantity=message.quantity,
+            line_total=Money.from_proto(message.line_total),
+        )
+
+
+@strawberry.type(description="One entry of an order's audit trail: a status it entered.")
+class OrderStatusChange:
+    status: OrderStatus = strawberry.field(description="The status entered.")
+    at: datetime = strawberry.field(description="When.")
+    reason: str = strawberry.field(description='Why, for people, e.g. "stock reserved".')
+    changed_by: strawberry.ID | None = strawberry.field(
+        description="The account that made a manual change (cancel, ship, deliver); null for the saga's."
+    )
+
+
+@strawberry.type(description="Where an order is shipped.")
+class ShippingAddress:
+    name: str = strawberry.field(description="The recipient.")
+    line1: str = strawberry.field(description="Street and number.")
+    line2: str | None = strawberry.field(description="More of the address, if any.")
+    city: str = strawberry.field(description="City or town.")
+    region: str | None = strawberry.field(description="State, province or county, if any.")
+    postal_code: str = strawberry.field(description="Postal code.")
+    country: str = strawberry.field(description="ISO 3166-1 alpha-2 country code, e.g. DE.")
+
+
+@strawberry.type(description="An order and the history of its way through stock reservation and payment.")
+class Order:
+    id: strawberry.ID = strawberry.field(description="Order id (UUID).")
+    account_id: strawberry.ID = strawberry.field(description="The customer who placed it.")
+    status: OrderStatus = strawberry.field(description="Where the order stands.")
+    cancellation_reason: CancellationReason | None = strawberry.field(
+        description="Why it was cancelled; null unless status is CANCELLED."
+    )
+    items: list[OrderItem] = strawberry.field(description="The lines, one per product.")
+    total: Money = strawberry.field(description="Sum of the line totals; one currency per order.")
+    history: list[OrderStatusChange] = strawberry.field(
+        description="Every status the order entered, oldest first; the first is PENDING."
+    )
+    shipping_address: ShippingAddress = strawberry.field(description="Where it is shipped.")
+    created_at: datetime = strawberry.field(description="When it was placed.")
+    updated_at: datetime = strawberry.field(description="When it last changed.")
+
+    @strawberry.field(description="The order's payment; null until one was attempted.")
+    async def payment(
+        self, info: Info
+    ) -> Annotated[Payment, strawberry.lazy("gateway.schema.payment")] | None:
+        return await info.context.loaders.payment_by_order_id.load(str(self.id))
+
+    @classmethod
+    def from_proto(cls, message: order_pb2.Order) -> Order:
+        address = message.shipping_address
+        return cls(
+            id=strawberry.ID(message.id),
+            account_id=strawberry.ID(message.account_id),
+            status=STATUS_FROM_PROTO.get(message.status, OrderStatus.PENDING),
+            cancellation_reason=REASON_FROM_PROTO.get(message.cancellation_reason),
+            items=[OrderItem.from_proto(item) for item in message.items],
+            total=Money.from_proto(message.total),
+            history=[
+                OrderStatusChange(
+                    status=STATUS_FROM_PROTO.get(change.status, OrderStatus.PENDING),
+                    at=to_datetime(change.at),
+                    reason=change.reason,
+                    changed_by=strawberry.ID(change.changed_by) if change.changed_by else None,
+                )
+                for change in message.history
+            ],
+            shipping_address=ShippingAddress(
+                name=address.name,
+                line1=address.line1,
+                line2=address.line2 or None,
+                city=address.city,
+                region=address.region or None,
+                postal_code=address.postal_code,
+                country=address.country,
+            ),
+            created_at=to_datetime(message.created_at),
+            updated_at=to_datetime(message.updated_at),
+        )
+
+
+@strawberry.input(description="One line of a new order.")
+class OrderLineInput:
+    product_id: strawberry.ID = strawberry.field(description="The product to order.")
+    quantity: int = strawberry.field(description="Units, 1 to 1,000.")
+
+
+@strawberry.input(description="Where to ship an order.")
+class ShippingAddressInput:
+    name: str = strawberry.field(description="The recipient, 1 to 100 characters.")
+    line1: str = strawberry.field(description="Street and number, at most 200 characters.")
+    city: str = strawberry.field(description="City or town, at most 100 characters.")
+    postal_code: str = strawberry.field(description="Postal code, at most 20 characters.")
+    country: str = strawberry.field(description="ISO 3166-1 alpha-2 country code, e.g. DE.")
+    line2: str | None = strawberry.field(default=None, description="More of the address, optional.")
+    region: str | None = strawberry.field(default=None, description="State, province or county, optional.")
+
+
+@strawberry.input(
+    description="A new order. Prices, names and the currency come from the catalog, never from the "
+    "client. Lines naming the same product are merged into one line with the quantities added up "
+    "(the sum must still be at most 1,000)."
+)
+class CreateOrderInput:
+    items: list[OrderLineInput] = strawberry.field(
+        description="1 to 50 lines; the same product twice is merged into one line."
+    )
+    payment_token: str = strawberry.field(
+        description='The payment provider\'s card token; the simulated provider knows "tok_visa", '
+        '"tok_chargeDeclined", "tok_timeout" and "tok_unavailable".'
+    )
+    shipping_address: ShippingAddressInput = strawberry.field(description="Where to ship the order.")
+
+
+def _create_request(input: CreateOrderInput, key: str) -> order_pb2.CreateOrderRequest:
+    address = input.shipping_address
+    return order_pb2.CreateOrderRequest(
+        items=[
+            order_pb2.CreateOrderItem(product_id=str(i.product_id), quantity=i.quantity) for i in input.items
+        ],
+        payment_token=input.payment_token,
+        shipping_address=order_pb2.ShippingAddress(
+            name=address.name,
+            line1=address.line1,
+            line2=address.line2 or "",
+            city=address.city,
+            region=address.region or "",
+            postal_code=address.postal_code,
+            country=address.country,
+        ),
+        idempotency_key=key,
+    )
+
+
+def _idempotency_key(info: Info, argument: str | None) -> str:
+    """The `idempotencyKey` argument or the `Idempotency-Key` header; both must agree when both are sent."""
+    header = info.context.request.headers.get(IDEMPOTENCY_HEADER)
+    if argument is not None and header is not None and argument != header:
+        raise bad_input("idempotencyKey", "differs from the Idempotency-Key header")
+    return argument if argument is not None else header or ""
+
+
+@strawberry.type
+class OrderQuery:
+    @strawberry.field(
+        description="One order: the caller's own, or any for an ADMIN. NOT_FOUND for an unknown id and "
+        "for another customer's order alike."
+    )
+    async def order(
+        self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(description="The order id.")]
+    ) -> Order | None:
+        ctx = info.context
+        ctx.require_caller()
+        with arguments(**ORDER_ARGUMENTS):
+            response = await ctx.call(
+                ctx.services.order.GetOrder, order_pb2.GetOrderRequest(order_id=str(id))
+            )
+        return Order.from_proto(response.order)
+
+    @strawberry.field(description="The caller's orders, newest first.")
+    async def my_orders(
+        self,
+        info: Info,
+        first: Annotated[int, strawberry.argument(description="Page size, 1 to 100.")] = 20,
+        after: Annotated[
+            str | None, strawberry.argument(description="`endCursor` of the previous page.")
+        ] = None,
+    ) -> Connection[Order]:
+        ctx = info.context
+        ctx.require_caller()
+        with arguments(**LISTING_ARGUMENTS):
+            response = await ctx.call(
+                ctx.services.order.ListMyOrders,
+                order_pb2.ListMyOrdersRequest(page_size=page_size(first), page_token=after or ""),
+            )
+        return connection(
+            response.orders,
+            response.cursors,
+            has_next_page=response.has_next_page,
+            total_count=response.total_count,
+            convert=Order.from_proto,
+        )
+
+    @strawberry.field(description="Every order, newest first, optionally of one status. ADMIN only.")
+    async def orders(
+        self,
+        info: Info,
+        first: Annotated[int, strawberry.argument(description="Page size, 1 to 100.")] = 20,
+        after: Annotated[
+            str | None, strawberry.argument(description="`endCursor` of the previous page.")
+        ] = None,
+        status: Annotated[
+            OrderStatus | None, strawberry.argument(description="Only orders in this status.")
+        ] = None,
+    ) -> Connection[Order]:
+        ctx = info.context
+        ctx.require_admin()
+        with arguments(**LISTING_ARGUMENTS):
+            response = await ctx.call(
+                ctx.services.order.ListOrders,
+                order_pb2.ListOrdersRequest(
+                    page_size=page_size(first),
+                    page_token=after or "",
+                    status=STATUS_TO_PROTO[status] if status else order_pb2.ORDER_STATUS_UNSPECIFIED,
+                ),
+            )
+        return connection(
+            response.orders,
+            response.cursors,
+            has_next_page=response.has_next_page,
+            total_count=response.total_count,
+            convert=Order.from_proto,
+        )
+
+
+@strawberry.type
+class OrderMutation:
+    @strawberry.mutation(
+        description="Place an order. It is returned PENDING; stock reservation and payment follow "
+        "(watch `status`). With an idempotency key (the argument or the `Idempotency-Key` header), a "
+        "retry with the same payload returns the same order and one with another payload is a "
+        "CONFLICT. BAD_USER_INPUT names the field: no lines or more than 50, a quantity outside "
+        "1-1,000, an unknown or archived product, products in more than one currency, a missing or "
+        "unknown payment token, an incomplete address, a key over 255 characters."
+    )
+    async def create_order(
+        self,
+        info: Info,
+        input: Annotated[CreateOrderInput, strawberry.argument(description="What to order.")],
+        idempotency_key: Annotated[
+            str | None,
+            strawberry.argument(
+                description="Up to 255 characters, unique per order for the caller; makes retries safe."
+            ),
+        ] = None,
+    ) -> Order:
+        ctx = info.context
+        ctx.require_caller()
+        request = _create_request(input, _idempotency_key(info, idempotency_key))
+        response = await ctx.call(ctx.services.order.CreateOrder, request)
+        return Order.from_proto(response.order)
+
+    @strawberry.mutation(
+        description="Cancel an order before it ships: its stock is released and its payment voided, or "
+        "refunded if it was CONFIRMED. A cancelled order is returned unchanged. CONFLICT once SHIPPED."
+    )
+    async def cancel_order(
+        self,
+        info: Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description="The order to cancel.")],
+        note: Annotated[
+            str | None, strawberry.argument(description="Why, for the history; at most 500 characters.")
+        ] = None,
+    ) -> Order:
+        ctx = info.context
+        ctx.require_caller()
+        with arguments(**ORDER_ARGUMENTS):
+            response = await ctx.call(
+                ctx.services.order.CancelOrder,
+                order_pb2.CancelOrderRequest(order_id=str(id), note=note or ""),
+            )
+        return Order.from_proto(response.order)
+
+    @strawberry.mutation(
+        description="Mark a CONFIRMED order SHIPPED. ADMIN only; CONFLICT from another status."
+    )
+    async def ship_order(
+        self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(description="The order to ship.")]
+    ) -> Order:
+        ctx = info.context
+        ctx.require_admin()
+        with arguments(**ORDER_ARGUMENTS):
+            response = await ctx.call(
+                ctx.services.order.ShipOrder, order_pb2.ShipOrderRequest(order_id=str(id))
+            )
+        return Order.from_proto(response.order)
+
+    @strawberry.mutation(
+        description="Mark a SHIPPED order DELIVERED. ADMIN only; CONFLICT from another status."
+    )
+    async def deliver_order(
+        self,
+        info: Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description="The order delivered.")],
+    ) -> Order:
+        ctx = info.context
+        ctx.require_admin()
+        with arguments(**ORDER_ARGUMENTS):
+            response = await ctx.call(
+                ctx.services.order.DeliverOrder, order_pb2.DeliverOrderRequest(order_id=str(id))
+            )
+        return Order.from_proto(response.order)
