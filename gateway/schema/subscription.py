@@ -1,0 +1,88 @@
+"""Live order status over WebSocket (graphql-transport-ws), fed by `order.events` (gateway.live).
+
+Send the access token in `connection_init`'s payload, `{"Authorization": "Bearer <token>"}` (or
+as the handshake's Authorization header). Whether the caller may watch the order is the order
+service's answer to GetOrder with the caller's token: the owner and ADMINs may, anyone else gets
+NOT_FOUND, as for an unknown id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncGenerator
+from typing import Annotated
+
+import strawberry
+
+from ecommerce.order.v1 import order_pb2
+from gateway.context import Context
+from gateway.errors import ApiError, bad_input
+from gateway.live import OrderEventHub
+from gateway.loaders import Loaders
+from gateway.schema.order import Order
+
+Info = strawberry.Info[Context, None]
+
+HUB = "order_events"
+TERMINAL = frozenset({order_pb2.ORDER_STATUS_DELIVERED, order_pb2.ORDER_STATUS_CANCELLED})
+READY_TIMEOUT = 5.0
+# A subscription reads the order again this often even without a signal, so that an event lost
+# while the hub reconnected delays a transition, never hides it.
+RESYNC_SECONDS = 15.0
+
+
+def as_of(order: order_pb2.Order, index: int) -> order_pb2.Order:
+    """The order as it was right after its `index`-th transition."""
+    if index >= len(order.history) - 1:
+        return order
+    entry = order.history[index]
+    snapshot = order_pb2.Order()
+    snapshot.CopyFrom(order)
+    snapshot.status = entry.status
+    del snapshot.history[index + 1 :]
+    snapshot.updated_at.CopyFrom(entry.at)
+    if entry.status != order_pb2.ORDER_STATUS_CANCELLED:
+        snapshot.ClearField("cancellation_reason")
+    return snapshot
+
+
+@strawberry.type
+class OrderSubscription:
+    @strawberry.subscription(
+        description="An order's status as it changes. First the transitions it has made so far (each "
+        "as the order was right after it), then each new one as it happens; the stream ends after "
+        "DELIVERED or CANCELLED. The order's owner and ADMINs only: NOT_FOUND for anyone else and for "
+        'an unknown id. Send the token in `connection_init` as `{Authorization: "Bearer <token>"}`.'
+    )
+    async def order_status_changed(
+        self,
+        info: Info,
+        order_id: Annotated[strawberry.ID, strawberry.argument(description="The order to watch.")],
+    ) -> AsyncGenerator[Order, None]:
+        ctx = info.context
+        ctx.require_caller()
+        try:
+            wanted = str(uuid.UUID(str(order_id)))
+        except ValueError:
+            raise bad_input("orderId", "is not a valid id") from None
+        hub: OrderEventHub = ctx.extras[HUB]
+        if not await hub.wait_ready(READY_TIMEOUT):
+            raise ApiError("live order status is temporarily unavailable", "SERVICE_UNAVAILABLE")
+        request = order_pb2.GetOrderRequest(order_id=wanted)
+        # Listen before the first read, so that no transition falls between the two.
+        with hub.subscribe(wanted) as signals:
+            order = (await ctx.call(ctx.services.order.GetOrder, request)).order
+            seen = 0
+            while True:
+                for index in range(seen, max(len(order.history), 1)):
+                    ctx.loaders = Loaders(ctx)  # each message reads its nested fields afresh
+                    yield Order.from_proto(as_of(order, index))
+                seen = max(seen, len(order.history), 1)
+                if order.status in TERMINAL:
+                    return
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(RESYNC_SECONDS):
+                        await signals.get()
+                order = (await ctx.call(ctx.services.order.GetOrder, request)).order

@@ -1,0 +1,152 @@
+"""`python -m notification`: the notification service, its event consumer and its delivery loops."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from notification import events, grpc_api
+from notification.mailer import Mailer, SmtpConfig
+from notification.models import inbox, outbox
+from notification.peers import AccountDirectory
+from notification.service import Backoff, NotificationService
+from notification.settings import NotificationSettings
+from notification.templates import TemplateRenderer
+from notification.webhooks import SecretBox, UrlPolicy, WebhookSender
+from servicekit.auth import Authenticator
+from servicekit.inbox import EventConsumer
+from servicekit.logging import configure_logging
+from servicekit.runtime import ServiceRuntime, serve
+
+
+@dataclass
+class NotificationApp:
+    runtime: ServiceRuntime
+    service: NotificationService
+    servicer: grpc_api.NotificationServicer
+    authenticator: Authenticator
+    consumer: EventConsumer
+    poll_interval: float
+
+    def start_background(self) -> None:
+        """The event consumer and the two delivery loops, for the life of the process."""
+        runtime = self.runtime
+
+        async def consume() -> None:
+            await runtime.wait_producer()  # dead letters go out through it
+            await self.consumer.run()
+
+        runtime.spawn(consume, "notification-consumer")
+        runtime.spawn(lambda: self.service.run_mail_loop(self.poll_interval), "mail-delivery")
+        runtime.spawn(lambda: self.service.run_webhook_loop(self.poll_interval), "webhook-delivery")
+
+    async def close(self) -> None:
+        await self.service.webhook_sender.close()
+
+
+def webhook_secret_key(settings: NotificationSettings) -> bytes:
+    """The key that encrypts webhook secrets at rest; made once per data directory in development."""
+    if settings.webhook_secret_key is not None:
+        return settings.webhook_secret_key.get_secret_value().encode()
+    path = settings.webhook_secret_key_file
+    if settings.production:
+        if path is None or not path.exists():
+            raise SystemExit(
+                "NOTIFICATION_WEBHOOK_SECRET_KEY or NOTIFICATION_WEBHOOK_SECRET_KEY_FILE is required in production"
+            )
+        return path.read_bytes().strip()
+    return _load_or_create_key(path or settings.data_dir / "keys" / "webhook-secrets.key")
+
+
+def _load_or_create_key(path: Path) -> bytes:
+    if path.exists():
+        return path.read_bytes().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = SecretBox.new_key()
+    # Created with its final permissions; if another process won the race, its key is used.
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_bytes().strip()
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(key)
+    return key
+
+
+def build(settings: NotificationSettings) -> NotificationApp:
+    runtime = ServiceRuntime(settings, "notification", outbox_table=outbox)
+    policy = UrlPolicy(allow_private=settings.private_webhook_urls_allowed)
+    service = NotificationService(
+        sessions=runtime.sessions,
+        outbox=outbox,
+        renderer=TemplateRenderer(),
+        mailer=Mailer(
+            SmtpConfig(
+                host=settings.smtp_host,
+                port=settings.smtp_port,
+                starttls=settings.smtp_starttls,
+                username=settings.smtp_username,
+                password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
+                timeout=settings.smtp_timeout,
+                sender=settings.smtp_from,
+            )
+        ),
+        directory=AccountDirectory(
+            runtime.channel(settings.account_addr),
+            service_token=settings.internal_service_token,
+            timeout=settings.peer_timeout,
+        ),
+        url_policy=policy,
+        webhook_sender=WebhookSender(policy, timeout=settings.webhook_timeout),
+        secret_box=SecretBox(webhook_secret_key(settings)),
+        mail_backoff=Backoff(
+            settings.send_backoff_initial, settings.send_backoff_max, settings.send_max_attempts
+        ),
+        webhook_backoff=Backoff(
+            settings.webhook_backoff_initial, settings.webhook_backoff_max, settings.webhook_max_attempts
+        ),
+        batch_size=settings.delivery_batch,
+        lease_seconds=settings.delivery_lease,
+        cursor_secret=settings.cursor_secret,
+    )
+    consumer = events.consumer(
+        service,
+        sessions=runtime.sessions,
+        inbox=inbox,
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        dead_letters=runtime.producer,
+        max_attempts=settings.consumer_max_attempts,
+    )
+    return NotificationApp(
+        runtime,
+        service,
+        grpc_api.NotificationServicer(service),
+        runtime.authenticator(),
+        consumer,
+        poll_interval=settings.delivery_poll_interval,
+    )
+
+
+async def main(settings: NotificationSettings | None = None) -> None:
+    settings = settings or NotificationSettings()
+    configure_logging("notification", level=settings.log_level, fmt=settings.log_format)
+    if not settings.internal_service_token:
+        raise SystemExit("INTERNAL_SERVICE_TOKEN is required: recipients are looked up as this service")
+    app = build(settings)
+    try:
+        await serve(
+            app.runtime,
+            [grpc_api.registration(app.servicer)],
+            [grpc_api.SERVICE_NAME],
+            authenticator=app.authenticator,
+            start_background=app.start_background,
+        )
+    finally:
+        await app.close()
+
+
+if __name__ == "__main__":
+    from servicekit.runtime import run
+
+    run(main())

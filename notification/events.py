@@ -1,0 +1,258 @@
+"""The events this service consumes: e-mails for shoppers, signed webhooks for the shop's systems.
+
+One consumer reads the facts topics through the inbox, so a redelivered event finds its inbox row
+and changes nothing. Its handlers only record work, in the inbox's transaction: a PENDING e-mail
+(with the template variables taken from the event) and a PENDING delivery per subscribed webhook.
+Sending happens in the delivery loops, so a slow SMTP server or webhook never holds a partition.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaProducer
+from google.protobuf import descriptor_pool, json_format, message_factory
+from google.protobuf.message import Message
+from sqlalchemy import Table
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from ecommerce.common.v1 import money_pb2
+from ecommerce.events.v1 import (
+    account_events_pb2,
+    catalog_events_pb2,
+    order_events_pb2,
+    payment_events_pb2,
+)
+from ecommerce.order.v1 import order_pb2
+from notification.service import WEBHOOK_EVENTS, NewNotification, NotificationService
+from servicekit.inbox import Envelope, EventConsumer, FollowUp
+from servicekit.kafka import unpack
+
+log = logging.getLogger(__name__)
+
+CONSUMER = "notification"
+TOPICS = ("account.events", "order.events", "payment.events", "catalog.events")
+
+# event type -> (template, payload type)
+EMAIL_EVENTS: dict[str, tuple[str, type[Message]]] = {
+    "account.registered": ("welcome", account_events_pb2.AccountRegistered),
+    "order.confirmed": ("order_confirmed", order_events_pb2.OrderConfirmed),
+    "order.cancelled": ("order_cancelled", order_events_pb2.OrderCancelled),
+    "order.shipped": ("order_shipped", order_events_pb2.OrderShipped),
+    "order.delivered": ("order_delivered", order_events_pb2.OrderDelivered),
+    "payment.refunded": ("payment_refunded", payment_events_pb2.PaymentRefunded),
+}
+
+CANCELLATION_REASONS = {
+    order_pb2.CANCELLATION_REASON_OUT_OF_STOCK: "an item in it is no longer in stock",
+    order_pb2.CANCELLATION_REASON_PAYMENT_DECLINED: "your payment was declined",
+    order_pb2.CANCELLATION_REASON_PAYMENT_UNAVAILABLE: "we could not take your payment in time",
+    order_pb2.CANCELLATION_REASON_EXPIRED: "it was not paid in time, so its reservation expired",
+    order_pb2.CANCELLATION_REASON_CUSTOMER_CANCELLED: "you cancelled it",
+    order_pb2.CANCELLATION_REASON_ADMIN_CANCELLED: "our team cancelled it",
+    order_pb2.CANCELLATION_REASON_INVENTORY_UNAVAILABLE: "we could not reserve its items in time",
+}
+
+
+def source_topic(event_type: str) -> str:
+    """Facts travel on `<domain>.events`: `order.confirmed` came from `order.events`."""
+    return f"{event_type.partition('.')[0]}.events"
+
+
+# -- e-mail variables -------------------------------------------------------------------------
+
+
+def _money(message: money_pb2.Money) -> dict[str, Any]:
+    return {"amount_minor": message.amount_minor, "currency": message.currency}
+
+
+def order_number(order_id: str) -> str:
+    """What a shopper reads and quotes: the first block of the order's UUID, upper case."""
+    return order_id.partition("-")[0].upper()
+
+
+def _order_variables(payload: Any) -> dict[str, Any]:
+    """What every order e-mail shows. A part the event lacks is left out, so that the template
+    reports it as a gap rather than printing a zero."""
+    variables: dict[str, Any] = {"order_id": payload.order_id, "order_number": order_number(payload.order_id)}
+    if payload.items:
+        variables["items"] = [
+            {
+                "name": item.name,
+                "sku": item.sku,
+                "quantity": item.quantity,
+                "unit_price": _money(item.unit_price),
+                "line_total": _money(item.line_total),
+            }
+            for item in payload.items
+        ]
+    if payload.HasField("total"):
+        variables["total"] = _money(payload.total)
+    if "shipping_address" in payload.DESCRIPTOR.fields_by_name and payload.HasField("shipping_address"):
+        a = payload.shipping_address
+        variables["shipping_address"] = {
+            "name": a.name,
+            "line1": a.line1,
+            "line2": a.line2,
+            "city": a.city,
+            "region": a.region,
+            "postal_code": a.postal_code,
+            "country": a.country,
+        }
+    return variables
+
+
+def _cancelled_variables(payload: order_events_pb2.OrderCancelled) -> dict[str, Any]:
+    return {
+        **_order_variables(payload),
+        "reason_text": CANCELLATION_REASONS.get(payload.cancellation_reason, "it could not be completed"),
+        "detail": payload.reason,
+        "refund_expected": payload.refund_expected,
+    }
+
+
+def _refunded_variables(payload: payment_events_pb2.PaymentRefunded) -> dict[str, Any]:
+    variables: dict[str, Any] = {
+        "order_id": payload.order_id,
+        "order_number": order_number(payload.order_id),
+        "reason": payload.reason,
+    }
+    if payload.HasField("amount"):
+        variables["amount"] = _money(payload.amount)
+    return variables
+
+
+VARIABLES: dict[str, Callable[[Any], dict[str, Any]]] = {
+    "account.registered": lambda p: {"name": p.name, "email": p.email},
+    "order.confirmed": _order_variables,
+    "order.cancelled": _cancelled_variables,
+    "order.shipped": _order_variables,
+    "order.delivered": _order_variables,
+    "payment.refunded": _refunded_variables,
+}
+
+
+def email_for(envelope: Envelope) -> NewNotification | None:
+    """The e-mail an event calls for; None (and a log line) when it names no valid account."""
+    template, payload_type = EMAIL_EVENTS[envelope.event_type]
+    payload: Any = unpack(envelope, payload_type)
+    try:
+        account_id = uuid.UUID(payload.account_id)
+    except ValueError:
+        log.error(
+            "%s %s names no valid account (%r); no e-mail",
+            envelope.event_type,
+            envelope.event_id,
+            payload.account_id,
+        )
+        return None
+    recipient = payload.email if envelope.event_type == "account.registered" else ""
+    return NewNotification(
+        account_id=account_id,
+        event_id=envelope.event_id,
+        event_type=envelope.event_type,
+        template=template,
+        variables=VARIABLES[envelope.event_type](payload),
+        recipient=recipient,
+        source_topic=source_topic(envelope.event_type),
+        envelope=envelope.SerializeToString(),
+    )
+
+
+# -- webhook bodies ---------------------------------------------------------------------------
+
+
+def _payload_dict(envelope: Envelope) -> dict[str, Any]:
+    name = envelope.payload.TypeName()
+    try:
+        descriptor = descriptor_pool.Default().FindMessageTypeByName(name)
+    except KeyError:
+        log.warning("%s carries an unknown payload type %s", envelope.event_type, name)
+        return {}
+    message = message_factory.GetMessageClass(descriptor)()
+    envelope.payload.Unpack(message)
+    return json_format.MessageToDict(
+        message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+    )
+
+
+def webhook_body(envelope: Envelope) -> bytes:
+    """The JSON a webhook receives: the event's identity and its payload as proto3 JSON."""
+    occurred_at = (
+        envelope.occurred_at.ToDatetime(tzinfo=UTC) if envelope.HasField("occurred_at") else datetime.now(UTC)
+    )
+    return orjson.dumps(
+        {
+            "id": envelope.event_id,
+            "type": envelope.event_type,
+            "occurred_at": occurred_at.isoformat().replace("+00:00", "Z"),
+            "aggregate_id": envelope.aggregate_id,
+            "data": _payload_dict(envelope),
+        }
+    )
+
+
+# -- the consumer -----------------------------------------------------------------------------
+
+
+def handler(service: NotificationService) -> Callable[[AsyncSession, Envelope], Any]:
+    async def handle(session: AsyncSession, envelope: Envelope) -> FollowUp | None:
+        mail = hooks = False
+        if envelope.event_type in EMAIL_EVENTS:
+            new = email_for(envelope)
+            if new is not None:
+                mail = await service.record_notification(session, new)
+        if envelope.event_type in WEBHOOK_EVENTS:
+            hooks = (
+                await service.record_webhook_deliveries(
+                    session,
+                    event_id=envelope.event_id,
+                    event_type=envelope.event_type,
+                    body=webhook_body(envelope),
+                )
+                > 0
+            )
+        if not (mail or hooks):
+            return None
+
+        async def wake() -> None:
+            # After the commit: the delivery loops find the new rows at once instead of polling.
+            service.wake(mail=mail, webhooks=hooks)
+
+        return wake
+
+    return handle
+
+
+def consumer(
+    service: NotificationService,
+    *,
+    sessions: async_sessionmaker[AsyncSession],
+    inbox: Table,
+    bootstrap_servers: str,
+    dead_letters: AIOKafkaProducer,
+    max_attempts: int,
+    topics: Sequence[str] = TOPICS,
+    group_id: str | None = None,
+) -> EventConsumer:
+    handle = handler(service)
+    return EventConsumer(
+        name=CONSUMER,
+        topics=topics,
+        group_id=group_id,
+        handlers=dict.fromkeys(EMAIL_EVENTS.keys() | WEBHOOK_EVENTS, handle),
+        sessions=sessions,
+        inbox=inbox,
+        bootstrap_servers=bootstrap_servers,
+        dead_letters=dead_letters,
+        max_attempts=max_attempts,
+    )
+
+
+# Make sure every payload a webhook may carry is in the descriptor pool.
+_ = (catalog_events_pb2, payment_events_pb2, order_events_pb2, account_events_pb2)
