@@ -1,0 +1,240 @@
+"""Per-caller budgets of cost points: a leaky bucket in Redis, one atomic Lua script.
+
+Each caller (its account id, or its client address when anonymous) has a bucket of `capacity`
+points that refills at `restore_rate` points a second. An operation is admitted only if its
+requested cost fits in what is left; after it ran, what it did not use (requested minus actual
+cost) goes back. Every answer reports the bucket in `extensions.cost`.
+
+If Redis cannot be reached the gateway fails open: operations are admitted, the budget is
+reported as unknown (`currentlyAvailable: null`) and a warning is logged; for the next few
+seconds Redis is not asked again, so an outage adds no latency to every request.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import logging
+import math
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from graphql import ExecutionResult as GraphQLExecutionResult
+from redis.exceptions import RedisError
+from strawberry.extensions import SchemaExtension
+from strawberry.types.graphql import OperationType
+
+from gateway.cost import calculator_for
+from gateway.errors import ApiError
+
+if TYPE_CHECKING:
+    import redis.asyncio as aioredis
+
+    from gateway.protection import Protection
+    from gateway.settings import GatewaySettings
+
+log = logging.getLogger(__name__)
+
+QUERY_TOO_COMPLEX = "QUERY_TOO_COMPLEX"
+RATE_LIMITED = "RATE_LIMITED"
+
+# KEYS[1] the bucket; ARGV capacity, restore rate (points/s), cost (negative refunds, 0 peeks).
+# Time comes from the Redis server, so that every gateway instance agrees on it.
+LEAKY_BUCKET = """
+local capacity = tonumber(ARGV[1])
+local rate = tonumber(ARGV[2])
+local cost = tonumber(ARGV[3])
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+local state = redis.call('HMGET', KEYS[1], 'points', 'at')
+local points = tonumber(state[1])
+local at = tonumber(state[2])
+if points == nil or at == nil then
+  points = capacity
+  at = now
+end
+points = math.min(capacity, points + math.max(0, now - at) * rate)
+local admitted = 0
+if cost <= points then
+  points = math.min(capacity, points - cost)
+  admitted = 1
+end
+redis.call('HSET', KEYS[1], 'points', tostring(points), 'at', tostring(now))
+redis.call('PEXPIRE', KEYS[1], math.ceil((capacity - points) / rate * 1000) + 1000)
+return {admitted, tostring(points)}
+"""
+
+
+@dataclass(frozen=True)
+class Budget:
+    """A caller's bucket after one step. `available` is None when Redis could not be asked."""
+
+    admitted: bool
+    available: float | None
+    capacity: int
+    restore_rate: float
+
+    def retry_after(self, cost: int) -> int:
+        """Whole seconds until `cost` points are there (at least 1)."""
+        missing = cost - (self.available or 0.0)
+        return max(1, math.ceil(missing / self.restore_rate))
+
+    def reset_at(self) -> datetime | None:
+        """When the bucket is full again."""
+        if self.available is None:
+            return None
+        return datetime.fromtimestamp(time.time() + (self.capacity - self.available) / self.restore_rate, UTC)
+
+    def throttle_status(self) -> dict[str, Any]:
+        return {
+            "maximumAvailable": self.capacity,
+            "currentlyAvailable": None if self.available is None else math.floor(self.available),
+            "restoreRate": self.restore_rate,
+        }
+
+
+class CostBucket:
+    PREFIX = "gateway:cost-budget:"
+    RETRY_REDIS_AFTER = 5.0
+
+    def __init__(self, redis: aioredis.Redis, *, capacity: int, restore_rate: float) -> None:
+        self.capacity = capacity
+        self.restore_rate = restore_rate
+        self._script = redis.register_script(LEAKY_BUCKET)
+        self._down_until = 0.0
+
+    async def take(self, caller: str, cost: int) -> Budget:
+        return await self._run(caller, cost)
+
+    async def refund(self, caller: str, points: int) -> Budget:
+        return await self._run(caller, -points)
+
+    async def peek(self, caller: str) -> Budget:
+        return await self._run(caller, 0)
+
+    async def _run(self, caller: str, cost: int) -> Budget:
+        if time.monotonic() < self._down_until:
+            return self._unknown()
+        try:
+            admitted, points = await self._script(
+                keys=[self.PREFIX + caller], args=[self.capacity, self.restore_rate, cost]
+            )
+        except (RedisError, OSError) as exc:
+            self._down_until = time.monotonic() + self.RETRY_REDIS_AFTER
+            log.warning("cost budgets unavailable, admitting every operation for now: %s", exc)
+            return self._unknown()
+        return Budget(
+            admitted=bool(admitted),
+            available=float(points),
+            capacity=self.capacity,
+            restore_rate=self.restore_rate,
+        )
+
+    def _unknown(self) -> Budget:
+        return Budget(admitted=True, available=None, capacity=self.capacity, restore_rate=self.restore_rate)
+
+
+@dataclass
+class OperationBudget:
+    """What the `rateLimit` query reports for the operation it is part of."""
+
+    cost: int
+    budget: Budget | None
+
+
+current_operation_budget: contextvars.ContextVar[OperationBudget | None] = contextvars.ContextVar(
+    "current_operation_budget", default=None
+)
+
+
+def caller_key(context: Any) -> str:
+    """The bucket of a verified account, or of the client address of anyone else."""
+    caller = getattr(context, "caller", None)
+    if caller is not None:
+        return f"account:{caller.account_id}"
+    request = getattr(context, "request", None)
+    client = getattr(request, "client", None)
+    return f"address:{client.host if client else 'unknown'}"
+
+
+class CostLimiter(SchemaExtension):
+    """Refuses an operation above the cost limit (QUERY_TOO_COMPLEX) or above what the caller's
+    bucket holds (RATE_LIMITED), before it executes; refunds what it did not use; reports both in
+    `extensions.cost`."""
+
+    def __init__(self, settings: GatewaySettings) -> None:
+        self.settings = settings
+        self.max_cost = min(settings.max_query_cost, settings.rate_limit_capacity)
+        self.requested = 0
+        self.actual = 0
+        self.budget: Budget | None = None
+
+    def _protection(self) -> Protection | None:
+        extras = getattr(self.execution_context.context, "extras", None)
+        return extras.get("protection") if isinstance(extras, dict) else None
+
+    async def on_execute(self) -> AsyncIterator[None]:
+        ctx = self.execution_context
+        assert ctx.graphql_document is not None
+        calculator = calculator_for(ctx.schema._schema)
+        self.requested = calculator.requested(ctx.graphql_document, ctx.operation_name, ctx.variables)
+        protection = self._protection()
+        caller = caller_key(ctx.context)
+        refusal: ApiError | None = None
+        if self.requested > self.max_cost:
+            refusal = ApiError(
+                f"this operation costs {self.requested} points; the most one operation may cost is "
+                f"{self.max_cost}",
+                QUERY_TOO_COMPLEX,
+                cost=self.requested,
+                maximumCost=self.max_cost,
+            )
+        elif protection is not None:
+            self.budget = await protection.bucket.take(caller, self.requested)
+            if not self.budget.admitted:
+                refusal = ApiError(
+                    f"this operation costs {self.requested} points and {math.floor(self.budget.available or 0)} "
+                    "are left; retry later",
+                    RATE_LIMITED,
+                    cost=self.requested,
+                    retryAfter=self.budget.retry_after(self.requested),
+                )
+        if refusal is not None:
+            if ctx.operation_type == OperationType.SUBSCRIPTION:
+                raise refusal  # a subscription ignores a preset result
+            ctx.result = GraphQLExecutionResult(data=None, errors=[refusal])
+            yield
+            return
+
+        token = current_operation_budget.set(OperationBudget(self.requested, self.budget))
+        try:
+            yield
+        finally:
+            with contextlib.suppress(ValueError):  # finalised outside the request's context
+                current_operation_budget.reset(token)
+        result = ctx.result
+        if not isinstance(result, GraphQLExecutionResult):  # a subscription's stream: paid up front
+            self.actual = self.requested
+            return
+        if result.data is None and all(e.path is None for e in result.errors or ()):
+            self.actual = 0  # refused by execution itself (variables that do not fit): nothing ran
+        else:
+            actual = calculator.actual(ctx.graphql_document, result.data, ctx.operation_name, ctx.variables)
+            self.actual = min(self.requested, actual)
+        if protection is not None and self.actual < self.requested:
+            self.budget = await protection.bucket.refund(caller, self.requested - self.actual)
+
+    async def get_results(self) -> dict[str, Any]:
+        protection = self._protection()
+        if self.budget is None and protection is not None:  # refused before execution: no charge
+            self.budget = await protection.bucket.peek(caller_key(self.execution_context.context))
+        return {
+            "cost": {
+                "requestedQueryCost": self.requested,
+                "actualQueryCost": self.actual,
+                "throttleStatus": None if self.budget is None else self.budget.throttle_status(),
+            }
+        }
