@@ -1,0 +1,251 @@
+// What every scenario shares: the data the runner seeded, the GraphQL documents, one helper to
+// post them, and the shopper's actions (browse, search, login, me, checkout).
+//
+// The runner (bench/run.py) passes:
+//   BENCH_DATA     path of the JSON file with the gateway URL, categories, products, shoppers
+//   VUS, DURATION  the fixed concurrency level and how long to hold it
+//   SUMMARY        where handleSummary writes the summary as JSON
+// A GraphQL answer with `errors` counts as a failed request, whatever its HTTP status.
+
+import http from 'k6/http';
+import { check, sleep } from 'k6';
+import { SharedArray } from 'k6/data';
+import { Counter, Rate, Trend } from 'k6/metrics';
+
+const DATA = JSON.parse(open(__ENV.BENCH_DATA));
+export const GRAPHQL_URL = DATA.graphql_url;
+const categories = new SharedArray('categories', () => DATA.categories);
+const checkoutProducts = new SharedArray('checkout products', () => DATA.checkout_product_ids);
+const searchTerms = new SharedArray('search terms', () => DATA.search_terms);
+const shoppers = new SharedArray('shoppers', () => DATA.shoppers);
+
+export const errors = new Rate('gql_errors');
+const ordersAccepted = new Counter('orders_accepted');
+const ordersConfirmed = new Counter('orders_confirmed');
+const ordersNotConfirmed = new Counter('orders_not_confirmed');
+// Saga completion as the order service recorded it (history PENDING -> CONFIRMED), and as the
+// shopper saw it (createOrder sent -> CONFIRMED read back). The shopper polls after POLL_INTERVAL
+// seconds, then half as often again each time up to POLL_MAX, so slow sagas do not turn the
+// checkout into a load of polls.
+const sagaDuration = new Trend('saga_duration', true);
+const sagaObserved = new Trend('saga_observed', true);
+
+const POLL_INTERVAL = Number(__ENV.POLL_INTERVAL || 0.05);
+const POLL_MAX = Number(__ENV.POLL_MAX || 0.5);
+const SAGA_TIMEOUT_MS = Number(__ENV.SAGA_TIMEOUT_MS || 15000);
+const SORTS = ['NEWEST', 'PRICE_ASC', 'PRICE_DESC', 'NAME'];
+const ADDRESS = {
+  name: 'Bench Shopper',
+  line1: '1 Load Street',
+  city: 'Berlin',
+  postalCode: '10115',
+  country: 'DE',
+};
+
+export const PRODUCTS = `
+query Browse($category: String!, $sort: ProductSort!, $after: String) {
+  products(first: 20, after: $after, sort: $sort, filter: {categorySlug: $category}) {
+    totalCount
+    pageInfo { hasNextPage endCursor }
+    edges { cursor node { id name price { amount currency } inStock featured } }
+  }
+}`;
+
+export const PRODUCT = `
+query Product($id: ID!) {
+  product(id: $id) {
+    id sku name description price { amount currency } stock inStock featured
+    category { slug name }
+    createdAt
+  }
+}`;
+
+export const SEARCH = `
+query Search($query: String!) {
+  searchProducts(query: $query, first: 20) {
+    totalCount
+    pageInfo { hasNextPage endCursor }
+    edges { node { id name price { amount currency } inStock } }
+  }
+}`;
+
+export const LOGIN = `
+mutation Login($email: String!, $password: String!) {
+  login(email: $email, password: $password) { accessToken expiresIn account { id } }
+}`;
+
+export const ME = `
+query Me { me { id email name role } }`;
+
+export const CREATE_ORDER = `
+mutation Checkout($input: CreateOrderInput!) {
+  createOrder(input: $input) { id status total { amount currency } }
+}`;
+
+export const ORDER = `
+query Order($id: ID!) {
+  order(id: $id) { id status history { status at } }
+}`;
+
+const logged = { count: 0 };
+
+// Post one document; returns `data` or null (and counts the error).
+export function gql(op, query, variables, token) {
+  const headers = { 'Content-Type': 'application/json' };
+  if (token) {
+    headers.Authorization = `Bearer ${token}`;
+  }
+  const res = http.post(GRAPHQL_URL, JSON.stringify({ query, variables: variables || {} }), {
+    headers,
+    tags: { op },
+  });
+  let body = null;
+  try {
+    body = res.json();
+  } catch (e) {
+    body = null;
+  }
+  const ok = check(res, {
+    'HTTP 200': (r) => r.status === 200,
+    'GraphQL data without errors': () => body !== null && !body.errors && body.data != null,
+  });
+  errors.add(!ok, { op });
+  if (!ok) {
+    if (logged.count < 3) {
+      logged.count += 1;
+      console.warn(`${op}: HTTP ${res.status} ${String(res.body).slice(0, 300)}`);
+    }
+    return null;
+  }
+  return body.data;
+}
+
+function pick(items) {
+  return items[Math.floor(Math.random() * items.length)];
+}
+
+export function shopper() {
+  return shoppers[(__VU - 1) % shoppers.length];
+}
+
+// A category page (sometimes the next one), then one product of it.
+export function browse() {
+  const variables = { category: pick(categories), sort: pick(SORTS), after: null };
+  let data = gql('products', PRODUCTS, variables);
+  if (data && data.products.pageInfo.hasNextPage && Math.random() < 0.5) {
+    data = gql('products', PRODUCTS, { ...variables, after: data.products.pageInfo.endCursor });
+  }
+  if (data && data.products.edges.length > 0) {
+    gql('product', PRODUCT, { id: pick(data.products.edges).node.id });
+  }
+}
+
+export function search() {
+  gql('searchProducts', SEARCH, { query: pick(searchTerms) });
+}
+
+export function login() {
+  const who = shopper();
+  gql('login', LOGIN, { email: who.email, password: who.password });
+}
+
+export function me() {
+  gql('me', ME, {}, shopper().token);
+}
+
+// "2026-01-02T03:04:05.123456+00:00" -> milliseconds since the epoch, keeping the microseconds.
+export function parseTime(text) {
+  const m = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(Z|[+-]\d{2}:?\d{2})?$/.exec(text);
+  if (!m) {
+    return NaN;
+  }
+  const fraction = m[7] ? Number(`0.${m[7]}`) * 1000 : 0;
+  let ms = Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5], +m[6]) + fraction;
+  if (m[8] && m[8] !== 'Z') {
+    const sign = m[8][0] === '-' ? -1 : 1;
+    const digits = m[8].slice(1).replace(':', '');
+    ms -= sign * (Number(digits.slice(0, 2)) * 60 + Number(digits.slice(2, 4))) * 60000;
+  }
+  return ms;
+}
+
+// createOrder with tok_visa, then poll the order until the saga has finished.
+export function checkout() {
+  const who = shopper();
+  const items = [{ productId: pick(checkoutProducts), quantity: 1 + Math.floor(Math.random() * 2) }];
+  if (Math.random() < 0.3) {
+    const other = pick(checkoutProducts);
+    if (other !== items[0].productId) {
+      items.push({ productId: other, quantity: 1 });
+    }
+  }
+  const sent = Date.now();
+  const created = gql(
+    'createOrder',
+    CREATE_ORDER,
+    { input: { items, paymentToken: 'tok_visa', shippingAddress: ADDRESS } },
+    who.token,
+  );
+  if (!created) {
+    return;
+  }
+  ordersAccepted.add(1);
+  const id = created.createOrder.id;
+  let pause = POLL_INTERVAL;
+  while (Date.now() - sent < SAGA_TIMEOUT_MS) {
+    sleep(pause);
+    pause = Math.min(pause * 1.5, POLL_MAX);
+    const data = gql('order', ORDER, { id }, who.token);
+    if (!data || !data.order) {
+      continue;
+    }
+    const status = data.order.status;
+    if (status === 'CONFIRMED') {
+      ordersConfirmed.add(1);
+      sagaObserved.add(Date.now() - sent);
+      const history = data.order.history;
+      const confirmed = history.find((h) => h.status === 'CONFIRMED');
+      const duration = parseTime(confirmed.at) - parseTime(history[0].at);
+      if (!Number.isNaN(duration)) {
+        sagaDuration.add(duration);
+      }
+      return;
+    }
+    if (status === 'CANCELLED') {
+      break;
+    }
+  }
+  ordersNotConfirmed.add(1);
+  errors.add(true, { op: 'saga' });
+  if (logged.count < 3) {
+    logged.count += 1;
+    console.warn(`order ${id} did not reach CONFIRMED`);
+  }
+}
+
+// The fixed concurrency level for the run's duration; per-operation latencies appear in the
+// summary through thresholds that always hold.
+export function scenarioOptions(ops) {
+  const thresholds = {};
+  for (const op of ops) {
+    thresholds[`http_req_duration{op:${op}}`] = ['max>=0'];
+  }
+  return {
+    scenarios: {
+      main: {
+        executor: 'constant-vus',
+        vus: Number(__ENV.VUS || 8),
+        duration: __ENV.DURATION || '20s',
+        gracefulStop: '10s',
+      },
+    },
+    thresholds,
+    summaryTrendStats: ['avg', 'min', 'med', 'p(90)', 'p(95)', 'p(99)', 'max', 'count'],
+    discardResponseBodies: false,
+    noConnectionReuse: false,
+  };
+}
+
+export function handleSummary(data) {
+  return { [__ENV.SUMMARY]: JSON.stringify(data) };
+}

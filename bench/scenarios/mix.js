@@ -1,0 +1,22 @@
+// Mix: 70% browse or search, 20% login or me, 10% checkout.
+import { browse, checkout, login, me, scenarioOptions, search } from './lib.js';
+
+export { handleSummary } from './lib.js';
+export const options = scenarioOptions([
+  'products', 'product', 'searchProducts', 'login', 'me', 'createOrder', 'order',
+]);
+
+export default function () {
+  const roll = Math.random();
+  if (roll < 0.35) {
+    browse();
+  } else if (roll < 0.7) {
+    search();
+  } else if (roll < 0.8) {
+    login();
+  } else if (roll < 0.9) {
+    me();
+  } else {
+    checkout();
+  }
+}
