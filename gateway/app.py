@@ -14,17 +14,23 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
-from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.types.unset import UNSET, UnsetType
 
 from gateway.clients import ServiceClients
 from gateway.context import Context
+from gateway.guard import GuardedGraphQL
+from gateway.live import OrderEventHub
+from gateway.protection import Protection
 from gateway.schema import create_schema
 from gateway.settings import GatewaySettings
 from servicekit.auth import Authenticator, JwksKeySet, TokenDenylist, bearer_token
 from servicekit.context import new_request_id, request_id_var
 from servicekit.errors import Unauthenticated
+from servicekit.metrics import SideServer
 from servicekit.runtime import account_jwks_fetcher
 from servicekit.security import TokenVerifier
+from servicekit.tracing import configure_tracing
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +42,8 @@ class GatewayState:
         self.settings = settings
         self.services = ServiceClients(settings)
         self.redis = aioredis.from_url(settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0)
+        self.protection = Protection(settings, self.redis)
+        self.order_events = OrderEventHub(settings.kafka_bootstrap_servers)  # orderStatusChanged
         verifier = TokenVerifier(
             issuer=settings.jwt_issuer,
             audience=settings.jwt_audience,
@@ -50,11 +58,12 @@ class GatewayState:
         self.authenticator = Authenticator(keys, TokenDenylist(self.redis))
 
     async def close(self) -> None:
+        await self.order_events.stop()
         await self.services.close()
         await self.redis.aclose()
 
 
-class GraphQLApp(GraphQL):
+class GraphQLApp(GuardedGraphQL):
     def __init__(self, settings: GatewaySettings) -> None:
         super().__init__(
             create_schema(settings),
@@ -84,6 +93,8 @@ class GraphQLApp(GraphQL):
             services=self.state.services,
             request_id=request_id,
         )
+        context.extras["protection"] = self.state.protection
+        context.extras["order_events"] = self.state.order_events
         token = bearer_token(request.headers.get("authorization"))
         if token is not None:
             context.token = token
@@ -95,6 +106,26 @@ class GraphQLApp(GraphQL):
                 log.warning("cannot verify access token: %s", exc)
                 context.token_error = "cannot verify the access token right now"
         return context
+
+    async def on_ws_connect(self, context: Context) -> UnsetType:
+        """WebSocket clients send their token in `connection_init`: {"Authorization": "Bearer ..."}.
+        A token that does not verify closes the connection (4403); none leaves it anonymous."""
+        params = context.connection_params or {}
+        value = params.get("Authorization", params.get("authorization"))
+        if value is None:
+            return UNSET
+        token = bearer_token(value) if isinstance(value, str) else None
+        if token is None:
+            raise ConnectionRejectionError({"message": "Authorization must be 'Bearer <access token>'"})
+        try:
+            context.caller = await self.state.authenticator.authenticate(token)
+        except Unauthenticated as exc:
+            raise ConnectionRejectionError({"message": exc.message}) from None
+        except Exception as exc:  # the account service is unreachable for the JWKS
+            log.warning("cannot verify access token: %s", exc)
+            raise ConnectionRejectionError({"message": "cannot verify the access token right now"}) from None
+        context.token, context.token_error = token, None
+        return UNSET
 
     def decode_json(self, data: str | bytes) -> object:
         return orjson.loads(data)
@@ -159,12 +190,20 @@ def create_app(settings: GatewaySettings | None = None) -> ASGIApp:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        configure_tracing("gateway", endpoint=settings.otel_exporter_otlp_endpoint)
+        side = SideServer()  # /metrics, /healthz, /readyz on the metrics port
+        await side.start(settings.host, settings.metrics_port)
         graphql._state = GatewayState(settings)
+        graphql._state.protection.start(graphql.schema._schema)
+        graphql._state.order_events.start()
+        side.ready = True
         try:
             yield
         finally:
+            side.ready = False
             await graphql._state.close()
             graphql._state = None
+            await side.close()
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})

@@ -13,9 +13,11 @@ from ecommerce.catalog.v1 import catalog_pb2_grpc
 from ecommerce.notification.v1 import notification_pb2_grpc
 from ecommerce.order.v1 import order_pb2_grpc
 from ecommerce.payment.v1 import payment_pb2_grpc
+from gateway.calls import CallCounter
 from gateway.errors import from_rpc_error
 from gateway.settings import GatewaySettings
 from servicekit.runtime import insecure_channel
+from servicekit.tracing import client_span, set_rpc_status
 
 Response = TypeVar("Response")
 
@@ -26,6 +28,7 @@ class ServiceClients:
     def __init__(self, settings: GatewaySettings) -> None:
         self.timeout = settings.grpc_timeout
         self._channels: list[grpc.aio.Channel] = []
+        self._interceptors = [CallCounter()] if settings.report_rpc_calls else None
         self.account = account_pb2_grpc.AccountServiceStub(self._channel(settings.account_addr))
         self.catalog = catalog_pb2_grpc.CatalogServiceStub(self._channel(settings.catalog_addr))
         self.order = order_pb2_grpc.OrderServiceStub(self._channel(settings.order_addr))
@@ -35,7 +38,7 @@ class ServiceClients:
         )
 
     def _channel(self, address: str) -> grpc.aio.Channel:
-        channel = insecure_channel(address)
+        channel = insecure_channel(address, interceptors=self._interceptors)
         self._channels.append(channel)
         return channel
 
@@ -51,7 +54,17 @@ async def call(
     metadata: list[tuple[str, str]],
     timeout: float,
 ) -> Response:
-    try:
-        return await method(request, timeout=timeout, metadata=metadata)
-    except grpc.aio.AioRpcError as error:
-        raise from_rpc_error(error) from None
+    metadata = list(metadata)
+    # The call continues the GraphQL request's trace (`traceparent` in the metadata).
+    with client_span(_method_name(method), metadata) as span:
+        try:
+            return await method(request, timeout=timeout, metadata=metadata)
+        except grpc.aio.AioRpcError as error:
+            set_rpc_status(span, error.code())
+            raise from_rpc_error(error) from None
+
+
+def _method_name(method: object) -> str:
+    """`ecommerce.catalog.v1.CatalogService/GetProduct` from a stub's multi-callable."""
+    name = getattr(method, "_method", b"")
+    return (name.decode() if isinstance(name, bytes) else str(name)).lstrip("/") or "rpc"

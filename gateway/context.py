@@ -30,6 +30,8 @@ class Context:
     token: str | None = None
     token_error: str | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+    # A WebSocket's `connection_init` payload (graphql-transport-ws), set by Strawberry.
+    connection_params: dict[str, Any] | None = None
     loaders: Loaders = field(init=False)
 
     def __post_init__(self) -> None:

@@ -77,4 +77,6 @@ def should_mask(error: GraphQLError) -> bool:
     original = error.original_error
     if original is None:
         return False
+    if error.path is None and isinstance(original, GraphQLError):
+        return False  # a request error, e.g. a variable that does not fit its type: the client's to fix
     return not isinstance(original, ApiError)

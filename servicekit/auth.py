@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -21,6 +23,11 @@ log = logging.getLogger(__name__)
 JwksFetcher = Callable[[], Awaitable[dict]]
 
 DENYLIST_PREFIX = "auth:denied-jti:"
+
+# A service calling another as itself (the notification service looking up recipients), proven
+# by the shared INTERNAL_SERVICE_TOKEN rather than by a user's access token.
+SERVICE = "SERVICE"
+_SERVICE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
 
 
 class JwksKeySet:
@@ -83,9 +90,12 @@ class TokenDenylist:
 class Authenticator:
     """Turns a bearer token into a `Caller`, or raises `Unauthenticated` with a safe message."""
 
-    def __init__(self, keys: JwksKeySet, denylist: TokenDenylist | None = None) -> None:
+    def __init__(
+        self, keys: JwksKeySet, denylist: TokenDenylist | None = None, *, service_token: str = ""
+    ) -> None:
         self.keys = keys
         self.denylist = denylist
+        self._service_token = service_token.encode()
 
     async def authenticate(self, token: str) -> Caller:
         try:
@@ -104,6 +114,13 @@ class Authenticator:
             expires_at=claims.expires_at,
             token=token,
         )
+
+    def authenticate_service(self, presented: str, name: str | None) -> Caller:
+        """A peer service's `x-service-token`, compared in constant time; refused when none is set."""
+        if not self._service_token or not hmac.compare_digest(presented.encode(), self._service_token):
+            raise Unauthenticated("invalid service credential")
+        name = name if name and _SERVICE_NAME.match(name) else "unknown"
+        return Caller(account_id=f"service:{name}", role=SERVICE)
 
 
 def bearer_token(authorization: str | None) -> str | None:

@@ -1,7 +1,7 @@
 """The gRPC server every service runs: health, reflection and the interceptor chain.
 
-Interceptors, outermost first: request context (request id), logging, error mapping,
-token verification. Each wraps the unary handler; the servicer stays a thin translator.
+Interceptors, outermost first: request context (request id), tracing, metrics, logging, error
+mapping, token verification. Each wraps the unary handler; the servicer stays a thin translator.
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ from grpc_reflection.v1alpha import reflection
 from servicekit.auth import Authenticator, bearer_token
 from servicekit.context import caller_var, new_request_id, request_id_var
 from servicekit.errors import DomainError
+from servicekit.metrics import RpcMetricsInterceptor
 from servicekit.rpc_status import internal_status, to_grpc_status
+from servicekit.tracing import TracingInterceptor
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +117,10 @@ class AuthInterceptor(_UnaryInterceptor):
         token = bearer_token(_metadata(context, "authorization"))
         if token is not None:
             caller_var.set(await self.authenticator.authenticate(token))
+        elif (service_token := _metadata(context, "x-service-token")) is not None:
+            caller_var.set(
+                self.authenticator.authenticate_service(service_token, _metadata(context, "x-service-name"))
+            )
         return await inner(request, context)
 
 
@@ -131,6 +137,8 @@ def create_server(
     """A configured server with our servicers, health checking and reflection; not yet bound or started."""
     interceptors: list[grpc.aio.ServerInterceptor] = [
         RequestContextInterceptor(),
+        TracingInterceptor(),  # before logging, so that the log line carries the trace id
+        RpcMetricsInterceptor(),
         LoggingInterceptor(),
         ErrorInterceptor(),
         *extra_interceptors,

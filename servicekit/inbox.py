@@ -28,6 +28,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from ecommerce.events.v1 import envelope_pb2
 from servicekit.db import transaction
 from servicekit.kafka import dead_letter_topic
+from servicekit.metrics import track_consumer
+from servicekit.tracing import consuming
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +67,7 @@ class EventConsumer:
         dead_letters: AIOKafkaProducer,
         max_attempts: int = 5,
         group_id: str | None = None,
+        fetch_max_wait_ms: int = 50,
     ) -> None:
         self.name = name
         self.topics = list(topics)
@@ -75,10 +78,12 @@ class EventConsumer:
         self.dead_letters = dead_letters
         self.max_attempts = max_attempts
         self.group_id = group_id or name
+        self.fetch_max_wait_ms = fetch_max_wait_ms
         self.processed = 0
         self.duplicates = 0
         self.dead_lettered = 0
         self._consumer: AIOKafkaConsumer | None = None
+        track_consumer(self)
 
     async def run(self) -> None:
         backoff = 0.5
@@ -91,6 +96,9 @@ class EventConsumer:
                 enable_auto_commit=False,
                 auto_offset_reset="earliest",
                 max_poll_records=200,
+                # The embedded broker answers a waiting fetch only when the wait ends, so the wait
+                # is a saga hop's latency; a short one costs a little idle polling.
+                fetch_max_wait_ms=self.fetch_max_wait_ms,
                 session_timeout_ms=10_000,
                 heartbeat_interval_ms=1_000,
             )
@@ -134,6 +142,11 @@ class EventConsumer:
         return total
 
     async def process(self, record: ConsumerRecord) -> None:
+        """Handle one message in the trace and with the request id its headers carry."""
+        with consuming(record.headers, topic=record.topic, consumer=self.name):
+            await self._process(record)
+
+    async def _process(self, record: ConsumerRecord) -> None:
         try:
             envelope = Envelope.FromString(record.value or b"")
             if not envelope.event_id or not envelope.event_type:

@@ -1,4 +1,4 @@
-"""JSON logs, one object a line, each carrying the service, request id and caller."""
+"""JSON logs, one object a line, each carrying the service, request id, trace id and caller."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import sys
 from pythonjsonlogger.json import JsonFormatter
 
 from servicekit.context import current_caller, current_request_id
+from servicekit.tracing import current_ids
 
 _configured = False
 
@@ -20,6 +21,7 @@ class _ContextFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.service = self.service
         record.request_id = current_request_id() or None
+        record.trace_id, record.span_id = current_ids()
         if not hasattr(record, "account_id"):
             caller = current_caller()
             record.account_id = caller.account_id if caller else None

@@ -40,7 +40,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from servicekit.context import current_request_id
 from servicekit.db import transaction
-from servicekit.kafka import new_envelope
+from servicekit.kafka import dead_letter_topic, ensure_topics, new_envelope
+from servicekit.metrics import OUTBOX_PUBLISHED
+from servicekit.tracing import inject
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +96,7 @@ class Outbox:
         headers = {"event_type": event_type}
         if request_id := current_request_id():
             headers["x-request-id"] = request_id
+        inject(headers)  # `traceparent`: the consumer continues this request's trace
         await session.execute(
             insert(self.table).values(
                 event_id=envelope.event_id,
@@ -122,6 +125,8 @@ class OutboxRelay:
         poll_interval: float = 1.0,
         batch_size: int = 200,
         publish_timeout: float = 30.0,
+        recreate_topics_with_partitions: int | None = None,
+        bootstrap_servers: str = "",
     ) -> None:
         self.sessions = sessions
         self.table = table
@@ -132,6 +137,12 @@ class OutboxRelay:
         self.poll_interval = poll_interval
         self.batch_size = batch_size
         self.publish_timeout = publish_timeout
+        # The embedded broker forgets every topic when it restarts, and it then accepts writes to a
+        # topic that does not exist into a limbo no consumer ever reads, even once the topic is
+        # created. So before each batch the relay checks that its topics exist (a metadata request
+        # that never auto-creates) and re-creates the missing ones, with their dead-letter topics.
+        self.recreate_topics_with_partitions = recreate_topics_with_partitions
+        self.bootstrap_servers = bootstrap_servers
         self._wakeup = asyncio.Event()
         self.published_total = 0
 
@@ -177,6 +188,7 @@ class OutboxRelay:
             # A broker that does not answer must not hold the row locks forever: give up, roll
             # back, and let the next round try again.
             async with asyncio.timeout(self.publish_timeout):
+                await self._ensure_topics({row.topic for row in rows})
                 pending = [
                     await self.producer.send(
                         row.topic,
@@ -191,7 +203,22 @@ class OutboxRelay:
                 update(t).where(t.c.id.in_([row.id for row in rows])).values(published_at=func.now())
             )
         self.published_total += len(rows)
+        OUTBOX_PUBLISHED.inc(len(rows))
         return len(rows)
+
+    async def _ensure_topics(self, topics: set[str]) -> None:
+        if self.recreate_topics_with_partitions is None:
+            return
+        cluster = await self.producer.client.fetch_all_metadata()
+        missing = sorted(topics - cluster.topics())
+        if not missing:
+            return
+        log.warning("topics %s are missing on the broker (restarted?); re-creating them", ", ".join(missing))
+        await ensure_topics(
+            self.bootstrap_servers,
+            [*missing, *(dead_letter_topic(t) for t in missing)],
+            partitions=self.recreate_topics_with_partitions,
+        )
 
     async def oldest_unpublished_age(self) -> float:
         """Seconds since the oldest unpublished event was written (0 when none): the outbox lag."""

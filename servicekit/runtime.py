@@ -25,9 +25,11 @@ from servicekit.auth import Authenticator, JwksFetcher, JwksKeySet, TokenDenylis
 from servicekit.db import create_engine, session_factory
 from servicekit.grpc_server import Registration, create_server, set_serving
 from servicekit.kafka import create_producer
+from servicekit.metrics import SideServer, refresh_forever
 from servicekit.outbox import Outbox, OutboxRelay
 from servicekit.security import TokenVerifier
 from servicekit.settings import ServiceSettings
+from servicekit.tracing import TracingClientInterceptor, configure_tracing
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +42,10 @@ CHANNEL_OPTIONS = [
 ]
 
 
-def insecure_channel(address: str) -> grpc.aio.Channel:
-    return grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+def insecure_channel(
+    address: str, *, interceptors: Sequence[grpc.aio.ClientInterceptor] | None = None
+) -> grpc.aio.Channel:
+    return grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS, interceptors=interceptors)
 
 
 def account_jwks_fetcher(channel: grpc.aio.Channel, *, timeout: float = 5.0) -> JwksFetcher:
@@ -76,6 +80,8 @@ class ServiceRuntime:
                 producer=self.producer,
                 database_url=settings.database_url,
                 poll_interval=settings.outbox_poll_interval,
+                recreate_topics_with_partitions=settings.kafka_topic_partitions,
+                bootstrap_servers=settings.kafka_bootstrap_servers,
             )
             if outbox_table is not None
             else None
@@ -84,9 +90,12 @@ class ServiceRuntime:
         self._channels: list[grpc.aio.Channel] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._producer_ready = asyncio.Event()
+        # /metrics, /healthz, /readyz on the metrics port, started with the server.
+        self.side_server = SideServer()
 
     def channel(self, address: str) -> grpc.aio.Channel:
-        channel = insecure_channel(address)
+        """A channel to a peer; calls carry the current trace context."""
+        channel = insecure_channel(address, interceptors=[TracingClientInterceptor()])
         self._channels.append(channel)
         return channel
 
@@ -98,7 +107,9 @@ class ServiceRuntime:
             algorithms=tuple(self.settings.jwt_algorithms),
         )
         source = fetch or account_jwks_fetcher(self.channel(self.settings.account_addr))
-        return Authenticator(JwksKeySet(verifier, source), self.denylist)
+        return Authenticator(
+            JwksKeySet(verifier, source), self.denylist, service_token=self.settings.internal_service_token
+        )
 
     def spawn(self, factory: Callable[[], Awaitable[None]], name: str) -> None:
         """Run a loop for the life of the process; it is restarted if it ever fails."""
@@ -152,11 +163,13 @@ class ServiceRuntime:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks.clear()
-        if self._producer_ready.is_set():
-            with contextlib.suppress(Exception):
-                await self.producer.stop()
+        # Also when it never started (one-shot commands such as `ecommerce seed`): aiokafka warns
+        # "Unclosed AIOKafkaProducer" at exit otherwise. Stopping an unstarted producer is harmless.
+        with contextlib.suppress(Exception):
+            await self.producer.stop()
         for channel in self._channels:
             await channel.close()
+        await self.side_server.close()
         await self.redis.aclose()
         await self.engine.dispose()
 
@@ -171,14 +184,19 @@ async def start(
 ) -> tuple[grpc.aio.Server, health.aio.HealthServicer, int]:
     """Start the service's server and loops; returns the server, its health servicer and the bound port."""
     settings = runtime.settings
+    configure_tracing(runtime.name, endpoint=settings.otel_exporter_otlp_endpoint)
     server, health_servicer = create_server(registrations, service_names, authenticator=authenticator)
     port = server.add_insecure_port(f"{settings.grpc_host}:{settings.grpc_port}")
+    await runtime.side_server.start(settings.grpc_host, settings.metrics_port)
+    relay = runtime.relay
+    runtime.spawn(lambda: refresh_forever(relay), "metrics")
     runtime.spawn(runtime.start_producer, "producer-start")
     runtime.start_relay()
     if start_background is not None:
         start_background()
     await server.start()
     await set_serving(health_servicer, service_names, True)
+    runtime.side_server.ready = True
     log.info("%s serving gRPC on %s:%d", runtime.name, settings.grpc_host, port)
     return server, health_servicer, port
 
@@ -191,6 +209,7 @@ async def shutdown(
 ) -> None:
     """Graceful stop: NOT_SERVING first, so balancers drain, then the server, then the loops."""
     log.info("%s shutting down", runtime.name)
+    runtime.side_server.ready = False
     await set_serving(health_servicer, service_names, False)
     await server.stop(runtime.settings.grpc_shutdown_grace)
     await runtime.close()

@@ -36,6 +36,9 @@ class PlatformSettings(BaseSettings):
     # Tansu (the embedded broker) has no idempotent producer; real Kafka does, and we use it there.
     kafka_idempotent_producer: bool = shared("KAFKA_IDEMPOTENT_PRODUCER", default=False)
     kafka_topic_partitions: int = shared("KAFKA_TOPIC_PARTITIONS", default=3, ge=1, le=256)
+    kafka_topic_replication_factor: int = shared("KAFKA_TOPIC_REPLICATION_FACTOR", default=1, ge=1, le=16)
+    # Traces are recorded and exported over OTLP only when this is set (servicekit.tracing).
+    otel_exporter_otlp_endpoint: str = shared("OTEL_EXPORTER_OTLP_ENDPOINT", default="")
 
     jwt_issuer: str = shared("JWT_ISSUER", default="ecommerce-account")
     jwt_audience: str = shared("JWT_AUDIENCE", default="ecommerce")
@@ -46,6 +49,13 @@ class PlatformSettings(BaseSettings):
     order_addr: str = shared("ORDER_ADDR", default="127.0.0.1:50053")
     payment_addr: str = shared("PAYMENT_ADDR", default="127.0.0.1:50054")
     notification_addr: str = shared("NOTIFICATION_ADDR", default="127.0.0.1:50055")
+
+    internal_service_token: str = shared(
+        "INTERNAL_SERVICE_TOKEN",
+        default="",
+        description="Shared secret a service presents as `x-service-token` to call another service as "
+        "itself (role SERVICE); empty disables it. `ecommerce dev` generates one per run.",
+    )
 
     cursor_secret: str = shared(
         "CURSOR_SECRET",

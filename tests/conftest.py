@@ -7,6 +7,7 @@ name external ones. Nothing here depends on the machine's own PostgreSQL or Redi
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +17,9 @@ import pytest
 os.environ.setdefault("ACCOUNT_BCRYPT_ROUNDS", "4")
 os.environ.setdefault("ECOMMERCE_ENV", "test")
 os.environ.setdefault("LOG_FORMAT", "json")
+# Services call each other as themselves with this shared credential (the notification service
+# looking up recipients); `ecommerce dev` makes one per run, the tests one per session.
+os.environ.setdefault("INTERNAL_SERVICE_TOKEN", secrets.token_urlsafe(32))
 
 
 @pytest.fixture(scope="session")

@@ -5,10 +5,8 @@ from __future__ import annotations
 import strawberry
 from strawberry.extensions import (
     MaskErrors,
-    MaxAliasesLimiter,
     MaxTokensLimiter,
     ParserCache,
-    QueryDepthLimiter,
     ValidationCache,
 )
 from strawberry.extensions.disable_introspection import DisableIntrospection
@@ -16,19 +14,31 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
 from gateway.errors import should_mask
+from gateway.metrics import Observability
+from gateway.protection import batching_config, protection_extensions
 from gateway.schema.account import AccountMutation, AccountQuery
+from gateway.schema.catalog import CatalogMutation, CatalogQuery
+from gateway.schema.notification import NotificationMutation, NotificationQuery
+from gateway.schema.order import OrderMutation, OrderQuery
+from gateway.schema.payment import PaymentMutation
+from gateway.schema.ratelimit import RateLimitQuery
+from gateway.schema.subscription import OrderSubscription
 from gateway.settings import GatewaySettings
 
-Query = merge_types("Query", (AccountQuery,))
-Mutation = merge_types("Mutation", (AccountMutation,))
+Query = merge_types("Query", (AccountQuery, CatalogQuery, OrderQuery, RateLimitQuery, NotificationQuery))
+Mutation = merge_types(
+    "Mutation", (AccountMutation, CatalogMutation, PaymentMutation, OrderMutation, NotificationMutation)
+)
+Subscription = merge_types("Subscription", (OrderSubscription,))
 Query.__strawberry_definition__.description = "What can be read."
 Mutation.__strawberry_definition__.description = "What can be changed."
+Subscription.__strawberry_definition__.description = "What can be watched live (graphql-transport-ws)."
 
 
 def create_schema(settings: GatewaySettings) -> strawberry.Schema:
     extensions: list = [
-        lambda: QueryDepthLimiter(max_depth=settings.max_depth),
-        lambda: MaxAliasesLimiter(max_alias_count=settings.max_aliases),
+        Observability,  # outermost: its span and timing cover everything below
+        *protection_extensions(settings),  # depth, aliases, directives, cost, budgets, persisted queries
         lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
         lambda: MaskErrors(should_mask_error=should_mask, error_message="internal error"),
         lambda: ParserCache(maxsize=512),
@@ -39,8 +49,11 @@ def create_schema(settings: GatewaySettings) -> strawberry.Schema:
     return strawberry.Schema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         extensions=extensions,
-        config=StrawberryConfig(disable_field_suggestions=settings.production),
+        config=StrawberryConfig(
+            disable_field_suggestions=settings.production, batching_config=batching_config(settings)
+        ),
     )
 
 

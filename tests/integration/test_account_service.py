@@ -206,6 +206,23 @@ async def test_failed_logins_for_one_email_are_throttled_even_with_the_right_pas
     assert unaffected.account.email == other
 
 
+async def test_concurrent_failed_logins_cannot_slip_past_the_throttle_together(account):
+    email = unique_email()
+    await register(account.stub, email=email)
+
+    results = await asyncio.gather(
+        *(
+            account.stub.Login(account_pb2.LoginRequest(email=email, password=f"wrong-{i}"))
+            for i in range(20)
+        ),
+        return_exceptions=True,
+    )
+
+    codes = [r.code() for r in results]
+    assert codes.count(grpc.StatusCode.UNAUTHENTICATED) == account.settings.login_max_failures
+    assert codes.count(grpc.StatusCode.RESOURCE_EXHAUSTED) == 20 - account.settings.login_max_failures
+
+
 # -- refresh tokens ---------------------------------------------------------------------------
 
 
