@@ -10,7 +10,7 @@ import strawberry
 
 from ecommerce.account.v1 import account_pb2
 from gateway.context import Context
-from gateway.schema.common import Connection, connection, page_size, to_datetime
+from gateway.schema.common import Connection, connection_from, page_size, to_datetime
 
 Info = strawberry.Info[Context, None]
 
@@ -98,13 +98,7 @@ class AccountQuery:
             ctx.services.account.ListAccounts,
             account_pb2.ListAccountsRequest(page_size=page_size(first), page_token=after or ""),
         )
-        return connection(
-            response.accounts,
-            response.cursors,
-            has_next_page=response.has_next_page,
-            total_count=response.total_count,
-            convert=Account.from_proto,
-        )
+        return connection_from(response, response.accounts, Account.from_proto)
 
 
 @strawberry.type

@@ -18,7 +18,7 @@ from ecommerce.common.v1 import money_pb2
 from gateway.context import Context
 from gateway.errors import ApiError, bad_input
 from gateway.loaders import register
-from gateway.schema.common import Connection, Money, connection, page_size, to_datetime
+from gateway.schema.common import Connection, Money, connection_from, page_size, to_datetime
 from servicekit.money import to_minor
 
 Info = strawberry.Info[Context, None]
@@ -222,13 +222,7 @@ LISTING_ARGUMENTS = {"pageToken": "after", "pageSize": "first"}
 
 
 def product_connection(response) -> Connection[Product]:  # type: ignore[no-untyped-def]
-    return connection(
-        response.products,
-        response.cursors,
-        has_next_page=response.has_next_page,
-        total_count=response.total_count,
-        convert=Product.from_proto,
-    )
+    return connection_from(response, response.products, Product.from_proto)
 
 
 @register("product_by_id")

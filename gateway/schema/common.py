@@ -61,6 +61,17 @@ def connection(
     )
 
 
+def connection_from(response: object, items: Sequence[P], convert: Callable[[P], T]) -> Connection[T]:
+    """A connection from a list response of ours: items, `cursors`, `has_next_page`, `total_count`."""
+    return connection(
+        items,
+        response.cursors,  # type: ignore[attr-defined]
+        has_next_page=response.has_next_page,  # type: ignore[attr-defined]
+        total_count=response.total_count,  # type: ignore[attr-defined]
+        convert=convert,
+    )
+
+
 def to_datetime(stamp: timestamp_pb2.Timestamp) -> datetime:
     return stamp.ToDatetime(tzinfo=datetime.now().astimezone().tzinfo).astimezone()
 

@@ -10,7 +10,7 @@ import strawberry
 
 from ecommerce.notification.v1 import notification_pb2
 from gateway.context import Context
-from gateway.schema.common import Connection, connection, page_size, to_datetime
+from gateway.schema.common import Connection, connection_from, page_size, to_datetime
 
 Info = strawberry.Info[Context, None]
 
@@ -178,13 +178,7 @@ class NotificationQuery:
             ctx.services.notification.ListNotifications,
             notification_pb2.ListNotificationsRequest(page_size=page_size(first), page_token=after or ""),
         )
-        return connection(
-            response.notifications,
-            response.cursors,
-            has_next_page=response.has_next_page,
-            total_count=response.total_count,
-            convert=Notification.from_proto,
-        )
+        return connection_from(response, response.notifications, Notification.from_proto)
 
     @strawberry.field(description="The webhooks, newest first. ADMIN only.")
     async def webhooks(
@@ -222,13 +216,7 @@ class NotificationQuery:
                 webhook_id=str(webhook_id), page_size=page_size(first), page_token=after or ""
             ),
         )
-        return connection(
-            response.deliveries,
-            response.cursors,
-            has_next_page=response.has_next_page,
-            total_count=response.total_count,
-            convert=WebhookDelivery.from_proto,
-        )
+        return connection_from(response, response.deliveries, WebhookDelivery.from_proto)
 
 
 @strawberry.type

@@ -17,7 +17,7 @@ from ecommerce.order.v1 import order_pb2
 from gateway.context import Context
 from gateway.errors import bad_input
 from gateway.schema.catalog import LISTING_ARGUMENTS, arguments
-from gateway.schema.common import Connection, Money, connection, page_size, to_datetime
+from gateway.schema.common import Connection, Money, connection_from, page_size, to_datetime
 
 if TYPE_CHECKING:
     from gateway.schema.catalog import Product
@@ -281,13 +281,7 @@ class OrderQuery:
                 ctx.services.order.ListMyOrders,
                 order_pb2.ListMyOrdersRequest(page_size=page_size(first), page_token=after or ""),
             )
-        return connection(
-            response.orders,
-            response.cursors,
-            has_next_page=response.has_next_page,
-            total_count=response.total_count,
-            convert=Order.from_proto,
-        )
+        return connection_from(response, response.orders, Order.from_proto)
 
     @strawberry.field(description="Every order, newest first, optionally of one status. ADMIN only.")
     async def orders(
@@ -312,13 +306,7 @@ class OrderQuery:
                     status=STATUS_TO_PROTO[status] if status else order_pb2.ORDER_STATUS_UNSPECIFIED,
                 ),
             )
-        return connection(
-            response.orders,
-            response.cursors,
-            has_next_page=response.has_next_page,
-            total_count=response.total_count,
-            convert=Order.from_proto,
-        )
+        return connection_from(response, response.orders, Order.from_proto)
 
 
 @strawberry.type
