@@ -7,7 +7,7 @@ INSTALLED := $(VENV)/.installed
 PROTOS := $(shell find protos -name '*.proto')
 STUBS := protos/.generated
 
-.PHONY: install proto-gen run test test-unit test-integration test-e2e lint fmt schema k8s-validate clean bench
+.PHONY: install proto-gen run test test-unit test-integration test-e2e lint fmt schema k8s-validate clean bench chaos
 
 install: $(INSTALLED) $(STUBS)
 
@@ -56,6 +56,12 @@ test: install lint k8s-validate
 # bench/results/<date>/. BENCH_ARGS passes options, e.g. BENCH_ARGS="--profile search".
 bench: install
 	$(PY) -m bench.run $(BENCH_ARGS)
+
+# The fault-injection suite (README "Reliability"): every fault under a steady load of orders,
+# the invariants checked after each; about fifteen minutes; writes bench/results/<date>-chaos/.
+# make test runs its short version. CHAOS_ARGS passes options, e.g. CHAOS_ARGS="--faults 'kill order'".
+chaos: install
+	$(PY) -m chaos.run $(CHAOS_ARGS)
 
 test-unit: install
 	$(PY) -m pytest tests/unit

@@ -103,6 +103,8 @@ class Infrastructure:
     postgres_url: str = ""
     redis_url: str = ""
     kafka_bootstrap_servers: str = ""
+    # The embedded broker tells clients this port instead of its own (a proxy forwards it).
+    broker_advertised_port: int | None = None
 
     def start(self) -> Infrastructure:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -116,7 +118,9 @@ class Infrastructure:
             self.redis_url = self.redis.url
         self.kafka_bootstrap_servers = self.environ.get("KAFKA_BOOTSTRAP_SERVERS", "")
         if not self.kafka_bootstrap_servers:
-            self.broker = EmbeddedBroker(self.data_dir / "broker").start()
+            self.broker = EmbeddedBroker(
+                self.data_dir / "broker", advertised_port=self.broker_advertised_port
+            ).start()
             self.kafka_bootstrap_servers = self.broker.bootstrap_servers
         if not self.environ.get("NOTIFICATION_SMTP_HOST"):
             self.mailbox = Mailbox(self.data_dir / "mail").start()
@@ -157,6 +161,8 @@ class Platform:
     ports: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_PORTS))
     metrics_ports: dict[str, int] = field(default_factory=lambda: dict(METRICS_PORTS))
     extra_env: dict[str, str] = field(default_factory=dict)
+    # Settings for one process only (e.g. the order service reaching payment through a proxy).
+    process_env: dict[str, dict[str, str]] = field(default_factory=dict)
     log_dir: Path | None = None
     processes: dict[str, Process] = field(default_factory=dict)
     # One per run, so that a restarted service still knows its peers' credential.
@@ -190,6 +196,7 @@ class Platform:
 
     def spawn(self, name: str) -> Process:
         env = self.environment()
+        env.update(self.process_env.get(name, {}))
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)
             output = (self.log_dir / f"{name}.log").open("ab")

@@ -38,14 +38,27 @@ class Mailer:
         self._domain = address.rpartition("@")[2] or "localhost"
 
     def compose(
-        self, *, to: str, subject: str, text: str, html: str, headers: dict[str, str] | None = None
+        self,
+        *,
+        to: str,
+        subject: str,
+        text: str,
+        html: str,
+        headers: dict[str, str] | None = None,
+        message_key: str | None = None,
     ) -> EmailMessage:
+        """`message_key` (the notification's id) fixes the Message-ID: when a send is retried
+        because the outcome of an earlier one was lost (a crash between the SMTP server's "250"
+        and our record of it), the copy carries the same Message-ID, by which mail systems
+        recognise it as the same message."""
         message = EmailMessage()
         message["From"] = self.config.sender
         message["To"] = Address(addr_spec=to)
         message["Subject"] = subject
         message["Date"] = formatdate(localtime=False, usegmt=True)
-        message["Message-ID"] = make_msgid(domain=self._domain)
+        message["Message-ID"] = (
+            f"<{message_key}@{self._domain}>" if message_key else make_msgid(domain=self._domain)
+        )
         for name, value in (headers or {}).items():
             message[name] = value
         message.set_content(text)

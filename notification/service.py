@@ -40,6 +40,7 @@ from notification.models import (
     WebhookDelivery,
 )
 from notification.peers import AccountDirectory, Recipient
+from notification.settings import SMTP_CONNECTIONS
 from notification.templates import TemplateRenderer
 from notification.webhooks import SecretBox, UrlPolicy, UrlRefused, WebhookSender
 from servicekit.auth import require_admin, require_caller
@@ -76,7 +77,6 @@ WEBHOOK_EVENTS = frozenset(
 # at each attempt, so that it goes to the address the account has now.
 ADDRESSED_BY_EVENT = frozenset({"account.registered"})
 MAX_DESCRIPTION_LENGTH = 500
-SMTP_CONNECTIONS = 4
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
 SECRET_PREFIX = "whsec_"
@@ -321,6 +321,7 @@ class NotificationService:
                 text=rendered.text,
                 html=rendered.html,
                 headers={"X-Ecommerce-Notification-Id": str(notification.id)},
+                message_key=str(notification.id),
             )
         except (TemplateError, LookupError, ValueError) as exc:
             log.error("notification %s cannot be rendered: %s", notification.id, exc)

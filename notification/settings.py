@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from servicekit.settings import ServiceSettings
+
+# SMTP conversations at a time per process.
+SMTP_CONNECTIONS = 4
 
 
 class NotificationSettings(ServiceSettings):
@@ -55,8 +59,11 @@ class NotificationSettings(ServiceSettings):
         1.0, gt=0, le=60, description="How often the delivery loops look for due work when not woken."
     )
     delivery_batch: int = Field(20, ge=1, le=500, description="Messages claimed per round.")
+    # Long enough for the slowest round of a batch (so a message is never sent twice because its
+    # lease ran out while it was being sent), short enough that the messages a crashed process
+    # had claimed go out again within a minute.
     delivery_lease: float = Field(
-        120.0, gt=0, description="Seconds a claimed message stays invisible to other workers."
+        60.0, gt=0, description="Seconds a claimed message stays invisible to other workers."
     )
     peer_timeout: float = Field(5.0, gt=0, le=60, description="Deadline of the account lookups.")
 
@@ -64,6 +71,17 @@ class NotificationSettings(ServiceSettings):
     def _private_urls_by_environment(self) -> NotificationSettings:
         if self.allow_private_webhook_urls is None:
             self.allow_private_webhook_urls = not self.production
+        return self
+
+    @model_validator(mode="after")
+    def _lease_outlasts_a_round(self) -> NotificationSettings:
+        mail_round = self.peer_timeout + math.ceil(self.delivery_batch / SMTP_CONNECTIONS) * self.smtp_timeout
+        longest = max(mail_round, self.webhook_timeout)
+        if self.delivery_lease <= longest:
+            raise ValueError(
+                f"delivery_lease must be longer than a batch can take to send ({longest:g}s with "
+                "these timeouts and delivery_batch)"
+            )
         return self
 
     @property

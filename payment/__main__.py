@@ -38,7 +38,12 @@ def build(settings: PaymentSettings, *, jwks: JwksFetcher | None = None) -> Paym
     """The service wired from its settings; `jwks` replaces the account service's key set (tests)."""
     runtime = ServiceRuntime(settings, "payment", outbox_table=outbox)
     assert runtime.outbox is not None
-    provider = SimulatedProvider(runtime.sessions, hang=settings.simulated_hang)
+    provider = SimulatedProvider(
+        runtime.sessions,
+        hang=settings.simulated_hang,
+        latency=settings.simulated_latency,
+        failure_rate=settings.simulated_failure_rate,
+    )
     guarded = GuardedProvider.create(
         provider,
         timeout=settings.provider_timeout,

@@ -11,10 +11,12 @@ from __future__ import annotations
 import abc
 import asyncio
 import logging
+import random
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
@@ -97,9 +99,23 @@ class SimulatedProvider(PaymentProvider):
 
     name = "simulated"
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], *, hang: float = 60.0) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        hang: float = 60.0,
+        latency: float = 0.0,
+        failure_rate: float = 0.0,
+    ) -> None:
+        """`latency` and `failure_rate` make every token's provider slow or flaky (the fault
+        suite's weather): a call fails first with that probability, transiently and having done
+        nothing; a call that went through answers after a random delay of up to `latency`
+        seconds, so a caller's timeout can expire after the charge was made, as with a real
+        provider."""
         self.sessions = sessions
         self.hang = hang
+        self.latency = latency
+        self.failure_rate = failure_rate
         self.calls: deque[tuple[str, str]] = deque(maxlen=100_000)
 
     def check_token(self, token: str) -> str | None:
@@ -122,6 +138,9 @@ class SimulatedProvider(PaymentProvider):
 
     async def authorize(self, *, token: str, amount_minor: int, currency: str, idempotency_key: str) -> str:
         self.calls.append((AUTHORIZE, idempotency_key))
+        return await self._in_weather(self._authorize(token, amount_minor, currency, idempotency_key))
+
+    async def _authorize(self, token: str, amount_minor: int, currency: str, idempotency_key: str) -> str:
         if (earlier := await self._entry(AUTHORIZE, idempotency_key)) is not None:
             return self._answer(earlier)
         if await self._entry(VOID, idempotency_key) is not None:
@@ -142,6 +161,9 @@ class SimulatedProvider(PaymentProvider):
 
     async def refund(self, *, reference: str, amount_minor: int, currency: str, idempotency_key: str) -> str:
         self.calls.append((REFUND, idempotency_key))
+        return await self._in_weather(self._refund(reference, amount_minor, currency, idempotency_key))
+
+    async def _refund(self, reference: str, amount_minor: int, currency: str, idempotency_key: str) -> str:
         if (earlier := await self._entry(REFUND, idempotency_key)) is not None:
             return earlier.reference
         charge = await self._entry(AUTHORIZE, idempotency_key)
@@ -156,6 +178,9 @@ class SimulatedProvider(PaymentProvider):
 
     async def void(self, *, reference: str | None, idempotency_key: str) -> str:
         self.calls.append((VOID, idempotency_key))
+        return await self._in_weather(self._void(idempotency_key))
+
+    async def _void(self, idempotency_key: str) -> str:
         if (earlier := await self._entry(VOID, idempotency_key)) is not None:
             return earlier.reference
         if await self._entry(REFUND, idempotency_key) is not None:
@@ -166,6 +191,23 @@ class SimulatedProvider(PaymentProvider):
             VOID, idempotency_key, "succeeded", f"sim_vo_{uuid.uuid4().hex}", amount, currency
         )
         return entry.reference
+
+    async def _in_weather(self, operation: Coroutine[Any, Any, str]) -> str:
+        """Run one operation under the configured failure rate and latency."""
+        if self.failure_rate and random.random() < self.failure_rate:
+            operation.close()  # never started: nothing happened
+            raise ProviderUnavailable("the simulated provider failed (503), having done nothing")
+        try:
+            answer = await operation
+        except Declined:
+            await self._slow()
+            raise
+        await self._slow()
+        return answer
+
+    async def _slow(self) -> None:
+        if self.latency:
+            await asyncio.sleep(random.uniform(0, self.latency))
 
     @staticmethod
     def _answer(entry: SimulatedLedgerEntry) -> str:

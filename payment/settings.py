@@ -35,6 +35,14 @@ class PaymentSettings(ServiceSettings):
         60.0, gt=0, description="Seconds the simulated provider sleeps for `tok_timeout`."
     )
 
+    # The fault suite's weather (zero in normal runs): see SimulatedProvider.
+    simulated_latency: float = Field(
+        0.0, ge=0, le=60, description="Up to this many seconds before the simulated provider answers."
+    )
+    simulated_failure_rate: float = Field(
+        0.0, ge=0, le=1, description="Share of simulated provider calls that fail transiently (503)."
+    )
+
     @model_validator(mode="after")
     def _hang_outlasts_timeout(self) -> PaymentSettings:
         if self.simulated_hang <= self.provider_timeout:

@@ -694,9 +694,22 @@ class EmbeddedBroker(EmbeddedServer):
     name = "broker"
     log_name = "broker.log"
 
+    def __init__(
+        self,
+        data_dir: Path | str,
+        port: int | None = None,
+        *,
+        advertised_port: int | None = None,
+        startup_timeout: float = 30.0,
+    ) -> None:
+        """`advertised_port`: the port clients are told to connect to, when something in front of
+        the broker (a proxy, in the fault-injection suite) forwards that port to this one."""
+        super().__init__(data_dir, port, startup_timeout=startup_timeout)
+        self.advertised_port = advertised_port
+
     @property
     def bootstrap_servers(self) -> str:
-        return f"{HOST}:{self.port}"
+        return f"{HOST}:{self.advertised_port or self.port}"
 
     def _argv(self) -> list[str]:
         listener = f"tcp://{HOST}:{self.port}"
@@ -706,7 +719,7 @@ class EmbeddedBroker(EmbeddedServer):
             "--listener-url",
             listener,
             "--advertised-listener-url",
-            listener,
+            f"tcp://{HOST}:{self.advertised_port or self.port}",
             "--storage-engine",
             "memory://tansu/",
         ]

@@ -17,10 +17,11 @@ from grpc_reflection.v1alpha import reflection
 
 from servicekit.auth import Authenticator, bearer_token
 from servicekit.context import caller_var, new_request_id, request_id_var
-from servicekit.errors import DomainError
+from servicekit.errors import DomainError, Unavailable
 from servicekit.metrics import RpcMetricsInterceptor
 from servicekit.rpc_status import internal_status, to_grpc_status
 from servicekit.tracing import TracingInterceptor
+from servicekit.transient import is_transient
 
 log = logging.getLogger(__name__)
 
@@ -101,9 +102,14 @@ class ErrorInterceptor(_UnaryInterceptor):
             raise
         except DomainError as error:
             status = to_grpc_status(error)
-        except Exception:
-            log.exception("unhandled error in %s", method)
-            status = internal_status()
+        except Exception as exc:
+            if is_transient(exc):
+                # PostgreSQL or Redis is down or restarting: the caller may try again.
+                log.warning("%s: a dependency is unavailable: %s: %s", method, type(exc).__name__, exc)
+                status = to_grpc_status(Unavailable("a dependency is unavailable; try again shortly"))
+            else:
+                log.exception("unhandled error in %s", method)
+                status = internal_status()
         await context.abort(status.code, status.details, status.trailing_metadata)
 
 
@@ -151,6 +157,11 @@ def create_server(
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
             ("grpc.so_reuseport", 0),
+            # Our clients ping idle connections every 30 s (CHANNEL_OPTIONS) to notice dead
+            # peers; by default the server counts those as abuse and closes the connection with
+            # GOAWAY "too_many_pings", failing calls that were about to use it.
+            ("grpc.keepalive_permit_without_calls", 1),
+            ("grpc.http2.min_recv_ping_interval_without_data_ms", 10_000),
         ],
     )
     for add, servicer in registrations:

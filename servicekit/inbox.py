@@ -30,6 +30,7 @@ from servicekit.db import transaction
 from servicekit.kafka import dead_letter_topic
 from servicekit.metrics import track_consumer
 from servicekit.tracing import consuming
+from servicekit.transient import is_transient
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +160,8 @@ class EventConsumer:
             return
         delay = 0.1
         follow_up: FollowUp | None = None
-        for attempt in range(1, self.max_attempts + 1):
+        attempt = 0
+        while True:
             try:
                 if follow_up is None:
                     follow_up = await self._handle_once(envelope, handler) or _nothing
@@ -168,16 +170,22 @@ class EventConsumer:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                # An outage (the database restarting) is not the message's fault: it is retried
+                # for as long as the outage lasts, and the partition waits, instead of sending a
+                # good message to the dead-letter topic. Only other failures use up attempts.
+                transient = is_transient(exc)
+                if not transient:
+                    attempt += 1
                 if attempt == self.max_attempts:
                     log.exception("%s: giving up on %s %s", self.name, envelope.event_type, envelope.event_id)
                     await self._dead_letter(record, f"{type(exc).__name__}: {exc}")
                     return
                 log.warning(
-                    "%s: handling %s %s failed (attempt %d): %s",
+                    "%s: handling %s %s failed (%s): %s",
                     self.name,
                     envelope.event_type,
                     envelope.event_id,
-                    attempt,
+                    "dependency unavailable, retrying" if transient else f"attempt {attempt}",
                     exc,
                 )
                 await asyncio.sleep(delay + random.uniform(0, delay))

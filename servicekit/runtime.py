@@ -30,6 +30,7 @@ from servicekit.outbox import Outbox, OutboxRelay
 from servicekit.security import TokenVerifier
 from servicekit.settings import ServiceSettings
 from servicekit.tracing import TracingClientInterceptor, configure_tracing
+from servicekit.transient import is_transient
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,11 @@ CHANNEL_OPTIONS = [
     ("grpc.http2.max_pings_without_data", 0),
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.max_receive_message_length", 4 * 1024 * 1024),
+    # After a peer restarts, reconnect within seconds: the default backoff grows to two minutes,
+    # so a service that was down for a while would stay unreachable long after it is back.
+    ("grpc.initial_reconnect_backoff_ms", 200),
+    ("grpc.min_reconnect_backoff_ms", 200),
+    ("grpc.max_reconnect_backoff_ms", 2_000),
 ]
 
 
@@ -121,8 +127,11 @@ class ServiceRuntime:
                     return
                 except asyncio.CancelledError:
                     raise
-                except Exception:
-                    log.exception("background task %s failed; restarting", name)
+                except Exception as exc:
+                    if is_transient(exc):
+                        log.warning("background task %s: a dependency is unavailable: %s", name, exc)
+                    else:
+                        log.exception("background task %s failed; restarting", name)
                     await asyncio.sleep(1.0)
 
         self._tasks.append(asyncio.create_task(supervised(), name=name))

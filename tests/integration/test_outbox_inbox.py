@@ -306,3 +306,39 @@ async def test_poison_and_failing_messages_go_to_the_dead_letter_topic_and_the_p
 
 async def _value(value: bool) -> bool:
     return value
+
+
+async def test_an_outage_of_the_database_does_not_use_up_a_message_s_attempts(kit, topic):
+    """While a dependency is down the message waits, however long, instead of being dead-lettered."""
+    outage = 5  # failures in a row, more than max_attempts
+    tries: list[str] = []
+
+    async def handle(session, envelope) -> None:
+        tries.append(envelope.event_id)
+        if len(tries) <= outage:
+            raise ConnectionRefusedError(111, "Connection refused")
+        await session.execute(insert(effects).values(event_id=envelope.event_id, note="after the outage"))
+
+    envelope = new_envelope(
+        event_type="account.registered", aggregate_id="k", producer="t", payload=registered("patient")
+    )
+    await kit["producer"].send_and_wait(topic, envelope.SerializeToString(), key=b"k")
+    consumer = EventConsumer(
+        name=f"kit-{uuid.uuid4().hex[:6]}",
+        topics=[topic],
+        handlers={"account.registered": handle},
+        sessions=kit["sessions"],
+        inbox=inbox,
+        bootstrap_servers=kit["bootstrap"],
+        dead_letters=kit["producer"],
+        max_attempts=2,
+    )
+
+    async with running(consumer.run):
+        await eventually(lambda: _value(consumer.processed == 1), timeout=30, what="the event applied")
+
+    assert len(tries) == outage + 1
+    assert consumer.dead_lettered == 0
+    async with kit["sessions"]() as session:
+        note = await session.scalar(select(effects.c.note).where(effects.c.event_id == envelope.event_id))
+    assert note == "after the outage"

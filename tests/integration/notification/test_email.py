@@ -56,6 +56,9 @@ async def test_order_confirmed_sends_one_email_with_subject_recipient_lines_and_
         1,
         "order_confirmed",
     )
+    # A re-sent copy (after a lost outcome) would carry the same Message-ID: one message.
+    assert message["X-Ecommerce-Notification-Id"] == str(row["id"])
+    assert message["Message-ID"].startswith(f"<{row['id']}@")
 
 
 async def test_a_redelivered_event_sends_nothing_more(notifications: NotificationHarness):

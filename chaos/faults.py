@@ -1,0 +1,287 @@
+"""The faults `make chaos` injects, one at a time, while orders keep coming.
+
+Each fault has an `inject` (the moment it starts), an optional `during` (what keeps happening
+while it lasts, e.g. a link that keeps dropping) and a `heal` (the end of it: a restart, the
+link repaired). How long a fault lasts is counted in orders placed, not in seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from chaos.ledger import GROUPS
+from servicekit.kafka import TOPICS, create_producer, dead_letter_topic
+
+if TYPE_CHECKING:
+    from chaos.run import Chaos
+
+Step = Callable[["Chaos"], Awaitable[None]]
+
+
+async def _nothing(chaos: Chaos) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class Fault:
+    name: str
+    what: str
+    inject: Step
+    heal: Step = _nothing
+    during: Step | None = None
+    short: bool = False  # part of the short run inside `make test`
+
+
+# -- processes ------------------------------------------------------------------------------------
+
+
+def _kill(name: str) -> Step:
+    async def kill(chaos: Chaos) -> None:
+        process = chaos.platform.processes[name].popen
+        process.kill()
+        await asyncio.to_thread(process.wait)
+
+    return kill
+
+
+def _restart(name: str) -> Step:
+    async def restart(chaos: Chaos) -> None:
+        await chaos.platform.restart(name, timeout=120)
+
+    return restart
+
+
+def _killed(name: str, *, short: bool = False) -> Fault:
+    return Fault(
+        f"kill {name}", f"SIGKILL the {name} process, restart it", _kill(name), _restart(name), short=short
+    )
+
+
+# -- servers --------------------------------------------------------------------------------------
+
+
+async def _kill_broker(chaos: Chaos) -> None:
+    assert chaos.infra.broker is not None
+    await asyncio.to_thread(chaos.infra.broker.kill)
+
+
+async def _start_broker(chaos: Chaos) -> None:
+    assert chaos.infra.broker is not None
+    await asyncio.to_thread(chaos.infra.broker.start)
+
+
+async def _stop_postgres(chaos: Chaos) -> None:
+    assert chaos.infra.postgres is not None
+    await asyncio.to_thread(chaos.infra.postgres.stop)
+
+
+async def _start_postgres(chaos: Chaos) -> None:
+    assert chaos.infra.postgres is not None
+    await asyncio.to_thread(chaos.infra.postgres.start)
+
+
+async def _stop_redis(chaos: Chaos) -> None:
+    assert chaos.infra.redis is not None
+    await asyncio.to_thread(chaos.infra.redis.stop)
+
+
+async def _start_redis(chaos: Chaos) -> None:
+    assert chaos.infra.redis is not None
+    await asyncio.to_thread(chaos.infra.redis.start)
+
+
+# -- the network ----------------------------------------------------------------------------------
+
+
+def _delay(proxy: str, seconds: float) -> Step:
+    async def delay(chaos: Chaos) -> None:
+        chaos.proxies[proxy].delay = seconds
+
+    return delay
+
+
+def _heal(proxy: str) -> Step:
+    async def heal(chaos: Chaos) -> None:
+        chaos.proxies[proxy].heal()
+
+    return heal
+
+
+def _flapping(proxy: str) -> Step:
+    """Reset every connection through the link each time another order is placed."""
+
+    async def flap(chaos: Chaos) -> None:
+        while True:
+            chaos.proxies[proxy].reset()
+            await chaos.load.wait_attempted(1)
+
+    return flap
+
+
+# -- the payment provider -------------------------------------------------------------------------
+
+
+async def _behind(reader: AIOKafkaConsumer, partitions: list[TopicPartition], ends: dict) -> bool:
+    return any([await reader.position(tp) < ends[tp] for tp in partitions])
+
+
+def _provider(**settings: str) -> Step:
+    async def weather(chaos: Chaos) -> None:
+        chaos.platform.process_env["payment"] = {f"PAYMENT_{k.upper()}": v for k, v in settings.items()}
+        await chaos.platform.restart("payment", timeout=120)
+
+    return weather
+
+
+# -- deliveries -----------------------------------------------------------------------------------
+
+
+async def _replay_everything_reversed(chaos: Chaos) -> None:
+    """Every record on every topic so far, produced again in reverse order per partition: each
+    event type delivered twice, and the copies out of order."""
+    reader = AIOKafkaConsumer(bootstrap_servers=chaos.bootstrap_servers, enable_auto_commit=False)
+    await reader.start()
+    try:
+        await reader.topics()
+        partitions = [
+            TopicPartition(t, p) for t in TOPICS for p in sorted(reader.partitions_for_topic(t) or ())
+        ]
+        ends = await reader.end_offsets(partitions)
+        reader.assign(partitions)
+        await reader.seek_to_beginning(*partitions)
+        records: dict[TopicPartition, list] = {tp: [] for tp in partitions}
+        while await _behind(reader, partitions, ends):
+            for tp, batch in (await reader.getmany(timeout_ms=500)).items():
+                records[tp].extend(r for r in batch if r.offset < ends[tp])
+    finally:
+        await reader.stop()
+    producer = create_producer(chaos.bootstrap_servers, idempotent=False, client_id="chaos-replay")
+    await producer.start()
+    try:
+        for tp, batch in records.items():
+            for record in reversed(batch):
+                await producer.send(
+                    tp.topic,
+                    record.value,
+                    key=record.key,
+                    partition=tp.partition,
+                    headers=list(record.headers or ()),
+                )
+        await producer.flush()
+    finally:
+        await producer.stop()
+    chaos.notes.append(f"replayed {sum(len(b) for b in records.values())} records reversed")
+
+
+async def _poison(chaos: Chaos) -> None:
+    """Bytes no consumer can read, on every partition of every topic a service consumes."""
+    producer = create_producer(chaos.bootstrap_servers, idempotent=False, client_id="chaos-poison")
+    await producer.start()
+    try:
+        for topic in sorted({t for topics in GROUPS.values() for t in topics}):
+            for partition in sorted(await producer.partitions_for(topic)):
+                value = f"\x00poison {uuid.uuid4().hex}".encode()
+                await producer.send_and_wait(topic, value, key=b"poison", partition=partition)
+                chaos.poison.append((topic, value))
+    finally:
+        await producer.stop()
+
+
+async def dead_lettered(bootstrap_servers: str, poison: list[tuple[str, bytes]]) -> list[str]:
+    """The poison messages each consumer group of their topic has not dead-lettered."""
+    reader = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
+    await reader.start()
+    try:
+        await reader.topics()
+        wanted = {dead_letter_topic(t) for t, _ in poison}
+        partitions = [
+            TopicPartition(t, p) for t in wanted for p in sorted(reader.partitions_for_topic(t) or ())
+        ]
+        ends = await reader.end_offsets(partitions)
+        reader.assign(partitions)
+        await reader.seek_to_beginning(*partitions)
+        seen: dict[tuple[str, bytes], set[str]] = {}
+        while await _behind(reader, partitions, ends):
+            for tp, batch in (await reader.getmany(timeout_ms=500)).items():
+                for record in batch:
+                    consumer = dict(record.headers or ()).get("dlq-consumer", b"").decode()
+                    seen.setdefault((tp.topic, record.value), set()).add(consumer)
+    finally:
+        await reader.stop()
+    missing = []
+    for topic, value in poison:
+        groups = {g for g, topics in GROUPS.items() if topic in topics}
+        got = seen.get((dead_letter_topic(topic), value), set())
+        missing += [f"{topic}: {g}" for g in sorted(groups - got)]
+    return missing
+
+
+FAULTS: tuple[Fault, ...] = (
+    _killed("catalog"),
+    _killed("order"),
+    _killed("payment", short=True),
+    _killed("notification", short=True),
+    _killed("gateway"),
+    Fault(
+        "kill broker", "SIGKILL the broker (it keeps nothing), start it again", _kill_broker, _start_broker
+    ),
+    Fault(
+        "restart postgres",
+        "stop PostgreSQL (fast shutdown), start it again",
+        _stop_postgres,
+        _start_postgres,
+        short=True,
+    ),
+    Fault("stop redis", "stop Redis for a while, start it again", _stop_redis, _start_redis),
+    Fault(
+        "delay order-payment",
+        "400 ms each way between order and payment",
+        _delay("payment", 0.4),
+        _heal("payment"),
+    ),
+    Fault(
+        "reset order-payment",
+        "reset every connection between order and payment, again and again",
+        _nothing,
+        _heal("payment"),
+        during=_flapping("payment"),
+    ),
+    Fault(
+        "delay broker",
+        "200 ms each way between every service and the broker",
+        _delay("broker", 0.2),
+        _heal("broker"),
+    ),
+    Fault(
+        "reset broker",
+        "reset every connection to the broker, again and again",
+        _nothing,
+        _heal("broker"),
+        during=_flapping("broker"),
+        short=True,
+    ),
+    Fault(
+        "slow provider",
+        "the provider answers after up to 1.5 s; payment gives up on a call after 1 s",
+        _provider(simulated_latency="1.5"),
+        _provider(),
+    ),
+    Fault(
+        "failing provider",
+        "60% of provider calls fail (503)",
+        _provider(simulated_failure_rate="0.6"),
+        _provider(),
+    ),
+    Fault(
+        "duplicate + reorder",
+        "every record of every topic delivered again, in reverse order",
+        _replay_everything_reversed,
+    ),
+    Fault("poison", "an unreadable message on every partition of every consumed topic", _poison, short=True),
+)

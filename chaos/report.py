@@ -1,0 +1,80 @@
+"""From the chaos run's results to report.md and the README's table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+README_START = "<!-- chaos:start -->"
+README_END = "<!-- chaos:end -->"
+
+HEADER = (
+    "| fault | orders accepted | lost | oversold units | double charges | duplicate e-mails "
+    "| internal errors | time to settle (s) | result |\n|---|---|---|---|---|---|---|---|---|"
+)
+
+
+def table(results: dict[str, Any]) -> str:
+    lines = [HEADER]
+    for row in results["faults"]:
+        settle = "-" if row["settle_seconds"] is None else f"{row['settle_seconds']:.1f}"
+        lines.append(
+            f"| {row['fault']} | {row['accepted']} | {row['lost']} | {row['oversold']} | {row['double_charges']} "
+            f"| {row['duplicate_emails']} | {row['internal_errors']} | {settle} "
+            f"| {'pass' if row['passed'] else '**FAIL**'} |"
+        )
+    return "\n".join(lines)
+
+
+def markdown(results: dict[str, Any]) -> str:
+    config = results["config"]
+    verdict = "every fault passed" if results["passed"] else "**some faults failed**"
+    parts = [
+        f"# Chaos run, {results['date']} ({results['mode']})",
+        "",
+        f"{len(results['faults'])} faults in {results['seconds']:.0f} s: {verdict}. Orders at "
+        f"{config['rate']:g}/s from {config['shoppers']} shoppers over {config['products']} products of "
+        f"{config['units']} units; each fault lasts {config['during']} orders, after {config['before']} before "
+        f"it and followed by {config['after']}. The invariants are checked over everything the platform "
+        "holds after each fault settles, so a later fault also re-checks the orders of earlier ones.",
+        "",
+        table(results),
+        "",
+        "*Accepted*: createOrder answered with an order id (the client retries a request that failed for "
+        "want of the platform with the same idempotency key). *Lost*: accepted, then missing or never "
+        "CONFIRMED/CANCELLED. *Oversold*: units sold beyond the initial stock. *Double charges*: more than "
+        "one successful charge at the provider for one order. *Duplicate e-mails*: more than one "
+        "distinct confirmation message for one order. *Time to settle*: from the end of the fault until no "
+        "order, payment, reservation, e-mail or event is in flight and every consumer group has caught up.",
+        "",
+    ]
+    for row in results["faults"]:
+        parts.append(f"## {row['fault']}: {row['what']}")
+        parts.append("")
+        outcomes = ", ".join(f"{k} {v}" for k, v in sorted(row["outcomes"].items()))
+        answers = ", ".join(f"{k} {v}" for k, v in sorted(row["answers"].items()))
+        parts.append(f"- all orders so far: {outcomes}")
+        parts.append(
+            f"- answers to the load during this fault: {answers}; {row['retries']} retries; "
+            f"{row['abandoned']} requests never answered"
+        )
+        parts += [f"- {note}" for note in row["notes"]]
+        parts += [f"- **violation**: {v}" for v in row["violations"][:20]]
+        parts.append("")
+    if results["failures"]:
+        parts.append("## The run itself failed")
+        parts += [f"- {f}" for f in results["failures"]]
+        parts.append("")
+    return "\n".join(parts)
+
+
+def update_readme(readme: Path, results: dict[str, Any]) -> bool:
+    text = readme.read_text()
+    start, end = text.find(README_START), text.find(README_END)
+    if start < 0 or end < start:
+        return False
+    summary = (
+        f"Latest `make chaos` ({results['date']}, {results['mode']} run, {results['seconds']:.0f} s):\n\n"
+    )
+    readme.write_text(text[: start + len(README_START)] + "\n" + summary + table(results) + "\n" + text[end:])
+    return True
