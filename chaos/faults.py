@@ -264,7 +264,6 @@ FAULTS: tuple[Fault, ...] = (
         _nothing,
         _heal("broker"),
         during=_flapping("broker"),
-        short=True,
     ),
     Fault(
         "slow provider",

@@ -85,9 +85,9 @@ class Config:
             short=True,
             faults=[f.name for f in FAULTS if f.short],
             rate=4.0,
-            before=4,
-            during=10,
-            after=4,
+            before=3,
+            during=8,
+            after=3,
             products=3,
             units=60,
             shoppers=6,
@@ -167,6 +167,7 @@ class Chaos:
             self.failures.append(f"run: {type(exc).__name__}: {exc}")
         finally:
             if started:
+                await self.load.stop()
                 await self.load.close()
             await self._stop()
             self._write(time.monotonic() - began)

@@ -152,6 +152,7 @@ class OrderLoad:
         self._stop.set()
         if self._driver is not None:
             await self._driver
+            self._driver = None
         if self._running:
             await asyncio.gather(*self._running, return_exceptions=True)
 
