@@ -1096,6 +1096,9 @@ class Inventory:
     Stock rows are then updated in product-id order, so two orders never deadlock.
     """
 
+    # The INT columns and the int32 quantities of the commands and answers.
+    MAX_QUANTITY = 2**31 - 1
+
     def __init__(
         self,
         *,
@@ -1126,10 +1129,14 @@ class Inventory:
         if first is None:
             return await self._replay_reservation(session, oid, reply_to)
 
+        rejected: list[RejectedLine] = []
         merged: dict[str, int] = {}
         for product_id, quantity in lines:
+            # Each line as sent: a line below one must not hide inside a valid total.
+            if quantity < 1:
+                rejected.append(RejectedLine(product_id, quantity, 0, "INVALID_QUANTITY"))
+                continue
             merged[product_id] = merged.get(product_id, 0) + quantity
-        rejected: list[RejectedLine] = []
         wanted: list[tuple[uuid.UUID, int]] = []
         for product_id, quantity in merged.items():
             try:
@@ -1137,8 +1144,9 @@ class Inventory:
             except ValueError:
                 rejected.append(RejectedLine(product_id, quantity, 0, "PRODUCT_NOT_FOUND"))
                 continue
-            if quantity < 1:
-                rejected.append(RejectedLine(product_id, quantity, 0, "INVALID_QUANTITY"))
+            if quantity > self.MAX_QUANTITY:
+                # Lines adding up beyond what the stock column (or the answer) can hold.
+                rejected.append(RejectedLine(product_id, self.MAX_QUANTITY, 0, "INVALID_QUANTITY"))
                 continue
             wanted.append((pid, quantity))
         wanted.sort()
@@ -1215,9 +1223,18 @@ class Inventory:
         order = await session.get(StockOrder, oid, with_for_update=True)
         if order is None:
             # Nothing reserved. Remember the release, so that a late ReserveStock holds nothing.
-            session.add(StockOrder(order_id=oid, status=RELEASED, reason=reason))
-            await self.outbox.add(session, **events.stock_released(order_id, [], reason, reply_to))
-            return RELEASED
+            remembered = await session.scalar(
+                insert(StockOrder)
+                .values(order_id=oid, status=RELEASED, reason=reason)
+                .on_conflict_do_nothing(index_elements=["order_id"])
+                .returning(StockOrder.order_id)
+            )
+            if remembered is not None:
+                await self.outbox.add(session, **events.stock_released(order_id, [], reason, reply_to))
+                return RELEASED
+            # A concurrent command for this order (a duplicate release, or the reserve) came first.
+            order = await session.get(StockOrder, oid, with_for_update=True)
+            assert order is not None
         if order.status == RELEASED:
             lines = await self._lines(session, oid)
             await self.outbox.add(session, **events.stock_released(order_id, lines, order.reason, reply_to))
