@@ -205,8 +205,11 @@ class AccountService:
         violations.raise_if_any()
         email = email.strip().lower()
         await self.throttle.attempt(email)
-        async with self.sessions() as session:
-            account = await session.scalar(select(Account).where(Account.email == email))
+        # PostgreSQL text cannot hold NUL, so no account has such an e-mail: it is not looked up.
+        account: Account | None = None
+        if "\x00" not in email:
+            async with self.sessions() as session:
+                account = await session.scalar(select(Account).where(Account.email == email))
         # The same bcrypt work whether or not the account exists: no e-mail enumeration by timing.
         if account is None:
             await self.hasher.verify_dummy_async(password)

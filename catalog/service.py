@@ -848,6 +848,10 @@ class CatalogService:
     # -- helpers --------------------------------------------------------------------------------------------
 
     async def _category(self, session: AsyncSession, slug: str, field_name: str) -> Category:
+        # No category has a slug outside the slug pattern; such a slug (a NUL in it, say, which
+        # PostgreSQL refuses in text) is not looked up.
+        if len(slug) > MAX_SLUG_LENGTH or not SLUG.fullmatch(slug):
+            raise InvalidArgument.field(field_name, "no category has this slug")
         category = await session.scalar(select(Category).where(Category.slug == slug))
         if category is None:
             raise InvalidArgument.field(field_name, "no category has this slug")

@@ -22,7 +22,7 @@ from gateway.schema.notification import NotificationMutation, NotificationQuery
 from gateway.schema.order import OrderMutation, OrderQuery
 from gateway.schema.payment import PaymentMutation
 from gateway.schema.ratelimit import RateLimitQuery
-from gateway.schema.subscription import OrderSubscription
+from gateway.schema.subscription import OrderSubscription, WebSocketSubscriptions
 from gateway.settings import GatewaySettings
 
 Query = merge_types("Query", (AccountQuery, CatalogQuery, OrderQuery, RateLimitQuery, NotificationQuery))
@@ -39,6 +39,7 @@ def create_schema(settings: GatewaySettings) -> strawberry.Schema:
     extensions: list = [
         Observability,  # outermost: its span and timing cover everything below
         *protection_extensions(settings),  # depth, aliases, directives, cost, budgets, persisted queries
+        WebSocketSubscriptions,  # a subscription over HTTP is BAD_REQUEST, before it runs
         lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
         lambda: MaskErrors(should_mask_error=should_mask, error_message="internal error"),
         lambda: ParserCache(maxsize=512),

@@ -11,10 +11,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Iterator
 from typing import Annotated
 
 import strawberry
+from graphql import ExecutionResult as GraphQLExecutionResult
+from starlette.requests import Request
+from strawberry.extensions import SchemaExtension
+from strawberry.types.graphql import OperationType
 
 from ecommerce.order.v1 import order_pb2
 from gateway.context import Context
@@ -24,6 +28,8 @@ from gateway.loaders import Loaders
 from gateway.schema.order import Order
 
 Info = strawberry.Info[Context, None]
+
+SUBSCRIPTIONS_NEED_A_WEBSOCKET = "BAD_REQUEST"
 
 HUB = "order_events"
 TERMINAL = frozenset({order_pb2.ORDER_STATUS_DELIVERED, order_pb2.ORDER_STATUS_CANCELLED})
@@ -86,3 +92,27 @@ class OrderSubscription:
                     async with asyncio.timeout(RESYNC_SECONDS):
                         await signals.get()
                 order = (await ctx.call(ctx.services.order.GetOrder, request)).order
+
+
+class WebSocketSubscriptions(SchemaExtension):
+    """Refuses a subscription sent over HTTP (POST or GET) before it runs, with BAD_REQUEST.
+
+    Strawberry would execute it there like a query, and the stream its resolver returns cannot be
+    a query's answer: the client would get an INTERNAL error for using the wrong transport.
+    """
+
+    def on_execute(self) -> Iterator[None]:
+        ctx = self.execution_context
+        request = getattr(ctx.context, "request", None)
+        if ctx.operation_type == OperationType.SUBSCRIPTION and isinstance(request, Request):
+            ctx.result = GraphQLExecutionResult(
+                data=None,
+                errors=[
+                    ApiError(
+                        "subscriptions are served over WebSocket (graphql-transport-ws) at /graphql, "
+                        "not over HTTP",
+                        SUBSCRIPTIONS_NEED_A_WEBSOCKET,
+                    )
+                ],
+            )
+        yield
