@@ -76,7 +76,9 @@ async def create_admin(*, email: str, name: str, password: str) -> bool:
 
 async def main(settings: AccountSettings | None = None) -> None:
     settings = settings or AccountSettings()
-    configure_logging("account", level=settings.log_level, fmt=settings.log_format)
+    configure_logging(
+        "account", level=settings.log_level, fmt=settings.log_format, access=settings.log_access
+    )
     app = build(settings)
     await serve(
         app.runtime,

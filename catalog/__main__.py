@@ -99,7 +99,9 @@ async def seed(*, only_if_empty: bool = False, **overrides: Any) -> SeedResult |
 
 async def main(settings: CatalogSettings | None = None) -> None:
     settings = settings or CatalogSettings()
-    configure_logging("catalog", level=settings.log_level, fmt=settings.log_format)
+    configure_logging(
+        "catalog", level=settings.log_level, fmt=settings.log_format, access=settings.log_access
+    )
     app = build(settings)
     await serve(
         app.runtime,

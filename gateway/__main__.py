@@ -11,7 +11,9 @@ from servicekit.logging import configure_logging
 
 def main() -> None:
     settings = GatewaySettings()
-    configure_logging("gateway", level=settings.log_level, fmt=settings.log_format)
+    configure_logging(
+        "gateway", level=settings.log_level, fmt=settings.log_format, access=settings.log_access
+    )
     uvicorn.run(
         create_app(settings),
         host=settings.host,

@@ -17,6 +17,7 @@ from opentelemetry.trace import Span
 from strawberry.extensions import SchemaExtension
 
 from gateway.errors import should_mask
+from servicekit.logging import access_logged
 from servicekit.metrics import GRAPHQL_DURATION, GRAPHQL_OPERATIONS
 from servicekit.tracing import server_span
 
@@ -91,12 +92,13 @@ class Observability(SchemaExtension):
             span.set_attribute("graphql.result.code", code)
         GRAPHQL_OPERATIONS.labels(name, kind, code).inc()
         GRAPHQL_DURATION.labels(name, kind).observe(elapsed)
-        log.info(
-            "graphql",
-            extra={
-                "operation": name,
-                "operation_type": kind,
-                "code": code,
-                "duration_ms": round(elapsed * 1000, 2),
-            },
-        )
+        if access_logged(code == "OK"):
+            log.info(
+                "graphql",
+                extra={
+                    "operation": name,
+                    "operation_type": kind,
+                    "code": code,
+                    "duration_ms": round(elapsed * 1000, 2),
+                },
+            )

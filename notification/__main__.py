@@ -130,7 +130,9 @@ def build(settings: NotificationSettings) -> NotificationApp:
 
 async def main(settings: NotificationSettings | None = None) -> None:
     settings = settings or NotificationSettings()
-    configure_logging("notification", level=settings.log_level, fmt=settings.log_format)
+    configure_logging(
+        "notification", level=settings.log_level, fmt=settings.log_format, access=settings.log_access
+    )
     if not settings.internal_service_token:
         raise SystemExit("INTERNAL_SERVICE_TOKEN is required: recipients are looked up as this service")
     app = build(settings)

@@ -98,7 +98,7 @@ def build(settings: OrderSettings) -> OrderApp:
 
 async def main(settings: OrderSettings | None = None) -> None:
     settings = settings or OrderSettings()
-    configure_logging("order", level=settings.log_level, fmt=settings.log_format)
+    configure_logging("order", level=settings.log_level, fmt=settings.log_format, access=settings.log_access)
     app = build(settings)
     await serve(
         app.runtime,

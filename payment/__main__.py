@@ -76,7 +76,9 @@ def build(settings: PaymentSettings, *, jwks: JwksFetcher | None = None) -> Paym
 
 async def main(settings: PaymentSettings | None = None) -> None:
     settings = settings or PaymentSettings()
-    configure_logging("payment", level=settings.log_level, fmt=settings.log_format)
+    configure_logging(
+        "payment", level=settings.log_level, fmt=settings.log_format, access=settings.log_access
+    )
     app = build(settings)
     await serve(
         app.runtime,

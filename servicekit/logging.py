@@ -1,16 +1,31 @@
-"""JSON logs, one object a line, each carrying the service, request id, trace id and caller."""
+"""JSON logs, one object a line, each carrying the service, request id, trace id and caller.
+
+Every RPC and every GraphQL operation leaves an access line (`rpc`, `graphql`). `LOG_ACCESS`
+chooses which: `all` (the default), `errors` (only those that did not end OK) or `off`; errors
+and warnings of the code itself are logged whatever it says.
+"""
 
 from __future__ import annotations
 
 import logging
 import sys
+from typing import Literal
 
-from pythonjsonlogger.json import JsonFormatter
+from pythonjsonlogger.orjson import OrjsonFormatter
 
 from servicekit.context import current_caller, current_request_id
 from servicekit.tracing import current_ids
 
+AccessLog = Literal["all", "errors", "off"]
+ACCESS_LOG_CHOICES: tuple[AccessLog, ...] = ("all", "errors", "off")
+
 _configured = False
+_access: AccessLog = "all"
+
+
+def access_logged(ok: bool) -> bool:
+    """Whether a request that ended `ok` (or not) gets its access line."""
+    return _access == "all" or (_access == "errors" and not ok)
 
 
 class _ContextFilter(logging.Filter):
@@ -28,9 +43,14 @@ class _ContextFilter(logging.Filter):
         return True
 
 
-def configure_logging(service: str, *, level: str = "INFO", fmt: str = "json") -> None:
-    """Configure the root logger once per process."""
-    global _configured
+def configure_logging(
+    service: str, *, level: str = "INFO", fmt: str = "json", access: AccessLog = "all"
+) -> None:
+    """Configure the root logger once per process; `access` is LOG_ACCESS (see above)."""
+    global _configured, _access
+    if access not in ACCESS_LOG_CHOICES:
+        raise ValueError(f"access must be one of {', '.join(ACCESS_LOG_CHOICES)}")
+    _access = access
     root = logging.getLogger()
     if _configured:
         root.setLevel(level.upper())
@@ -38,7 +58,7 @@ def configure_logging(service: str, *, level: str = "INFO", fmt: str = "json") -
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
         handler.setFormatter(
-            JsonFormatter(
+            OrjsonFormatter(
                 "%(asctime)s %(levelname)s %(name)s %(message)s",
                 rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
                 timestamp=False,

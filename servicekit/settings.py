@@ -30,6 +30,12 @@ class PlatformSettings(BaseSettings):
     data_dir: Path = shared("ECOMMERCE_DATA_DIR", default=Path(".data"))
     log_level: str = shared("LOG_LEVEL", default="INFO")
     log_format: Literal["json", "console"] = shared("LOG_FORMAT", default="json")
+    log_access: Literal["all", "errors", "off"] = shared(
+        "LOG_ACCESS",
+        default="all",
+        description="Access lines (one per RPC and per GraphQL operation): all, only the failed ones "
+        "(errors), or none (off). Errors of the code itself are logged whatever this says.",
+    )
 
     redis_url: str = shared("REDIS_URL", default="redis://127.0.0.1:6379/0")
     kafka_bootstrap_servers: str = shared("KAFKA_BOOTSTRAP_SERVERS", default="127.0.0.1:9092")
