@@ -5,7 +5,7 @@ machine, 9090 in Kubernetes). The metric objects are defined here, once, so that
 and help texts stay the same everywhere and the alert rules and dashboard under
 `k8s/components/monitoring` can rely on them (a unit test checks that they do).
 
-What servicekit measures by itself: RED per RPC (`RpcMetricsInterceptor`), outbox lag and
+What servicekit measures by itself: RED per RPC (`grpc_server.RpcInterceptor`), outbox lag and
 publishes, consumer lag, inbox duplicates and dead letters (`track_consumer`), and circuit
 breaker state (`track_breaker`). The services update the domain metrics below where the thing
 happens, e.g. `SAGA_OUTCOMES.labels(outcome="confirmed").inc()`.
@@ -16,12 +16,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 import weakref
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
-import grpc
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -236,45 +234,6 @@ async def refresh_forever(relay: _Relay | None = None, *, interval: float = REFR
     while True:
         await refresh(relay)
         await asyncio.sleep(interval)
-
-
-# -- RED per RPC ---------------------------------------------------------------------------------
-
-
-class RpcMetricsInterceptor(grpc.aio.ServerInterceptor):
-    """Counts every unary RPC by its final status code and times it."""
-
-    async def intercept_service(self, continuation, handler_call_details):  # type: ignore[no-untyped-def]
-        handler = await continuation(handler_call_details)
-        if handler is None or handler.unary_unary is None:
-            return handler
-        inner = handler.unary_unary
-        service, _, method = handler_call_details.method.lstrip("/").rpartition("/")
-        duration = RPC_DURATION.labels(service, method)
-
-        async def behavior(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            started = time.perf_counter()
-            code = grpc.StatusCode.OK
-            try:
-                return await inner(request, context)
-            except grpc.aio.AbortError:
-                code = context.code() or grpc.StatusCode.UNKNOWN
-                raise
-            except asyncio.CancelledError:
-                code = grpc.StatusCode.CANCELLED
-                raise
-            except Exception:
-                code = grpc.StatusCode.UNKNOWN
-                raise
-            finally:
-                duration.observe(time.perf_counter() - started)
-                RPC_HANDLED.labels(service, method, code.name).inc()
-
-        return grpc.unary_unary_rpc_method_handler(
-            behavior,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
 
 
 # -- the side server -----------------------------------------------------------------------------

@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 TRACEPARENT = "traceparent"
+# The propagation headers read from gRPC metadata and Kafka headers.
+TRACE_METADATA = (TRACEPARENT, "tracestate", "baggage")
 tracer = trace.get_tracer("ecommerce")
 
 # Server-side codes that mean "our fault"; the others (NOT_FOUND, INVALID_ARGUMENT...) are the caller's.
@@ -103,11 +105,7 @@ def _text(value: str | bytes) -> str:
 
 def _carrier(items: Iterable[tuple[str, str | bytes]] | None) -> dict[str, str]:
     """The propagation headers of gRPC metadata or Kafka headers, as text."""
-    return {
-        key.lower(): _text(value)
-        for key, value in items or ()
-        if key.lower() in (TRACEPARENT, "tracestate", "baggage")
-    }
+    return {key.lower(): _text(value) for key, value in items or () if key.lower() in TRACE_METADATA}
 
 
 @contextlib.contextmanager
@@ -193,12 +191,6 @@ def consuming(
         request_id_var.reset(token)
 
 
-def _split(full_method: str) -> tuple[str, str]:
-    """`/ecommerce.order.v1.OrderService/CreateOrder` -> (`ecommerce.order.v1.OrderService`, `CreateOrder`)."""
-    service, _, method = full_method.lstrip("/").rpartition("/")
-    return service, method
-
-
 def set_rpc_status(span: Span | None, code: grpc.StatusCode) -> None:
     if span is None:
         return
@@ -207,36 +199,18 @@ def set_rpc_status(span: Span | None, code: grpc.StatusCode) -> None:
         span.set_status(Status(StatusCode.ERROR, code.name))
 
 
-class TracingInterceptor(grpc.aio.ServerInterceptor):
-    """Continues the caller's trace (from `traceparent` metadata) around each unary RPC."""
+_NO_SPAN = contextlib.nullcontext()
 
-    async def intercept_service(self, continuation, handler_call_details):  # type: ignore[no-untyped-def]
-        handler = await continuation(handler_call_details)
-        if handler is None or handler.unary_unary is None:
-            return handler
-        inner = handler.unary_unary
-        full_method = handler_call_details.method
-        service, method = _split(full_method)
-        attributes = {"rpc.system": "grpc", "rpc.service": service, "rpc.method": method}
 
-        async def behavior(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            carrier = _carrier(context.invocation_metadata())
-            if not carrier and _provider is None:
-                return await inner(request, context)
-            with _continue(carrier, full_method.lstrip("/"), SpanKind.SERVER, attributes) as span:
-                try:
-                    response = await inner(request, context)
-                except grpc.aio.AbortError:
-                    set_rpc_status(span, context.code() or grpc.StatusCode.UNKNOWN)
-                    raise
-                set_rpc_status(span, grpc.StatusCode.OK)
-                return response
-
-        return grpc.unary_unary_rpc_method_handler(
-            behavior,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
+def rpc_server_span(
+    metadata: Mapping[str, str], name: str, attributes: dict[str, Any]
+) -> contextlib.AbstractContextManager[Span | None]:
+    """The SERVER span of one RPC, continuing the caller's trace (`traceparent` in its metadata);
+    nothing at all when we do not trace and the caller sent no trace."""
+    if _provider is None and TRACEPARENT not in metadata:
+        return _NO_SPAN
+    carrier = {key: metadata[key] for key in TRACE_METADATA if key in metadata}
+    return _continue(carrier, name, SpanKind.SERVER, attributes)
 
 
 class TracingClientInterceptor(grpc.aio.UnaryUnaryClientInterceptor):
