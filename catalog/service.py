@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 import re
@@ -182,6 +183,16 @@ def _decoded(decode: Callable[[bytes], T], raw: bytes) -> T | None:
     except (ValueError, TypeError, KeyError) as exc:
         log.warning("ignoring an unreadable cache entry: %s", exc)
         return None
+
+
+_read_product = functools.partial(_decoded, ProductView.from_json)
+_read_page = functools.partial(_decoded, ProductPage.from_json)
+_read_categories = functools.partial(_decoded, _categories_from_json)
+
+
+def _weight(entry: object) -> int:
+    """What a decoded entry weighs in the cache's memory, in products."""
+    return len(entry.products) + 1 if isinstance(entry, ProductPage) else 1
 
 
 @dataclass(frozen=True)
@@ -718,9 +729,10 @@ class CatalogService:
     async def list_categories(self) -> list[CategoryView]:
         version = await self.cache.version()
         key = self.cache.key(version, "categories", "all") if version is not None else ""
-        raw = await self.cache.get(key) if key else None
-        if raw is not None and (cached := _decoded(_categories_from_json, raw)) is not None:
-            return cached
+        if key:
+            (cached,) = await self.cache.get_decoded([key], _read_categories, weigh=_weight)
+            if cached is not None:
+                return cached
         counted = func.count(Product.id).filter(Product.archived_at.is_(None))
         async with self.sessions() as session:
             rows = (
@@ -735,7 +747,7 @@ class CatalogService:
             CategoryView(id=str(c.id), slug=c.slug, name=c.name, product_count=count) for c, count in rows
         ]
         if key:
-            await self.cache.set(key, orjson.dumps(categories))
+            await self.cache.set_decoded({key: (orjson.dumps(categories), categories)}, weigh=_weight)
         return categories
 
     async def create_category(self, caller: Caller | None, *, name: str, slug: str = "") -> CategoryView:
@@ -900,8 +912,9 @@ class CatalogService:
         found: dict[uuid.UUID, ProductView] = {}
         if version is not None:
             keys = [self.cache.key(version, "product", str(i)) for i in ids]
-            for product_id, raw in zip(ids, await self.cache.get_many(keys), strict=True):
-                if raw is not None and (view := _decoded(ProductView.from_json, raw)) is not None:
+            views = await self.cache.get_decoded(keys, _read_product, weigh=_weight)
+            for product_id, view in zip(ids, views, strict=True):
+                if view is not None:
                     found[product_id] = view
         missing = [i for i in ids if i not in found]
         if missing:
@@ -916,8 +929,12 @@ class CatalogService:
             loaded = {product.id: ProductView.of(product, category) for product, category in rows}
             found.update(loaded)
             if version is not None:
-                await self.cache.set_many(
-                    {self.cache.key(version, "product", str(i)): view.to_json() for i, view in loaded.items()}
+                await self.cache.set_decoded(
+                    {
+                        self.cache.key(version, "product", str(i)): (view.to_json(), view)
+                        for i, view in loaded.items()
+                    },
+                    weigh=_weight,
                 )
         return [found[i] for i in ids if i in found]
 
@@ -960,15 +977,15 @@ class CatalogService:
         if version is not None:
             digest = hashlib.sha256(f"{fingerprint}|{size}|{page_token}".encode()).hexdigest()
             cache_key = self.cache.key(version, "page", digest)
-            raw = await self.cache.get(cache_key)
-            if raw is not None and (cached := _decoded(ProductPage.from_json, raw)) is not None:
+            (cached,) = await self.cache.get_decoded([cache_key], _read_page, weigh=_weight)
+            if cached is not None:
                 return cached
         async with self.sessions() as session, session.begin():
             conditions = await self._conditions(session, normalized)
             listing = _Listing(conditions, sort, size, fingerprint, after, search)
             page = await self._fetch(session, listing)
         if cache_key:
-            await self.cache.set(cache_key, page.to_json())
+            await self.cache.set_decoded({cache_key: (page.to_json(), page)}, weigh=_weight)
         return page
 
     def _price_bounds(self, filter: ProductFilter) -> tuple[int | None, int | None]:

@@ -127,3 +127,39 @@ async def test_with_redis_stopped_reads_and_writes_still_succeed_and_a_warning_i
         await channel.close()
         await shutdown(app.runtime, server, health, [grpc_api.SERVICE_NAME])
         await asyncio.to_thread(redis.stop)
+
+
+async def test_a_flushed_redis_never_brings_back_a_version_this_process_still_holds(catalog):
+    """Each process keeps entries it decoded under their versioned key. Were the version to count
+    from zero again after Redis lost it, an old key, and the stale entry this process holds under
+    it, would come back."""
+    cache = catalog.app.cache
+    redis = catalog.app.runtime.redis
+    await cache.invalidate()  # a write: the version moves on once
+    held = await cache.version()
+    key = cache.key(held, "product", "p-1")
+    await cache.set_decoded({key: (b'"stale"', "stale")}, weigh=lambda _: 1)
+    assert await cache.get_decoded([key], bytes.decode, weigh=lambda _: 1) == ["stale"]
+
+    await redis.flushdb()  # Redis restarted empty, or was flushed
+    await cache.invalidate()  # another replica's write
+    current = await cache.version()
+
+    assert current != held
+    assert await cache.get_decoded(
+        [cache.key(current, "product", "p-1")], bytes.decode, weigh=lambda _: 1
+    ) == [None]
+
+
+async def test_memory_keeps_an_entry_no_longer_than_redis_does(catalog):
+    cache = catalog.app.cache
+    redis = catalog.app.runtime.redis
+    key = cache.key(await cache.version(), "product", "p-2")
+    await redis.set(key, b'"short-lived"', px=300)
+
+    assert await cache.get_decoded([key], bytes.decode, weigh=lambda _: 1) == ['"short-lived"']
+
+    async def gone() -> bool:
+        return await cache.get_decoded([key], bytes.decode, weigh=lambda _: 1) == [None]
+
+    await eventually(gone, timeout=5, what="the entry to leave memory with its Redis TTL")
