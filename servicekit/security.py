@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import concurrent.futures
 import hashlib
 import json
 import os
 import secrets
+import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import bcrypt
 import jwt
@@ -46,10 +49,14 @@ __all__ = [
     "validate_password",
 ]
 
+T = TypeVar("T")
+
 MIN_PASSWORD_BYTES = 8
 # bcrypt only reads the first 72 bytes; longer passwords are refused rather than truncated.
 MAX_PASSWORD_BYTES = 72
 MAX_TOKEN_BYTES = 8 * 1024
+# Verified access tokens a verifier remembers (a few MB at most).
+VERIFIED_TOKENS = 4096
 MIN_RSA_KEY_BITS = 2048
 
 # ---------------------------------------------------------------------------------------------
@@ -123,16 +130,38 @@ class PasswordHasher:
         return False
 
     async def hash_async(self, password: str) -> str:
-        """``hash`` in a worker thread so the event loop keeps serving."""
-        return await asyncio.to_thread(self.hash, password)
+        """``hash`` in a bcrypt worker thread so the event loop keeps serving."""
+        return await _in_bcrypt_pool(self.hash, password)
 
     async def verify_async(self, password: str, hashed: str) -> bool:
-        """``verify`` in a worker thread."""
-        return await asyncio.to_thread(self.verify, password, hashed)
+        """``verify`` in a bcrypt worker thread."""
+        return await _in_bcrypt_pool(self.verify, password, hashed)
 
     async def verify_dummy_async(self, password: str) -> bool:
-        """``verify_dummy`` in a worker thread."""
-        return await asyncio.to_thread(self.verify_dummy, password)
+        """``verify_dummy`` in a bcrypt worker thread."""
+        return await _in_bcrypt_pool(self.verify_dummy, password)
+
+
+# At most one bcrypt per core at a time. More threads than cores only slice the cores finer: every
+# login in flight then finishes late together (past its caller's deadline under load) instead of
+# the first in line finishing on time. The others wait in line, and a caller that gives up (its
+# task is cancelled) leaves the line without costing a bcrypt.
+_bcrypt_pool: concurrent.futures.ThreadPoolExecutor | None = None
+
+
+def _cores() -> int:
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+async def _in_bcrypt_pool(fn: Callable[..., T], *args: Any) -> T:
+    global _bcrypt_pool
+    if _bcrypt_pool is None:
+        _bcrypt_pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=_cores(), thread_name_prefix="bcrypt"
+        )
+    return await asyncio.get_running_loop().run_in_executor(_bcrypt_pool, fn, *args)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -342,6 +371,8 @@ class TokenVerifier:
             raise ValueError("only asymmetric signature algorithms may be configured")
         self.leeway = leeway
         self._keys: dict[str, Any] = {}
+        # Tokens that verified, most recently used last: {token: (claims, exp as a timestamp)}.
+        self._verified: OrderedDict[str, tuple[Claims, float]] = OrderedDict()
 
     @property
     def kids(self) -> frozenset[str]:
@@ -371,9 +402,29 @@ class TokenVerifier:
             # Trust only the public half even if a private JWK was published by mistake.
             keys[kid] = key.public_key() if isinstance(key, _PRIVATE_KEY_TYPES) else key
         self._keys = keys
+        self._verified.clear()
 
     def verify(self, token: str) -> Claims:
-        """Verify signature and claims; raise ``InvalidToken`` (or ``UnknownKeyId``) otherwise."""
+        """Verify signature and claims; raise ``InvalidToken`` (or ``UnknownKeyId``) otherwise.
+
+        A token that verified before is not checked again, only its expiry: its signature, issuer,
+        audience and claims cannot have changed, and time only moves on past its `nbf` and `iat`.
+        The keys being replaced forgets every such token.
+        """
+        remembered = self._verified.get(token) if isinstance(token, str) else None
+        if remembered is not None:
+            claims, expires = remembered
+            if time.time() <= expires + self.leeway:
+                self._verified.move_to_end(token)
+                return claims
+            del self._verified[token]  # expired: the full check below says so
+        claims = self._verify(token)
+        self._verified[token] = (claims, claims.expires_at.timestamp())
+        if len(self._verified) > VERIFIED_TOKENS:
+            self._verified.popitem(last=False)
+        return claims
+
+    def _verify(self, token: str) -> Claims:
         if not isinstance(token, str) or not token:
             raise InvalidToken("malformed token")
         if len(token) > MAX_TOKEN_BYTES:

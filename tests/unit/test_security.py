@@ -362,6 +362,33 @@ def test_retired_key_is_reported_as_unknown_after_rotation(key: SigningKey, othe
         verifier.verify(token)
 
 
+def test_a_token_verified_before_rotation_is_refused_after_it(key: SigningKey, other_key: SigningKey) -> None:
+    verifier = TokenVerifier(ISSUER, AUDIENCE)
+    verifier.set_jwks(jwks([key, other_key]))
+    token, _ = TokenIssuer(key, ISSUER, AUDIENCE).issue("user-1", "customer")
+    assert verifier.verify(token).subject == "user-1"  # remembered now
+
+    verifier.set_jwks(jwks([other_key]))
+
+    with pytest.raises(UnknownKeyId):
+        verifier.verify(token)
+
+
+def test_a_remembered_token_is_refused_once_it_expires(key: SigningKey) -> None:
+    verifier = TokenVerifier(ISSUER, AUDIENCE, leeway=0)
+    verifier.set_jwks(jwks([key]))
+    token, claims = TokenIssuer(key, ISSUER, AUDIENCE, ttl_seconds=1).issue("user-1", "customer")
+    assert verifier.verify(token).subject == "user-1"
+    assert verifier.verify(token).subject == "user-1"  # from memory
+
+    deadline = time.monotonic() + 5
+    while time.time() <= claims["exp"]:  # wait for the expiry itself
+        assert time.monotonic() < deadline, "the clock did not pass the token's expiry"
+        time.sleep(0.05)
+
+    assert _reason(verifier, token) == "token expired"
+
+
 def test_token_expired_within_the_leeway_is_accepted(key: SigningKey, verifier: TokenVerifier) -> None:
     token, _ = TokenIssuer(key, ISSUER, AUDIENCE, ttl_seconds=-10).issue("user-1", "customer")
     assert verifier.verify(token).subject == "user-1"
