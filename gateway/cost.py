@@ -25,7 +25,8 @@ weight only, a field that did not run for nothing. It never exceeds the requeste
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+import weakref
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from graphql import (
@@ -60,6 +61,7 @@ FIELD_COSTS: dict[str, int] = {
     "Query.searchProducts": 5,
 }
 
+_Field = tuple[GraphQLField, GraphQLNamedType, bool, int]
 OBJECT_WEIGHT = 1
 CONNECTION_WEIGHT = 2
 MUTATION_WEIGHT = 10
@@ -75,6 +77,8 @@ class CostCalculator:
     def __init__(self, schema: GraphQLSchema, field_costs: Mapping[str, int] | None = None) -> None:
         self.schema = schema
         self.field_costs = dict(FIELD_COSTS if field_costs is None else field_costs)
+        self._memos: dict[int, tuple[weakref.ref[DocumentNode], dict[Any, Any]]] = {}
+        self._fields: dict[tuple[str, str, bool], _Field] = {}
         unknown = [name for name in self.field_costs if not self._exists(name)]
         if unknown:
             raise ValueError(f"field costs name fields the schema does not have: {', '.join(unknown)}")
@@ -85,8 +89,38 @@ class CostCalculator:
         operation_name: str | None = None,
         variables: Mapping[str, Any] | None = None,
     ) -> int:
-        """The most the operation can cost, from the document and the request's variables."""
-        return self._cost(document, operation_name, variables, _STATIC)
+        """The most the operation can cost, from the document and the request's variables.
+
+        Remembered per document object (the parser cache hands out one per query text) and per
+        value of the variables the walk read (`first`, `@skip`/`@include` conditions): a walk reads
+        variables in a fixed order and each decision depends only on values read before it, so the
+        same values always give the same cost.
+        """
+        memo = self._memo_of(document)
+        shape = memo.get(operation_name)
+        if shape is not None:
+            key = _values_key(shape, variables)
+            if key is not None and (cost := memo.get((operation_name, shape, key))) is not None:
+                return cost
+        reading = _Reading(variables or {})
+        cost = self._cost(document, operation_name, reading, _STATIC)
+        shape = tuple(reading.names)
+        key = _values_key(shape, variables)
+        if key is not None and len(memo) < MEMO_PER_DOCUMENT:
+            memo[operation_name] = shape
+            memo[(operation_name, shape, key)] = cost
+        return cost
+
+    def _memo_of(self, document: DocumentNode) -> dict[Any, Any]:
+        # By identity: hashing a document walks all of it.
+        entry = self._memos.get(id(document))
+        if entry is not None and entry[0]() is document:
+            return entry[1]
+        key = id(document)
+        memos = self._memos
+        memo: dict[Any, Any] = {}
+        memos[key] = (weakref.ref(document, lambda _ref: memos.pop(key, None)), memo)
+        return memo
 
     def actual(
         self,
@@ -111,10 +145,41 @@ class CostCalculator:
         root = self.schema.get_root_type(operation.operation)
         if root is None:
             return MINIMUM_COST
-        walk = _Walk(self, document, operation, variables or {})
+        walk = _Walk(self, document, operation, {} if variables is None else variables)
         return min(
             MAXIMUM_REPORTED_COST, max(MINIMUM_COST, walk.selection_set(operation.selection_set, root, data))
         )
+
+    def field_of(self, parent: GraphQLNamedType, name: str, *, mutation_root: bool) -> _Field | None:
+        """A field's definition, named type, whether it is a connection, and its weight; None for a
+        field the type does not have. Worked out once per field of the schema."""
+        key = (parent.name, name, mutation_root)
+        known = self._fields.get(key)
+        if known is not None:
+            return known
+        if name == "__schema" and parent is self.schema.query_type:
+            definition: GraphQLField | None = SchemaMetaFieldDef
+        elif name == "__type" and parent is self.schema.query_type:
+            definition = TypeMetaFieldDef
+        else:
+            definition = (getattr(parent, "fields", None) or {}).get(name)
+        if definition is None:
+            return None  # not remembered: the names come from documents
+        type_ = get_named_type(definition.type)
+        connection = not is_leaf_type(type_) and (
+            type_.name.endswith("Connection") or "first" in definition.args
+        )
+        override = self.field_costs.get(f"{parent.name}.{name}")
+        if override is not None:
+            weight = override
+        elif mutation_root:
+            weight = MUTATION_WEIGHT
+        elif is_leaf_type(type_):
+            weight = 0
+        else:
+            weight = CONNECTION_WEIGHT if connection else OBJECT_WEIGHT
+        known = self._fields[key] = (definition, type_, connection, weight)
+        return known
 
     def _exists(self, name: str) -> bool:
         type_name, _, field_name = name.partition(".")
@@ -146,6 +211,50 @@ def _default(argument: GraphQLArgument | None) -> Any:
     if default is not None and default.value is not Undefined:
         return default.value
     return None
+
+
+# Requested costs remembered per document: operations times the variable values seen.
+MEMO_PER_DOCUMENT = 256
+_MISSING = ("missing",)
+
+
+class _Reading(Mapping[str, Any]):
+    """The request's variables, noting which ones the walk reads, in order."""
+
+    def __init__(self, variables: Mapping[str, Any]) -> None:
+        self.variables = variables
+        self.names: dict[str, None] = {}
+
+    def __contains__(self, name: object) -> bool:
+        if isinstance(name, str):
+            self.names[name] = None
+        return name in self.variables
+
+    def __getitem__(self, name: str) -> Any:
+        self.names[name] = None
+        return self.variables[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.variables)
+
+    def __len__(self) -> int:
+        return len(self.variables)
+
+
+def _values_key(names: tuple[str, ...], variables: Mapping[str, Any] | None) -> tuple[Any, ...] | None:
+    """The values of `names` as a key (with their types: True is not 1); None when one is not a
+    small scalar, so that no client can make the memo hold large values."""
+    variables = variables or {}
+    key = []
+    for name in names:
+        if name not in variables:
+            key.append(_MISSING)
+            continue
+        value = variables[name]
+        if value is not None and not isinstance(value, int | float | bool):
+            return None
+        key.append((type(value), value))
+    return tuple(key)
 
 
 class _Static:
@@ -228,14 +337,10 @@ class _Walk:
         name = node.name.value
         if name == "__typename":
             return 0
-        definition = self.definition(parent, name)
-        if definition is None:
+        known = self.calculator.field_of(parent, name, mutation_root=parent is self.mutation_type)
+        if known is None:
             return 0
-        type_ = get_named_type(definition.type)
-        connection = not is_leaf_type(type_) and (
-            type_.name.endswith("Connection") or "first" in definition.args
-        )
-        weight = self.weight(parent, name, type_, connection)
+        definition, type_, connection, weight = known
         if data is _STATIC:
             if node.selection_set is None:
                 return weight
@@ -263,24 +368,6 @@ class _Walk:
         if isinstance(value, dict):
             return self.selection_set(node, type_, value)
         return 0
-
-    def definition(self, parent: GraphQLNamedType, name: str) -> GraphQLField | None:
-        if name == "__schema" and parent is self.schema.query_type:
-            return SchemaMetaFieldDef
-        if name == "__type" and parent is self.schema.query_type:
-            return TypeMetaFieldDef
-        fields = getattr(parent, "fields", None) or {}
-        return fields.get(name)
-
-    def weight(self, parent: GraphQLNamedType, name: str, type_: GraphQLNamedType, connection: bool) -> int:
-        override = self.calculator.field_costs.get(f"{parent.name}.{name}")
-        if override is not None:
-            return override
-        if parent is self.mutation_type:
-            return MUTATION_WEIGHT
-        if is_leaf_type(type_):
-            return 0
-        return CONNECTION_WEIGHT if connection else OBJECT_WEIGHT
 
     def first(self, node: FieldNode, definition: GraphQLField) -> int:
         value: Any = _ABSENT

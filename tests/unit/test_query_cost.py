@@ -187,3 +187,30 @@ def test_the_actual_cost_of_a_full_page_is_the_requested_cost():
     }
 
     assert calculator.actual(parse(BROWSE), data) == cost(BROWSE) == 60
+
+
+CONDITIONAL_PAGES = """
+query Pages($n: Int, $withSearch: Boolean! = false) {
+  products(first: $n) { edges { node { id } } }
+  searchProducts(query: "lamp", first: 3) @include(if: $withSearch) { edges { node { id } } }
+}"""
+# products (2 + n) * 2; searchProducts (5 + 3) * 2 = 16 when included
+
+
+def test_a_remembered_cost_follows_the_variables_the_document_reads():
+    calculator = CostCalculator(schema._schema)
+    document = parse(CONDITIONAL_PAGES)
+    asked = [
+        ({"n": 10}, 24),
+        ({"n": 10, "withSearch": True}, 40),
+        ({"n": 10, "withSearch": False}, 24),
+        ({"n": 30, "withSearch": True}, 80),
+        ({"n": 10}, 24),
+        ({}, 44),  # `first` left out: its default, 20
+        ({"n": True}, 204),  # not an integer: counts as 100, not as 1
+        ({"n": 1}, 6),
+        ({"n": 10, "withSearch": True, "unused": [1] * 1000}, 40),
+    ]
+    # Twice over: the second round is answered from what the first remembered.
+    for variables, expected in [*asked, *asked]:
+        assert calculator.requested(document, "Pages", variables) == expected, variables
