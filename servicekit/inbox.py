@@ -9,6 +9,8 @@ failing past its attempts, goes to the topic's dead-letter topic so the partitio
 A handler that must call something slow outside any transaction (a payment provider) records its
 intent and returns a follow-up: the consumer awaits it after the commit and before the offset
 commit, and on failure retries the follow-up alone (the inbox row is already written).
+
+The partitions of one fetch are handled concurrently, each partition's messages in order.
 """
 
 from __future__ import annotations
@@ -122,10 +124,27 @@ class EventConsumer:
     async def _consume(self, consumer: AIOKafkaConsumer) -> None:
         while True:
             batches = await consumer.getmany(timeout_ms=500, max_records=200)
-            for partition, records in batches.items():
-                for record in records:
-                    await self.process(record)
-                await consumer.commit({partition: records[-1].offset + 1})
+            if not batches:
+                continue
+            # Partitions side by side, each in its own order: one aggregate's messages share a
+            # partition, so they are still handled one after the other, while a slow handler (a
+            # payment provider) no longer holds up the other partitions. The offsets are committed
+            # once every partition's messages are handled; a failure stops them all and the
+            # consumer restarts from the last commit (the inbox drops what was handled).
+            if len(batches) == 1:
+                for records in batches.values():
+                    await self._handle_all(records)
+            else:
+                async with asyncio.TaskGroup() as group:
+                    for records in batches.values():
+                        group.create_task(self._handle_all(records))
+            await consumer.commit(
+                {partition: records[-1].offset + 1 for partition, records in batches.items()}
+            )
+
+    async def _handle_all(self, records: Sequence[ConsumerRecord]) -> None:
+        for record in records:
+            await self.process(record)
 
     async def lag(self) -> int:
         """Messages on our partitions not yet consumed (0 when not running)."""

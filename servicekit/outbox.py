@@ -47,6 +47,8 @@ from servicekit.tracing import inject
 log = logging.getLogger(__name__)
 
 NOTIFY_CHANNEL = "outbox"
+# session.info: the (sub)transaction that already sent the relay its NOTIFY.
+_NOTIFIED = "outbox_notified"
 
 
 def outbox_table(metadata: MetaData) -> Table:
@@ -107,8 +109,12 @@ class Outbox:
                 headers=headers,
             )
         )
-        # Delivered to listeners only when the transaction commits.
-        await session.execute(select(func.pg_notify(NOTIFY_CHANNEL, "")))
+        # Delivered to listeners only when the transaction commits; once per (sub)transaction is
+        # enough, as PostgreSQL folds identical notifications of one transaction into one.
+        current = session.get_nested_transaction() or session.get_transaction()
+        if current is None or session.info.get(_NOTIFIED) is not current:
+            await session.execute(select(func.pg_notify(NOTIFY_CHANNEL, "")))
+            session.info[_NOTIFIED] = current
         return envelope.event_id
 
 
