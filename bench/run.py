@@ -86,6 +86,8 @@ class Config:
     keep_data: bool = False
     update_readme: bool = False
     bcrypt_rounds: int = 12
+    # Off only to iterate on one scenario quickly (profiling): the report then has no ratios.
+    baselines: bool = True
 
     @classmethod
     def smoke_mode(cls) -> Config:
@@ -169,8 +171,9 @@ class Bench:
         began = time.monotonic()
         try:
             await self._start()
-            await self._baselines()
-            await self._broker()
+            if self.config.baselines:
+                await self._baselines()
+                await self._broker()
             for scenario in self.config.scenarios:
                 await self._scenario(scenario)
         except Exception as exc:
@@ -583,6 +586,11 @@ def parse_args(argv: list[str] | None = None) -> Config:
     parser.add_argument("--results-dir", type=Path, help="where <date>/ is written (default bench/results)")
     parser.add_argument("--keep-data", action="store_true", help="keep the data directory and the logs")
     parser.add_argument(
+        "--no-baselines",
+        action="store_true",
+        help="skip the baselines and the broker run (quicker iterations; the report has no ratios then)",
+    )
+    parser.add_argument(
         "--update-readme", action="store_true", help="put this run's table into README.md (not with --smoke)"
     )
     args = parser.parse_args(argv)
@@ -606,6 +614,7 @@ def parse_args(argv: list[str] | None = None) -> Config:
         if value is not None:
             setattr(config, name, value)
     config.keep_data = args.keep_data
+    config.baselines = not args.no_baselines
     config.update_readme = args.update_readme
     return config
 
