@@ -66,34 +66,15 @@ def _killed(name: str, *, short: bool = False) -> Fault:
 # -- servers --------------------------------------------------------------------------------------
 
 
-async def _kill_broker(chaos: Chaos) -> None:
-    assert chaos.infra.broker is not None
-    await asyncio.to_thread(chaos.infra.broker.kill)
+def _infra(server: str, action: str) -> Step:
+    """`action` (kill, stop, start) on one of the infrastructure's servers, off the event loop."""
 
+    async def step(chaos: Chaos) -> None:
+        target = getattr(chaos.infra, server)
+        assert target is not None, f"no {server} to {action}"
+        await asyncio.to_thread(getattr(target, action))
 
-async def _start_broker(chaos: Chaos) -> None:
-    assert chaos.infra.broker is not None
-    await asyncio.to_thread(chaos.infra.broker.start)
-
-
-async def _stop_postgres(chaos: Chaos) -> None:
-    assert chaos.infra.postgres is not None
-    await asyncio.to_thread(chaos.infra.postgres.stop)
-
-
-async def _start_postgres(chaos: Chaos) -> None:
-    assert chaos.infra.postgres is not None
-    await asyncio.to_thread(chaos.infra.postgres.start)
-
-
-async def _stop_redis(chaos: Chaos) -> None:
-    assert chaos.infra.redis is not None
-    await asyncio.to_thread(chaos.infra.redis.stop)
-
-
-async def _start_redis(chaos: Chaos) -> None:
-    assert chaos.infra.redis is not None
-    await asyncio.to_thread(chaos.infra.redis.start)
+    return step
 
 
 # -- the network ----------------------------------------------------------------------------------
@@ -229,16 +210,24 @@ FAULTS: tuple[Fault, ...] = (
     _killed("notification", short=True),
     _killed("gateway"),
     Fault(
-        "kill broker", "SIGKILL the broker (it keeps nothing), start it again", _kill_broker, _start_broker
+        "kill broker",
+        "SIGKILL the broker (it keeps nothing), start it again",
+        _infra("broker", "kill"),
+        _infra("broker", "start"),
     ),
     Fault(
         "restart postgres",
         "stop PostgreSQL (fast shutdown), start it again",
-        _stop_postgres,
-        _start_postgres,
+        _infra("postgres", "stop"),
+        _infra("postgres", "start"),
         short=True,
     ),
-    Fault("stop redis", "stop Redis for a while, start it again", _stop_redis, _start_redis),
+    Fault(
+        "stop redis",
+        "stop Redis for a while, start it again",
+        _infra("redis", "stop"),
+        _infra("redis", "start"),
+    ),
     Fault(
         "delay order-payment",
         "400 ms each way between order and payment",

@@ -78,6 +78,20 @@ async def read_all(bootstrap: str, topic: str, count: int, timeout: float = 15) 
     return records
 
 
+def kit_consumer(kit, topic: str, handle, *, max_attempts: int = 5) -> EventConsumer:
+    """A consumer of `topic` under a fresh group, `handle` taking account.registered."""
+    return EventConsumer(
+        name=f"kit-{uuid.uuid4().hex[:6]}",
+        topics=[topic],
+        handlers={"account.registered": handle},
+        sessions=kit["sessions"],
+        inbox=inbox,
+        bootstrap_servers=kit["bootstrap"],
+        dead_letters=kit["producer"],
+        max_attempts=max_attempts,
+    )
+
+
 def registered(account_id: str) -> account_events_pb2.AccountRegistered:
     return account_events_pb2.AccountRegistered(account_id=account_id, email=f"{account_id}@example.com")
 
@@ -227,15 +241,7 @@ async def test_the_inbox_applies_an_event_once_whatever_the_redeliveries(kit, to
     )
     for _ in range(3):
         await kit["producer"].send_and_wait(topic, envelope.SerializeToString(), key=b"k")
-    consumer = EventConsumer(
-        name=f"kit-{uuid.uuid4().hex[:6]}",
-        topics=[topic],
-        handlers={"account.registered": handle},
-        sessions=kit["sessions"],
-        inbox=inbox,
-        bootstrap_servers=kit["bootstrap"],
-        dead_letters=kit["producer"],
-    )
+    consumer = kit_consumer(kit, topic, handle)
 
     async with running(consumer.run):
         await eventually(
@@ -281,16 +287,7 @@ async def test_poison_and_failing_messages_go_to_the_dead_letter_topic_and_the_p
         later.SerializeToString(),
     ):
         await kit["producer"].send_and_wait(topic, value, key=b"k")
-    consumer = EventConsumer(
-        name=f"kit-{uuid.uuid4().hex[:6]}",
-        topics=[topic],
-        handlers={"account.registered": handle},
-        sessions=kit["sessions"],
-        inbox=inbox,
-        bootstrap_servers=kit["bootstrap"],
-        dead_letters=kit["producer"],
-        max_attempts=2,
-    )
+    consumer = kit_consumer(kit, topic, handle, max_attempts=2)
 
     async with running(consumer.run):
         await eventually(
@@ -323,16 +320,7 @@ async def test_an_outage_of_the_database_does_not_use_up_a_message_s_attempts(ki
         event_type="account.registered", aggregate_id="k", producer="t", payload=registered("patient")
     )
     await kit["producer"].send_and_wait(topic, envelope.SerializeToString(), key=b"k")
-    consumer = EventConsumer(
-        name=f"kit-{uuid.uuid4().hex[:6]}",
-        topics=[topic],
-        handlers={"account.registered": handle},
-        sessions=kit["sessions"],
-        inbox=inbox,
-        bootstrap_servers=kit["bootstrap"],
-        dead_letters=kit["producer"],
-        max_attempts=2,
-    )
+    consumer = kit_consumer(kit, topic, handle, max_attempts=2)
 
     async with running(consumer.run):
         await eventually(lambda: _value(consumer.processed == 1), timeout=30, what="the event applied")
