@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -168,6 +170,34 @@ def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+# --- what the errors were -------------------------------------------------------------------------------
+
+# A k6 warning of lib.js: `msg="<op>: HTTP <status> <the start of the body>"`, the body's quotes escaped.
+_K6_FAILURE = re.compile(r'msg="(?P<op>[\w ]+): HTTP (?P<status>\d+) (?P<body>.*)"?$')
+_ERROR_CODE = re.compile(r'\\"code\\":\\"(?P<code>\w+)\\"')
+_ERROR_MESSAGE = re.compile(r'\\"message\\":\\"(?P<message>[^\\]*)\\"')
+
+
+def error_samples(row: dict[str, Any]) -> list[tuple[str, int]]:
+    """What the failed requests k6 printed (a sample: the first few of each virtual user) said, as
+    `op: HTTP status CODE (message)` with how many times, most frequent first."""
+    seen: Counter[str] = Counter()
+    for line in row.get("k6_messages", ()):
+        failure = _K6_FAILURE.search(line)
+        if failure is None:
+            continue
+        body = failure["body"]
+        code = _ERROR_CODE.search(body)
+        message = _ERROR_MESSAGE.search(body)
+        text = f"{failure['op']}: HTTP {failure['status']}"
+        if code:
+            text += f" {code['code']}"
+        if message:
+            text += f" ({message['message']})"
+        seen[text] += 1
+    return seen.most_common()
+
+
 # --- what bounds each scenario ---------------------------------------------------------------------------
 
 
@@ -179,6 +209,11 @@ def _describe(name: str) -> str:
         "gateway": "the gateway's Python process (GraphQL parsing, validation, execution)",
         "k6": "the load generator",
     }.get(name, f"the {name} service's Python process")
+
+
+# A process running one event loop past this share of its core is what the others wait for: its
+# requests queue behind one another long before it reaches 100% (and sampling rounds down).
+ONE_LOOP_BUSY = 80
 
 
 def bounds(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -212,9 +247,9 @@ def bounds(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
             )
             if others >= 0.2 * capacity:
                 verdict += f"; programs outside the benchmark took {others:.0f}%: rerun on a quiet machine"
-            if busiest != "postgres" and busiest_cpu >= 90:
+            if busiest != "postgres" and busiest_cpu >= ONE_LOOP_BUSY:
                 verdict += f"; {busiest} runs one event loop, so it cannot use more than one core"
-        elif busiest_cpu >= 90 and busiest != "postgres":
+        elif busiest_cpu >= ONE_LOOP_BUSY and busiest != "postgres":
             verdict = (
                 f"one core: {_describe(busiest)} is at {busiest_cpu:.0f}% (a single event loop) while the "
                 f"machine is at {total:.0f}% of {capacity:.0f}%"
@@ -450,6 +485,24 @@ def markdown(results: dict[str, Any]) -> str:
     if per_op:
         parts.append("### Latency per operation")
         parts.append(_table(["scenario", "VUs", "operation", "p50 ms", "p95 ms", "p99 ms"], per_op))
+    failed = [
+        [
+            scenario,
+            vus,
+            _n(row["errors"]),
+            "; ".join(f"{text}: {count}" for text, count in error_samples(row)),
+        ]
+        for scenario in results.get("scenarios", {})
+        for vus, row in _levels(results, scenario)
+        if row.get("errors")
+    ]
+    if failed:
+        parts.append("### Errors")
+        parts.append(
+            "What the failed requests answered, from the first few each virtual user printed "
+            "(`SERVICE_UNAVAILABLE`: the gateway's deadline for the call passed, the service being busy)."
+        )
+        parts.append(_table(["scenario", "VUs", "errors", "what they said (sample)"], failed))
     checkout = [(s, v, r) for s in ("checkout", "mix") for v, r in _levels(results, s) if "orders" in r]
     if checkout:
         parts.append("### Checkout: orders and the saga")
