@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ecommerce.events.v1 import envelope_pb2
 from servicekit.db import transaction
-from servicekit.kafka import dead_letter_topic
+from servicekit.kafka import RenewingProducer, dead_letter_topic
 from servicekit.metrics import track_consumer
 from servicekit.tracing import consuming
 from servicekit.transient import is_transient
@@ -67,7 +67,7 @@ class EventConsumer:
         sessions: async_sessionmaker[AsyncSession],
         inbox: Table,
         bootstrap_servers: str,
-        dead_letters: AIOKafkaProducer,
+        dead_letters: AIOKafkaProducer | RenewingProducer,
         max_attempts: int = 5,
         group_id: str | None = None,
         fetch_max_wait_ms: int = 50,

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -87,6 +89,83 @@ def create_producer(bootstrap_servers: str, *, idempotent: bool, client_id: str)
         request_timeout_ms=10_000,
         retry_backoff_ms=200,
     )
+
+
+class RenewingProducer:
+    """A producer that replaces its AIOKafkaProducer when that one can no longer send.
+
+    An AIOKafkaProducer whose sender task died stays dead: every later send fails at once with
+    "Unexpected error during batch delivery". Its sender dies on any error it does not expect,
+    and one happens under uvloop when the broker closes a connection while a request is being
+    written (uvloop raises RuntimeError there, aiokafka catches only OSError: aio-libs/aiokafka
+    #1038). A relay on such a producer would never publish again; so each send first checks the
+    producer, and a dead one is stopped and replaced by a new one from `factory`.
+
+    It offers what the platform uses of a producer: start, stop, send, send_and_wait and client.
+    """
+
+    def __init__(self, factory: Callable[[], AIOKafkaProducer]) -> None:
+        self._factory = factory
+        self._producer = factory()
+        self._started = False
+        self._stopped = False
+        self._renewing = asyncio.Lock()
+        self.renewals = 0
+
+    @property
+    def client(self) -> Any:
+        return self._producer.client
+
+    async def start(self) -> None:
+        await self._producer.start()
+        self._started = True
+
+    async def stop(self) -> None:
+        self._stopped = True
+        await self._producer.stop()
+
+    def dead(self) -> bool:
+        """Whether the current producer's sender task ended on its own (with an error)."""
+        # `_sender` is aiokafka's; `sender_task` is None until start, cancelled by stop.
+        task = getattr(getattr(self._producer, "_sender", None), "sender_task", None)
+        return task is not None and task.done() and not task.cancelled()
+
+    async def send(self, *args: Any, **kwargs: Any) -> asyncio.Future[Any]:
+        producer = await self._alive()
+        return await producer.send(*args, **kwargs)
+
+    async def send_and_wait(self, *args: Any, **kwargs: Any) -> Any:
+        producer = await self._alive()
+        return await producer.send_and_wait(*args, **kwargs)
+
+    async def _alive(self) -> AIOKafkaProducer:
+        if self._started and not self._stopped and self.dead():
+            async with self._renewing:
+                if self.dead():  # not already replaced by a concurrent send
+                    await self._renew()
+        return self._producer
+
+    async def _renew(self) -> None:
+        old = self._producer
+        log.warning("the Kafka producer's sender stopped (%s); starting a new producer", _death(old))
+        with contextlib.suppress(Exception):
+            await old.stop()
+        fresh = self._factory()
+        try:
+            await fresh.start()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await fresh.stop()
+            raise  # the old one stays, still dead: the next send tries again
+        self._producer = fresh
+        self.renewals += 1
+
+
+def _death(producer: AIOKafkaProducer) -> str:
+    task = producer._sender.sender_task
+    error = task.exception() if task is not None and task.done() and not task.cancelled() else None
+    cause = error.__cause__ if error is not None else None
+    return f"{type(cause or error).__name__}: {cause or error}"
 
 
 async def ensure_topics(

@@ -40,7 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from servicekit.context import current_request_id
 from servicekit.db import transaction
-from servicekit.kafka import dead_letter_topic, ensure_topics, new_envelope
+from servicekit.kafka import RenewingProducer, dead_letter_topic, ensure_topics, new_envelope
 from servicekit.metrics import OUTBOX_PUBLISHED
 from servicekit.tracing import inject
 
@@ -126,7 +126,7 @@ class OutboxRelay:
         *,
         sessions: async_sessionmaker[AsyncSession],
         table: Table,
-        producer: AIOKafkaProducer,
+        producer: AIOKafkaProducer | RenewingProducer,
         database_url: str,
         poll_interval: float = 1.0,
         batch_size: int = 200,

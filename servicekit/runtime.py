@@ -15,7 +15,6 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import grpc
 import redis.asyncio as aioredis
-from aiokafka import AIOKafkaProducer
 from grpc_health.v1 import health
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -24,7 +23,7 @@ from ecommerce.account.v1 import account_pb2, account_pb2_grpc
 from servicekit.auth import Authenticator, JwksFetcher, JwksKeySet, TokenDenylist, jwks_from_json
 from servicekit.db import create_engine, session_factory
 from servicekit.grpc_server import Registration, create_server, set_serving
-from servicekit.kafka import create_producer
+from servicekit.kafka import RenewingProducer, create_producer
 from servicekit.metrics import SideServer, refresh_forever
 from servicekit.outbox import Outbox, OutboxRelay
 from servicekit.security import TokenVerifier
@@ -75,8 +74,12 @@ class ServiceRuntime:
         self.redis: aioredis.Redis = aioredis.from_url(
             settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0, health_check_interval=30
         )
-        self.producer: AIOKafkaProducer = create_producer(
-            settings.kafka_bootstrap_servers, idempotent=settings.kafka_idempotent_producer, client_id=name
+        self.producer = RenewingProducer(
+            lambda: create_producer(
+                settings.kafka_bootstrap_servers,
+                idempotent=settings.kafka_idempotent_producer,
+                client_id=name,
+            )
         )
         self.outbox = Outbox(outbox_table, name) if outbox_table is not None else None
         self.relay = (

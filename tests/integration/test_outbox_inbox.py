@@ -16,7 +16,7 @@ from ecommerce.events.v1 import account_events_pb2, envelope_pb2
 from servicekit.db import create_engine, database_url, ensure_database, session_factory, transaction
 from servicekit.embedded import EmbeddedBroker
 from servicekit.inbox import EventConsumer, inbox_table
-from servicekit.kafka import create_producer, dead_letter_topic, ensure_topics, new_envelope
+from servicekit.kafka import RenewingProducer, create_producer, dead_letter_topic, ensure_topics, new_envelope
 from servicekit.outbox import Outbox, OutboxRelay, outbox_table
 from tests.helpers import eventually
 
@@ -173,6 +173,50 @@ async def test_the_relay_publishes_in_order_and_marks_rows_only_after_the_broker
         assert record.key == b"same-key"
         assert dict(record.headers)["event_type"] == b"account.registered"
     assert payloads == ids
+
+
+async def test_a_producer_whose_sender_died_is_replaced_and_the_relay_publishes_on(kit, topic, monkeypatch):
+    """aiokafka's sender task dies on an error it does not expect (uvloop's RuntimeError on a
+    connection the broker closed mid-write, aio-libs/aiokafka#1038), and its producer then refuses
+    every later send. The relay must not be stuck with it."""
+    producer = RenewingProducer(
+        lambda: create_producer(kit["bootstrap"], idempotent=False, client_id="kit-renewing")
+    )
+    await producer.start()
+    box = Outbox(outbox, "kit")
+    relay = OutboxRelay(
+        sessions=kit["sessions"], table=outbox, producer=producer, database_url=kit["url"], poll_interval=0.2
+    )
+    try:
+
+        def closed_transport(*args, **kwargs):
+            raise RuntimeError(
+                "unable to perform operation on <TCPTransport closed=True>; the handler is closed"
+            )
+
+        monkeypatch.setattr(producer.client, "send", closed_transport)
+        with pytest.raises(KafkaError):
+            await producer.send_and_wait(topic, b"lost with the sender", key=b"k")
+        assert producer.dead()
+
+        async with transaction(kit["sessions"]) as session:
+            await box.add(
+                session,
+                topic=topic,
+                event_type="account.registered",
+                aggregate_id="k",
+                payload=registered("after"),
+            )
+        async with running(relay.run):
+            (record,) = await read_all(kit["bootstrap"], topic, 1)
+
+        assert producer.renewals == 1
+        assert not producer.dead()
+        message = account_events_pb2.AccountRegistered()
+        envelope_pb2.EventEnvelope.FromString(record.value).payload.Unpack(message)
+        assert message.account_id == "after"
+    finally:
+        await producer.stop()
 
 
 async def test_rows_stay_unpublished_while_the_broker_is_down_and_go_out_when_it_is_back(kit, tmp_path):
