@@ -22,6 +22,7 @@ import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaError
 from google.protobuf.message import DecodeError
 from sqlalchemy import Column, DateTime, MetaData, Table, Text, func
 from sqlalchemy.dialects.postgresql import insert
@@ -125,6 +126,9 @@ class EventConsumer:
         while True:
             batches = await consumer.getmany(timeout_ms=500, max_records=200)
             if not batches:
+                if _fetcher_stopped(consumer):
+                    # It would never fetch again, and getmany would go on answering "nothing".
+                    raise KafkaError("the consumer's fetcher stopped; restarting the consumer")
                 continue
             # Partitions side by side, each in its own order: one aggregate's messages share a
             # partition, so they are still handled one after the other, while a slow handler (a
@@ -244,3 +248,10 @@ class EventConsumer:
         await self.dead_letters.send_and_wait(
             dead_letter_topic(record.topic), value=record.value, key=record.key, headers=headers
         )
+
+
+def _fetcher_stopped(consumer: AIOKafkaConsumer) -> bool:
+    """Whether aiokafka's fetch task ended on an error it did not expect (see kafka.py)."""
+    # `_fetcher` and its `_fetch_task` are aiokafka's own: absent, the check says no.
+    task = getattr(getattr(consumer, "_fetcher", None), "_fetch_task", None)
+    return task is not None and task.done() and not task.cancelled()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import uuid
 from collections.abc import Callable, Iterable
@@ -12,7 +13,8 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.conn import AIOKafkaConnection, CloseReason
+from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
 from google.protobuf import any_pb2, timestamp_pb2
 from google.protobuf.message import Message
 
@@ -89,6 +91,36 @@ def create_producer(bootstrap_servers: str, *, idempotent: bool, client_id: str)
         request_timeout_ms=10_000,
         retry_backoff_ms=200,
     )
+
+
+def _tolerate_closed_transports() -> None:
+    """Make a write on a connection the broker has just closed a connection error, under uvloop too.
+
+    aiokafka turns the OSError of such a write into KafkaConnectionError, which every caller handles
+    (reconnect, retry). uvloop raises RuntimeError instead ("unable to perform operation on
+    <TCPTransport closed=True ...>; the handler is closed"), which nobody expects: it killed the
+    producer's sender and the consumer's fetcher for good (aio-libs/aiokafka#1038, open). Here it is
+    what it means, a broken connection, as aiokafka does for OSError.
+    """
+    send = AIOKafkaConnection.send
+    if getattr(send, "tolerates_closed_transports", False):
+        return
+
+    @functools.wraps(send)
+    def guarded(self: AIOKafkaConnection, request: Any, expect_response: bool = True) -> Any:
+        try:
+            return send(self, request, expect_response)
+        except RuntimeError as err:
+            if "closed" not in str(err):
+                raise
+            self.close(reason=CloseReason.CONNECTION_BROKEN)
+            raise KafkaConnectionError(f"Connection at {self.host}:{self.port} broken: {err}") from err
+
+    guarded.tolerates_closed_transports = True  # type: ignore[attr-defined]
+    AIOKafkaConnection.send = guarded  # type: ignore[method-assign]
+
+
+_tolerate_closed_transports()
 
 
 class RenewingProducer:

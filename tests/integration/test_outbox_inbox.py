@@ -219,6 +219,40 @@ async def test_a_producer_whose_sender_died_is_replaced_and_the_relay_publishes_
         await producer.stop()
 
 
+async def test_a_consumer_whose_fetcher_died_is_restarted_and_reads_on(kit, topic):
+    """The consumer's side of the same aiokafka weakness: a fetch task that died leaves getmany
+    answering "nothing" for ever. The consumer notices and starts afresh from its last commit."""
+    seen: list[str] = []
+
+    async def handle(session, envelope) -> None:
+        seen.append(envelope.event_id)
+
+    async def send(name: str) -> str:
+        envelope = new_envelope(
+            event_type="account.registered", aggregate_id="k", producer="t", payload=registered(name)
+        )
+        await kit["producer"].send_and_wait(topic, envelope.SerializeToString(), key=b"k")
+        return envelope.event_id
+
+    consumer = kit_consumer(kit, topic, handle)
+    first = await send("before")
+    async with running(consumer.run):
+        await eventually(lambda: _value(seen == [first]), timeout=20, what="the first event")
+        fetching = consumer._consumer
+
+        async def closed_transport(*args, **kwargs):
+            raise RuntimeError(
+                "unable to perform operation on <TCPTransport closed=True>; the handler is closed"
+            )
+
+        fetching._fetcher._proc_fetch_request = closed_transport  # only the fetch task meets it
+        second = await send("after")
+        await eventually(
+            lambda: _value(consumer._consumer not in (None, fetching)), timeout=20, what="a new consumer"
+        )
+        await eventually(lambda: _value(seen == [first, second]), timeout=20, what="the second event")
+
+
 async def test_rows_stay_unpublished_while_the_broker_is_down_and_go_out_when_it_is_back(kit, tmp_path):
     broker = EmbeddedBroker(tmp_path / "broker").start()
     producer = create_producer(broker.bootstrap_servers, idempotent=False, client_id="kit-outage")
