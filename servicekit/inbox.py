@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
@@ -72,6 +73,7 @@ class EventConsumer:
         max_attempts: int = 5,
         group_id: str | None = None,
         fetch_max_wait_ms: int = 50,
+        stall_after: float = 30.0,
     ) -> None:
         self.name = name
         self.topics = list(topics)
@@ -83,6 +85,8 @@ class EventConsumer:
         self.max_attempts = max_attempts
         self.group_id = group_id or name
         self.fetch_max_wait_ms = fetch_max_wait_ms
+        # Seconds without a record after which the consumer checks that it is not stuck.
+        self.stall_after = stall_after
         self.processed = 0
         self.duplicates = 0
         self.dead_lettered = 0
@@ -119,17 +123,21 @@ class EventConsumer:
                 backoff = min(backoff * 2, 10.0)
             finally:
                 self._consumer = None
-                with contextlib.suppress(Exception):
-                    await consumer.stop()
+                await _stop(consumer, self.name)
 
     async def _consume(self, consumer: AIOKafkaConsumer) -> None:
+        idle_since = time.monotonic()
         while True:
             batches = await consumer.getmany(timeout_ms=500, max_records=200)
             if not batches:
                 if _fetcher_stopped(consumer):
                     # It would never fetch again, and getmany would go on answering "nothing".
                     raise KafkaError("the consumer's fetcher stopped; restarting the consumer")
+                if time.monotonic() - idle_since >= self.stall_after:
+                    await self._raise_if_stuck(consumer)
+                    idle_since = time.monotonic()
                 continue
+            idle_since = time.monotonic()
             # Partitions side by side, each in its own order: one aggregate's messages share a
             # partition, so they are still handled one after the other, while a slow handler (a
             # payment provider) no longer holds up the other partitions. The offsets are committed
@@ -144,6 +152,22 @@ class EventConsumer:
                         group.create_task(self._handle_all(records))
             await consumer.commit(
                 {partition: records[-1].offset + 1 for partition, records in batches.items()}
+            )
+
+    async def _raise_if_stuck(self, consumer: AIOKafkaConsumer) -> None:
+        """After `stall_after` seconds without a record: raise (so the consumer starts afresh) when
+        it is not in its group, or when its partitions hold messages it does not fetch.
+
+        Both were seen after the broker's connections were reset again and again (make chaos): a
+        consumer that never completed its rejoin, or fetched nothing more, without an error. An idle
+        member of a group with more members than partitions has joined, and has nothing waiting.
+        """
+        if _not_in_group(consumer):
+            raise KafkaError(f"{self.name}: not in its consumer group for {self.stall_after:.0f}s")
+        waiting = await self.lag()
+        if waiting > 0:
+            raise KafkaError(
+                f"{self.name}: {waiting} messages waiting, none fetched for {self.stall_after:.0f}s"
             )
 
     async def _handle_all(self, records: Sequence[ConsumerRecord]) -> None:
@@ -255,3 +279,35 @@ def _fetcher_stopped(consumer: AIOKafkaConsumer) -> bool:
     # `_fetcher` and its `_fetch_task` are aiokafka's own: absent, the check says no.
     task = getattr(getattr(consumer, "_fetcher", None), "_fetch_task", None)
     return task is not None and task.done() and not task.cancelled()
+
+
+def _not_in_group(consumer: AIOKafkaConsumer) -> bool:
+    """Whether the consumer has no assignment from its group, or must join it again."""
+    # aiokafka's own: the coordinator, and the subscription the group assigned partitions to.
+    coordinator = getattr(consumer, "_coordinator", None)
+    subscription = getattr(getattr(consumer, "_subscription", None), "subscription", None)
+    if coordinator is None or subscription is None:
+        return False
+    return bool(coordinator.need_rejoin(subscription))
+
+
+STOP_TIMEOUT = 10.0
+
+
+async def _stop(consumer: AIOKafkaConsumer, name: str) -> None:
+    """Stop a consumer before starting afresh; whatever its stop does, the restart goes on.
+
+    aiokafka's stop cancels the fetches in flight and awaits them, which raises their
+    CancelledError out of stop: taken for our own cancellation, it ended the consumer's task for
+    good, silently. Only a cancellation of this task goes on from here.
+    """
+    try:
+        async with asyncio.timeout(STOP_TIMEOUT):
+            await consumer.stop()
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
+        log.debug("consumer %s: its stop raised its own fetches' cancellation", name)
+    except Exception as exc:
+        log.warning("consumer %s did not stop cleanly: %s", name, exc)

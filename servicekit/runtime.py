@@ -129,7 +129,12 @@ class ServiceRuntime:
                     await factory()
                     return
                 except asyncio.CancelledError:
-                    raise
+                    task = asyncio.current_task()
+                    if task is None or task.cancelling():
+                        raise
+                    # A library's own cancellation that leaked out of the loop: restart it.
+                    log.warning("background task %s ended on a stray cancellation; restarting", name)
+                    await asyncio.sleep(1.0)
                 except Exception as exc:
                     if is_transient(exc):
                         log.warning("background task %s: a dependency is unavailable: %s", name, exc)

@@ -78,7 +78,9 @@ async def read_all(bootstrap: str, topic: str, count: int, timeout: float = 15) 
     return records
 
 
-def kit_consumer(kit, topic: str, handle, *, max_attempts: int = 5) -> EventConsumer:
+def kit_consumer(
+    kit, topic: str, handle, *, max_attempts: int = 5, stall_after: float = 30.0
+) -> EventConsumer:
     """A consumer of `topic` under a fresh group, `handle` taking account.registered."""
     return EventConsumer(
         name=f"kit-{uuid.uuid4().hex[:6]}",
@@ -89,6 +91,7 @@ def kit_consumer(kit, topic: str, handle, *, max_attempts: int = 5) -> EventCons
         bootstrap_servers=kit["bootstrap"],
         dead_letters=kit["producer"],
         max_attempts=max_attempts,
+        stall_after=stall_after,
     )
 
 
@@ -251,6 +254,42 @@ async def test_a_consumer_whose_fetcher_died_is_restarted_and_reads_on(kit, topi
             lambda: _value(consumer._consumer not in (None, fetching)), timeout=20, what="a new consumer"
         )
         await eventually(lambda: _value(seen == [first, second]), timeout=20, what="the second event")
+
+
+async def test_a_consumer_that_silently_stops_fetching_is_restarted_once_messages_wait(kit, topic):
+    """No error at all, only nothing fetched while messages wait (seen after a storm of connection
+    resets): after `stall_after` seconds the consumer notices and starts afresh."""
+    seen: list[str] = []
+
+    async def handle(session, envelope) -> None:
+        seen.append(envelope.event_id)
+
+    async def send(name: str) -> str:
+        envelope = new_envelope(
+            event_type="account.registered", aggregate_id="k", producer="t", payload=registered(name)
+        )
+        await kit["producer"].send_and_wait(topic, envelope.SerializeToString(), key=b"k")
+        return envelope.event_id
+
+    consumer = kit_consumer(kit, topic, handle, stall_after=2.0)
+    first = await send("before")
+    async with running(consumer.run):
+        await eventually(lambda: _value(seen == [first]), timeout=20, what="the first event")
+        fetching = consumer._consumer
+
+        empty_fetches: list[None] = []
+
+        async def fetches_nothing(*args, **kwargs) -> bool:
+            empty_fetches.append(None)
+            await asyncio.sleep(0.05)  # a fetch that comes back with nothing
+            return False
+
+        fetching._fetcher._proc_fetch_request = fetches_nothing
+        # The fetch in flight is a real one: send once the fetches are the empty ones.
+        await eventually(lambda: _value(len(empty_fetches) >= 2), what="the fetches to come back empty")
+        second = await send("after")
+        await eventually(lambda: _value(seen == [first, second]), timeout=30, what="the second event")
+        assert consumer._consumer is not fetching
 
 
 async def test_rows_stay_unpublished_while_the_broker_is_down_and_go_out_when_it_is_back(kit, tmp_path):

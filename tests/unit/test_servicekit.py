@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
+from types import SimpleNamespace
 
 import grpc
 import pytest
@@ -11,6 +13,7 @@ from servicekit.cursor import CursorCodec
 from servicekit.errors import AlreadyExists, InvalidArgument, NotFound, RateLimited, Violations
 from servicekit.money import format_money, is_currency, to_decimal, to_minor
 from servicekit.rpc_status import to_grpc_status
+from servicekit.runtime import ServiceRuntime
 from servicekit.settings import PlatformSettings
 
 
@@ -105,3 +108,38 @@ def test_an_unknown_environment_name_is_refused(monkeypatch):
 
     with pytest.raises(ValueError, match=r"ECOMMERCE_ENV|env"):
         PlatformSettings()
+
+
+async def test_a_background_loop_ended_by_a_stray_cancellation_is_restarted() -> None:
+    """A library may let its own CancelledError escape (aiokafka's consumer stop did): that is a
+    failure of the loop, not a request to stop it."""
+    runs: list[int] = []
+
+    async def loop() -> None:
+        runs.append(1)
+        if len(runs) == 1:
+            raise asyncio.CancelledError  # raised by code, nobody cancelled the task
+
+    holder = SimpleNamespace(_tasks=[])
+    ServiceRuntime.spawn(holder, loop, "stray")  # type: ignore[arg-type]
+    (task,) = holder._tasks
+    await asyncio.wait_for(task, timeout=10)
+
+    assert len(runs) == 2
+
+
+async def test_a_background_loop_that_is_cancelled_stops() -> None:
+    started = asyncio.Event()
+
+    async def loop() -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    holder = SimpleNamespace(_tasks=[])
+    ServiceRuntime.spawn(holder, loop, "forever")  # type: ignore[arg-type]
+    (task,) = holder._tasks
+    await asyncio.wait_for(started.wait(), timeout=10)
+    task.cancel()
+
+    with pytest.raises(asyncio.CancelledError):
+        await task
