@@ -13,7 +13,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
@@ -47,6 +48,8 @@ from servicekit.tracing import inject
 log = logging.getLogger(__name__)
 
 NOTIFY_CHANNEL = "outbox"
+# The newest rows whose topics an idle relay checks on the broker (by the primary key, cheaply).
+RECENT_ROWS = 500
 # session.info: the (sub)transaction that already sent the relay its NOTIFY.
 _NOTIFIED = "outbox_notified"
 
@@ -133,6 +136,7 @@ class OutboxRelay:
         publish_timeout: float = 30.0,
         recreate_topics_with_partitions: int | None = None,
         bootstrap_servers: str = "",
+        republish_window: float = 600.0,
     ) -> None:
         self.sessions = sessions
         self.table = table
@@ -149,6 +153,14 @@ class OutboxRelay:
         # that never auto-creates) and re-creates the missing ones, with their dead-letter topics.
         self.recreate_topics_with_partitions = recreate_topics_with_partitions
         self.bootstrap_servers = bootstrap_servers
+        # What such a broker loses with its memory: the events it acknowledged and nobody had read
+        # yet. So when the relay finds its topics gone, it publishes again what it published in the
+        # last `republish_window` seconds; consumers drop what they had (their inbox). An idle relay
+        # checks its recent topics every `forgotten_check_interval` seconds.
+        self.republish_window = republish_window
+        self.forgotten_check_interval = max(poll_interval, 1.0) * 5
+        self._last_forgotten_check = 0.0
+        self.republished_total = 0
         self._wakeup = asyncio.Event()
         self.published_total = 0
 
@@ -190,11 +202,13 @@ class OutboxRelay:
                 )
             ).all()
             if not rows:
+                await self._check_idle(session)
                 return 0
             # A broker that does not answer must not hold the row locks forever: give up, roll
             # back, and let the next round try again.
             async with asyncio.timeout(self.publish_timeout):
-                await self._ensure_topics({row.topic for row in rows})
+                if await self._recreate_forgotten(session, {row.topic for row in rows}):
+                    return 0  # the next batch starts again from the oldest row, in order
                 pending = [
                     await self.producer.send(
                         row.topic,
@@ -212,19 +226,53 @@ class OutboxRelay:
         OUTBOX_PUBLISHED.inc(len(rows))
         return len(rows)
 
-    async def _ensure_topics(self, topics: set[str]) -> None:
+    async def _check_idle(self, session: AsyncSession) -> None:
+        """With nothing to publish, now and then: are the topics of recent events still there?"""
         if self.recreate_topics_with_partitions is None:
             return
+        now = time.monotonic()
+        if now - self._last_forgotten_check < self.forgotten_check_interval:
+            return
+        self._last_forgotten_check = now
+        t = self.table
+        latest = select(t.c.topic).order_by(t.c.id.desc()).limit(RECENT_ROWS).subquery()
+        recent = set((await session.scalars(select(latest.c.topic).distinct())).all())
+        if recent:
+            async with asyncio.timeout(self.publish_timeout):
+                await self._recreate_forgotten(session, recent)
+
+    async def _recreate_forgotten(self, session: AsyncSession, topics: set[str]) -> bool:
+        """Re-create the topics a memory-only broker forgot (it restarted) and mark their recent
+        events for publishing again; True when it did."""
+        if self.recreate_topics_with_partitions is None:
+            return False
         cluster = await self.producer.client.fetch_all_metadata()
         missing = sorted(topics - cluster.topics())
         if not missing:
-            return
+            return False
         log.warning("topics %s are missing on the broker (restarted?); re-creating them", ", ".join(missing))
         await ensure_topics(
             self.bootstrap_servers,
             [*missing, *(dead_letter_topic(t) for t in missing)],
             partitions=self.recreate_topics_with_partitions,
         )
+        t = self.table
+        again = await session.execute(
+            update(t)
+            .where(t.c.topic.in_(missing), t.c.published_at > self._republish_since())
+            .values(published_at=None)
+        )
+        count = again.rowcount or 0  # type: ignore[attr-defined]
+        if count:
+            log.warning(
+                "publishing again %d recent events of %s, which the broker lost", count, ", ".join(missing)
+            )
+            self.republished_total += count
+        self._wakeup.set()
+        return True
+
+    def _republish_since(self) -> Any:
+        return func.now() - timedelta(seconds=self.republish_window)
 
     async def oldest_unpublished_age(self) -> float:
         """Seconds since the oldest unpublished event was written (0 when none): the outbox lag."""

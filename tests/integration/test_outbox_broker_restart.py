@@ -111,3 +111,41 @@ async def test_the_relay_recreates_forgotten_topics_and_consumers_read_on(restar
     finally:
         await admin.close()
     assert described == {TOPIC: 3, dead_letter_topic(TOPIC): 3}
+
+
+async def test_events_the_broker_lost_unread_are_published_again_even_by_an_idle_relay(restartable):
+    """The broker acknowledged the event, then lost it with its memory before anyone read it. The
+    relay, with nothing new to publish, notices the forgotten topic and publishes it again."""
+    broker: EmbeddedBroker = restartable["broker"]
+    await publish(restartable, "unread")
+
+    async def published() -> bool:
+        async with restartable["sessions"]() as session:
+            rows = await session.execute(outbox.select().where(outbox.c.key == "unread"))
+            return all(row.published_at is not None for row in rows)
+
+    await eventually(published, what="the event published once")
+    await asyncio.to_thread(broker.restart)
+
+    consumer = AIOKafkaConsumer(
+        TOPIC,
+        bootstrap_servers=broker.bootstrap_servers,
+        group_id="late-reader",
+        auto_offset_reset="earliest",
+    )
+
+    async def topic_back() -> bool:
+        admin = AIOKafkaAdminClient(bootstrap_servers=broker.bootstrap_servers)
+        await admin.start()
+        try:
+            return TOPIC in await admin.list_topics()
+        finally:
+            await admin.close()
+
+    await eventually(topic_back, timeout=30, what="the relay to re-create the topic")
+    await consumer.start()
+    try:
+        record = await asyncio.wait_for(consumer.getone(), timeout=30)
+    finally:
+        await consumer.stop()
+    assert record.key == b"unread"
