@@ -19,6 +19,7 @@ from bench.seed import plain_dsn
 
 log = logging.getLogger(__name__)
 
+IN_FLIGHT = "SELECT count(*) FROM orders WHERE status NOT IN ('CONFIRMED', 'CANCELLED')"
 SERVICES = ("account", "catalog", "order", "payment", "notification")
 # The consumer groups of the services and the topics each reads (DESIGN §4).
 GROUPS = {
@@ -83,9 +84,17 @@ class Ledger:
             snap.waiting.append(f"cannot read the state yet: {type(exc).__name__}: {exc}")
         return snap
 
+    async def orders_in_flight(self) -> int | None:
+        """Orders whose saga is under way (not yet CONFIRMED or CANCELLED); None if unreadable."""
+        try:
+            rows = await self._fetch("order", IN_FLIGHT)
+        except (OSError, asyncpg.PostgresError, TimeoutError):
+            return None
+        return int(rows[0][0])
+
     async def _pending_rows(self, snap: Snapshot) -> None:
         checks = {
-            "order": "SELECT count(*) FROM orders WHERE status NOT IN ('CONFIRMED', 'CANCELLED')",
+            "order": IN_FLIGHT,
             "payment": "SELECT count(*) FROM payments WHERE status = 'PENDING'",
             "catalog": "SELECT count(*) FROM stock_orders WHERE status = 'RESERVED'",
             "notification": "SELECT count(*) FROM notifications WHERE status = 'PENDING'",

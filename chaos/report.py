@@ -9,8 +9,8 @@ README_START = "<!-- chaos:start -->"
 README_END = "<!-- chaos:end -->"
 
 HEADER = (
-    "| fault | orders accepted | lost | oversold units | double charges | duplicate e-mails "
-    "| internal errors | time to settle (s) | result |\n|---|---|---|---|---|---|---|---|---|"
+    "| fault | orders accepted | in flight at the fault | lost | oversold units | double charges "
+    "| duplicate e-mails | internal errors | time to settle (s) | result |\n|---|---|---|---|---|---|---|---|---|---|"
 )
 
 
@@ -18,8 +18,10 @@ def table(results: dict[str, Any]) -> str:
     lines = [HEADER]
     for row in results["faults"]:
         settle = "-" if row["settle_seconds"] is None else f"{row['settle_seconds']:.1f}"
+        in_flight = "-" if row.get("in_flight") is None else row["in_flight"]
         lines.append(
-            f"| {row['fault']} | {row['accepted']} | {row['lost']} | {row['oversold']} | {row['double_charges']} "
+            f"| {row['fault']} | {row['accepted']} | {in_flight} | {row['lost']} | {row['oversold']} "
+            f"| {row['double_charges']} "
             f"| {row['duplicate_emails']} | {row['internal_errors']} | {settle} "
             f"| {'pass' if row['passed'] else '**FAIL**'} |"
         )
@@ -41,7 +43,8 @@ def markdown(results: dict[str, Any]) -> str:
         table(results),
         "",
         "*Accepted*: createOrder answered with an order id (the client retries a request that failed for "
-        "want of the platform with the same idempotency key). *Lost*: accepted, then missing or never "
+        "want of the platform with the same idempotency key). *In flight at the fault*: orders accepted and not yet "
+        "CONFIRMED or CANCELLED when the fault was injected. *Lost*: accepted, then missing or never "
         "CONFIRMED/CANCELLED. *Oversold*: units sold beyond the initial stock. *Double charges*: more than "
         "one successful charge at the provider for one order. *Duplicate e-mails*: more than one "
         "distinct confirmation message for one order. *Time to settle*: from the end of the fault until no "

@@ -100,6 +100,7 @@ class Row:
     fault: str
     what: str
     accepted: int = 0
+    in_flight: int | None = None
     abandoned: int = 0
     lost: int = 0
     oversold: int = 0
@@ -276,6 +277,7 @@ class Chaos:
         during: asyncio.Task[None] | None = None
         try:
             await load.wait_attempted(config.before)
+            row.in_flight = await self.ledger.orders_in_flight()
             await fault.inject(self)
             if fault.during is not None:
                 during = asyncio.create_task(fault.during(self))
