@@ -41,6 +41,7 @@ from ecommerce_cli.stack import (
     Infrastructure,
     Platform,
     available_services,
+    cancelled_on_signals,
     free_port,
     prepare,
 )
@@ -634,9 +635,13 @@ def main(argv: list[str] | None = None) -> None:
     try:
         import uvloop
 
-        code = uvloop.run(Bench(config).run())
+        runner = uvloop.run
     except ImportError:
-        code = asyncio.run(Bench(config).run())
+        runner = asyncio.run
+    try:
+        code = runner(cancelled_on_signals(Bench(config).run()))
+    except asyncio.CancelledError:
+        code = 130  # stopped by a signal, after stopping everything it had started
     sys.exit(code)
 
 

@@ -50,6 +50,7 @@ from ecommerce_cli.stack import (
     Infrastructure,
     Platform,
     available_services,
+    cancelled_on_signals,
     free_port,
     prepare,
 )
@@ -401,7 +402,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     for noisy in ("aiokafka", "httpx", "servicekit.embedded"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    raise SystemExit(asyncio.run(Chaos(config).run()))
+    try:
+        code = asyncio.run(cancelled_on_signals(Chaos(config).run()))
+    except asyncio.CancelledError:
+        code = 130  # stopped by a signal, after stopping everything it had started
+    raise SystemExit(code)
 
 
 if __name__ == "__main__":

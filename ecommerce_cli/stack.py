@@ -17,9 +17,10 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import grpc
 import httpx
@@ -76,6 +77,24 @@ def configured_metrics_ports(environ: Mapping[str, str] | None = None) -> dict[s
 def available_services() -> list[str]:
     """The services this checkout has (each later issue adds one)."""
     return [name for name in ALL_SERVICES if importlib.util.find_spec(f"{name}.__main__") is not None]
+
+
+T = TypeVar("T")
+
+
+async def cancelled_on_signals(work: Awaitable[T]) -> T:
+    """Await `work`, cancelling it on SIGINT or SIGTERM, so that its cleanup (stopping every
+    process it started) runs instead of leaving them behind."""
+    task = asyncio.ensure_future(work)
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGINT, signal.SIGTERM)
+    for sig in signals:
+        loop.add_signal_handler(sig, task.cancel)
+    try:
+        return await task
+    finally:
+        for sig in signals:
+            loop.remove_signal_handler(sig)
 
 
 def free_port() -> int:
