@@ -130,9 +130,6 @@ class EventConsumer:
         while True:
             batches = await consumer.getmany(timeout_ms=500, max_records=200)
             if not batches:
-                if _fetcher_stopped(consumer):
-                    # It would never fetch again, and getmany would go on answering "nothing".
-                    raise KafkaError("the consumer's fetcher stopped; restarting the consumer")
                 if time.monotonic() - idle_since >= self.stall_after:
                     await self._raise_if_stuck(consumer)
                     idle_since = time.monotonic()
@@ -159,8 +156,9 @@ class EventConsumer:
         it is not in its group, or when its partitions hold messages it does not fetch.
 
         Both were seen after the broker's connections were reset again and again (make chaos): a
-        consumer that never completed its rejoin, or fetched nothing more, without an error. An idle
-        member of a group with more members than partitions has joined, and has nothing waiting.
+        consumer that never completed its rejoin, or whose fetch task had ended (aiokafka does not
+        restart it, and getmany then answers "nothing" for ever), without an error reaching us. An
+        idle member of a group with more members than partitions has joined, and has nothing waiting.
         """
         if _not_in_group(consumer):
             raise KafkaError(f"{self.name}: not in its consumer group for {self.stall_after:.0f}s")
@@ -274,13 +272,6 @@ class EventConsumer:
         )
 
 
-def _fetcher_stopped(consumer: AIOKafkaConsumer) -> bool:
-    """Whether aiokafka's fetch task ended on an error it did not expect (see kafka.py)."""
-    # `_fetcher` and its `_fetch_task` are aiokafka's own: absent, the check says no.
-    task = getattr(getattr(consumer, "_fetcher", None), "_fetch_task", None)
-    return task is not None and task.done() and not task.cancelled()
-
-
 def _not_in_group(consumer: AIOKafkaConsumer) -> bool:
     """Whether the consumer has no assignment from its group, or must join it again."""
     # aiokafka's own: the coordinator, and the subscription the group assigned partitions to.
@@ -309,5 +300,15 @@ async def _stop(consumer: AIOKafkaConsumer, name: str) -> None:
         if task is not None and task.cancelling():
             raise
         log.debug("consumer %s: its stop raised its own fetches' cancellation", name)
+        # What stop had still to do: its fetch task and its connections must not outlive it.
+        for part in ("_fetcher", "_client"):
+            try:
+                async with asyncio.timeout(STOP_TIMEOUT):
+                    await getattr(consumer, part).close()
+            except asyncio.CancelledError:
+                if task is not None and task.cancelling():
+                    raise
+            except Exception as exc:
+                log.debug("consumer %s: closing its %s: %s", name, part.strip("_"), exc)
     except Exception as exc:
         log.warning("consumer %s did not stop cleanly: %s", name, exc)

@@ -95,6 +95,15 @@ def kit_consumer(
     )
 
 
+async def send_registered(kit, topic: str, account_id: str) -> str:
+    """Produce one account.registered on `topic`; returns its event id."""
+    envelope = new_envelope(
+        event_type="account.registered", aggregate_id="k", producer="t", payload=registered(account_id)
+    )
+    await kit["producer"].send_and_wait(topic, envelope.SerializeToString(), key=b"k")
+    return envelope.event_id
+
+
 def registered(account_id: str) -> account_events_pb2.AccountRegistered:
     return account_events_pb2.AccountRegistered(account_id=account_id, email=f"{account_id}@example.com")
 
@@ -222,40 +231,6 @@ async def test_a_producer_whose_sender_died_is_replaced_and_the_relay_publishes_
         await producer.stop()
 
 
-async def test_a_consumer_whose_fetcher_died_is_restarted_and_reads_on(kit, topic):
-    """The consumer's side of the same aiokafka weakness: a fetch task that died leaves getmany
-    answering "nothing" for ever. The consumer notices and starts afresh from its last commit."""
-    seen: list[str] = []
-
-    async def handle(session, envelope) -> None:
-        seen.append(envelope.event_id)
-
-    async def send(name: str) -> str:
-        envelope = new_envelope(
-            event_type="account.registered", aggregate_id="k", producer="t", payload=registered(name)
-        )
-        await kit["producer"].send_and_wait(topic, envelope.SerializeToString(), key=b"k")
-        return envelope.event_id
-
-    consumer = kit_consumer(kit, topic, handle)
-    first = await send("before")
-    async with running(consumer.run):
-        await eventually(lambda: _value(seen == [first]), timeout=20, what="the first event")
-        fetching = consumer._consumer
-
-        async def closed_transport(*args, **kwargs):
-            raise RuntimeError(
-                "unable to perform operation on <TCPTransport closed=True>; the handler is closed"
-            )
-
-        fetching._fetcher._proc_fetch_request = closed_transport  # only the fetch task meets it
-        second = await send("after")
-        await eventually(
-            lambda: _value(consumer._consumer not in (None, fetching)), timeout=20, what="a new consumer"
-        )
-        await eventually(lambda: _value(seen == [first, second]), timeout=20, what="the second event")
-
-
 async def test_a_consumer_that_silently_stops_fetching_is_restarted_once_messages_wait(kit, topic):
     """No error at all, only nothing fetched while messages wait (seen after a storm of connection
     resets): after `stall_after` seconds the consumer notices and starts afresh."""
@@ -264,15 +239,8 @@ async def test_a_consumer_that_silently_stops_fetching_is_restarted_once_message
     async def handle(session, envelope) -> None:
         seen.append(envelope.event_id)
 
-    async def send(name: str) -> str:
-        envelope = new_envelope(
-            event_type="account.registered", aggregate_id="k", producer="t", payload=registered(name)
-        )
-        await kit["producer"].send_and_wait(topic, envelope.SerializeToString(), key=b"k")
-        return envelope.event_id
-
-    consumer = kit_consumer(kit, topic, handle, stall_after=2.0)
-    first = await send("before")
+    consumer = kit_consumer(kit, topic, handle, stall_after=1.0)
+    first = await send_registered(kit, topic, "before")
     async with running(consumer.run):
         await eventually(lambda: _value(seen == [first]), timeout=20, what="the first event")
         fetching = consumer._consumer
@@ -287,7 +255,7 @@ async def test_a_consumer_that_silently_stops_fetching_is_restarted_once_message
         fetching._fetcher._proc_fetch_request = fetches_nothing
         # The fetch in flight is a real one: send once the fetches are the empty ones.
         await eventually(lambda: _value(len(empty_fetches) >= 2), what="the fetches to come back empty")
-        second = await send("after")
+        second = await send_registered(kit, topic, "after")
         await eventually(lambda: _value(seen == [first, second]), timeout=30, what="the second event")
         assert consumer._consumer is not fetching
 
