@@ -245,16 +245,17 @@ async def test_a_consumer_that_silently_stops_fetching_is_restarted_once_message
         await eventually(lambda: _value(seen == [first]), timeout=20, what="the first event")
         fetching = consumer._consumer
 
-        empty_fetches: list[None] = []
+        hung_fetches: list[None] = []
+        never = asyncio.Event()
 
-        async def fetches_nothing(*args, **kwargs) -> bool:
-            empty_fetches.append(None)
-            await asyncio.sleep(0.05)  # a fetch that comes back with nothing
+        async def hangs(*args, **kwargs) -> bool:
+            hung_fetches.append(None)
+            await never.wait()  # a fetch that never answers, and raises nothing
             return False
 
-        fetching._fetcher._proc_fetch_request = fetches_nothing
-        # The fetch in flight is a real one: send once the fetches are the empty ones.
-        await eventually(lambda: _value(len(empty_fetches) >= 2), what="the fetches to come back empty")
+        fetching._fetcher._proc_fetch_request = hangs
+        # The fetch in flight is a real one: send once the one in flight is the hung one.
+        await eventually(lambda: _value(bool(hung_fetches)), what="a fetch to hang")
         second = await send_registered(kit, topic, "after")
         await eventually(lambda: _value(seen == [first, second]), timeout=30, what="the second event")
         assert consumer._consumer is not fetching
