@@ -19,6 +19,8 @@ from typing import Any
 
 import psutil
 
+from servicekit.machine import cores
+
 BENCH_DIR = Path(__file__).resolve().parent
 SCENARIO_DIR = BENCH_DIR / "scenarios"
 
@@ -32,13 +34,6 @@ def tool(name: str) -> str:
     if found is None:
         raise SystemExit(f"{name} is not installed: run `pip install -e '.[bench]'` (make bench does)")
     return found
-
-
-def cores() -> int:
-    """The cores this process may run on (fewer than the machine's under an affinity mask)."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 # --- processes ------------------------------------------------------------------------------------

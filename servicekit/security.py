@@ -30,6 +30,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
+from servicekit.machine import cores
+
 __all__ = [
     "MAX_PASSWORD_BYTES",
     "MAX_TOKEN_BYTES",
@@ -149,18 +151,10 @@ class PasswordHasher:
 _bcrypt_pool: concurrent.futures.ThreadPoolExecutor | None = None
 
 
-def _cores() -> int:
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
-
-
 async def _in_bcrypt_pool(fn: Callable[..., T], *args: Any) -> T:
     global _bcrypt_pool
     if _bcrypt_pool is None:
-        _bcrypt_pool = concurrent.futures.ThreadPoolExecutor(
-            max_workers=_cores(), thread_name_prefix="bcrypt"
-        )
+        _bcrypt_pool = concurrent.futures.ThreadPoolExecutor(max_workers=cores(), thread_name_prefix="bcrypt")
     return await asyncio.get_running_loop().run_in_executor(_bcrypt_pool, fn, *args)
 
 
