@@ -9,7 +9,7 @@ from account.models import outbox
 from account.service import AccountService, LoginThrottle
 from account.settings import AccountSettings
 from servicekit.auth import Authenticator
-from servicekit.logging import configure_logging
+from servicekit.logging import configure_service_logging
 from servicekit.runtime import ServiceRuntime, serve
 from servicekit.security import PasswordHasher, SigningKey, TokenIssuer, load_or_create_signing_key
 
@@ -76,9 +76,7 @@ async def create_admin(*, email: str, name: str, password: str) -> bool:
 
 async def main(settings: AccountSettings | None = None) -> None:
     settings = settings or AccountSettings()
-    configure_logging(
-        "account", level=settings.log_level, fmt=settings.log_format, access=settings.log_access
-    )
+    configure_service_logging("account", settings)
     app = build(settings)
     await serve(
         app.runtime,

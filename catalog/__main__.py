@@ -13,7 +13,7 @@ from catalog.service import CatalogService, Inventory, SeedResult
 from catalog.settings import CatalogSettings
 from servicekit.auth import Authenticator, JwksFetcher
 from servicekit.inbox import EventConsumer
-from servicekit.logging import configure_logging
+from servicekit.logging import configure_service_logging
 from servicekit.runtime import ServiceRuntime, serve
 
 CONSUMER_NAME = "catalog"
@@ -99,9 +99,7 @@ async def seed(*, only_if_empty: bool = False, **overrides: Any) -> SeedResult |
 
 async def main(settings: CatalogSettings | None = None) -> None:
     settings = settings or CatalogSettings()
-    configure_logging(
-        "catalog", level=settings.log_level, fmt=settings.log_format, access=settings.log_access
-    )
+    configure_service_logging("catalog", settings)
     app = build(settings)
     await serve(
         app.runtime,

@@ -6,14 +6,12 @@ import uvicorn
 
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
-from servicekit.logging import configure_logging
+from servicekit.logging import configure_service_logging
 
 
 def main() -> None:
     settings = GatewaySettings()
-    configure_logging(
-        "gateway", level=settings.log_level, fmt=settings.log_format, access=settings.log_access
-    )
+    configure_service_logging("gateway", settings)
     uvicorn.run(
         create_app(settings),
         host=settings.host,

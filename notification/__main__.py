@@ -16,7 +16,7 @@ from notification.templates import TemplateRenderer
 from notification.webhooks import SecretBox, UrlPolicy, WebhookSender
 from servicekit.auth import Authenticator
 from servicekit.inbox import EventConsumer
-from servicekit.logging import configure_logging
+from servicekit.logging import configure_service_logging
 from servicekit.runtime import ServiceRuntime, serve
 
 
@@ -130,9 +130,7 @@ def build(settings: NotificationSettings) -> NotificationApp:
 
 async def main(settings: NotificationSettings | None = None) -> None:
     settings = settings or NotificationSettings()
-    configure_logging(
-        "notification", level=settings.log_level, fmt=settings.log_format, access=settings.log_access
-    )
+    configure_service_logging("notification", settings)
     if not settings.internal_service_token:
         raise SystemExit("INTERNAL_SERVICE_TOKEN is required: recipients are looked up as this service")
     app = build(settings)

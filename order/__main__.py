@@ -15,7 +15,7 @@ from order.service import OrderService, policy_from
 from order.settings import OrderSettings
 from servicekit.auth import Authenticator
 from servicekit.inbox import EventConsumer
-from servicekit.logging import configure_logging
+from servicekit.logging import configure_service_logging
 from servicekit.runtime import ServiceRuntime, serve
 
 log = logging.getLogger(__name__)
@@ -98,7 +98,7 @@ def build(settings: OrderSettings) -> OrderApp:
 
 async def main(settings: OrderSettings | None = None) -> None:
     settings = settings or OrderSettings()
-    configure_logging("order", level=settings.log_level, fmt=settings.log_format, access=settings.log_access)
+    configure_service_logging("order", settings)
     app = build(settings)
     await serve(
         app.runtime,

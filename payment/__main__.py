@@ -11,7 +11,7 @@ from payment.service import PaymentService
 from payment.settings import PaymentSettings
 from servicekit.auth import Authenticator, JwksFetcher
 from servicekit.inbox import EventConsumer
-from servicekit.logging import configure_logging
+from servicekit.logging import configure_service_logging
 from servicekit.runtime import ServiceRuntime, serve
 
 
@@ -76,9 +76,7 @@ def build(settings: PaymentSettings, *, jwks: JwksFetcher | None = None) -> Paym
 
 async def main(settings: PaymentSettings | None = None) -> None:
     settings = settings or PaymentSettings()
-    configure_logging(
-        "payment", level=settings.log_level, fmt=settings.log_format, access=settings.log_access
-    )
+    configure_service_logging("payment", settings)
     app = build(settings)
     await serve(
         app.runtime,

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pythonjsonlogger.orjson import OrjsonFormatter
 
 from servicekit.context import current_caller, current_request_id
 from servicekit.tracing import current_ids
+
+if TYPE_CHECKING:
+    from servicekit.settings import PlatformSettings
 
 AccessLog = Literal["all", "errors", "off"]
 ACCESS_LOG_CHOICES: tuple[AccessLog, ...] = ("all", "errors", "off")
@@ -75,3 +78,8 @@ def configure_logging(
     for noisy in ("aiokafka", "kafka", "sqlalchemy.engine", "alembic.runtime.migration"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     _configured = True
+
+
+def configure_service_logging(service: str, settings: PlatformSettings) -> None:
+    """`configure_logging` with a process's LOG_LEVEL, LOG_FORMAT and LOG_ACCESS."""
+    configure_logging(service, level=settings.log_level, fmt=settings.log_format, access=settings.log_access)
