@@ -95,6 +95,17 @@ def kit_consumer(
     )
 
 
+async def add_registered(session, topic: str, account_id: str, *, key: str) -> None:
+    """Write one account.registered to the outbox, in the caller's transaction."""
+    await Outbox(outbox, "kit").add(
+        session,
+        topic=topic,
+        event_type="account.registered",
+        aggregate_id=key,
+        payload=registered(account_id),
+    )
+
+
 async def send_registered(kit, topic: str, account_id: str) -> str:
     """Produce one account.registered on `topic`; returns its event id."""
     envelope = new_envelope(
@@ -120,17 +131,10 @@ async def running(coro_factory) -> AsyncIterator[asyncio.Task]:
 
 
 async def test_an_event_is_written_only_when_its_transaction_commits(kit, topic):
-    box = Outbox(outbox, "kit")
 
     async def failing_use_case() -> None:
         async with transaction(kit["sessions"]) as session:
-            await box.add(
-                session,
-                topic=topic,
-                event_type="account.registered",
-                aggregate_id="a",
-                payload=registered("rolled-back"),
-            )
+            await add_registered(session, topic, "rolled-back", key="a")
             raise RuntimeError("the use case failed")
 
     with pytest.raises(RuntimeError):
@@ -143,17 +147,10 @@ async def test_an_event_is_written_only_when_its_transaction_commits(kit, topic)
 
 
 async def test_the_relay_publishes_in_order_and_marks_rows_only_after_the_broker_acknowledged(kit, topic):
-    box = Outbox(outbox, "kit")
     ids = [str(uuid.uuid4()) for _ in range(5)]
     async with transaction(kit["sessions"]) as session:
         for account_id in ids:
-            await box.add(
-                session,
-                topic=topic,
-                event_type="account.registered",
-                aggregate_id="same-key",
-                payload=registered(account_id),
-            )
+            await add_registered(session, topic, account_id, key="same-key")
     relay = OutboxRelay(
         sessions=kit["sessions"],
         table=outbox,
@@ -195,7 +192,6 @@ async def test_a_producer_whose_sender_died_is_replaced_and_the_relay_publishes_
         lambda: create_producer(kit["bootstrap"], idempotent=False, client_id="kit-renewing")
     )
     await producer.start()
-    box = Outbox(outbox, "kit")
     relay = OutboxRelay(
         sessions=kit["sessions"], table=outbox, producer=producer, database_url=kit["url"], poll_interval=0.2
     )
@@ -212,13 +208,7 @@ async def test_a_producer_whose_sender_died_is_replaced_and_the_relay_publishes_
         assert producer.dead()
 
         async with transaction(kit["sessions"]) as session:
-            await box.add(
-                session,
-                topic=topic,
-                event_type="account.registered",
-                aggregate_id="k",
-                payload=registered("after"),
-            )
+            await add_registered(session, topic, "after", key="k")
         async with running(relay.run):
             (record,) = await read_all(kit["bootstrap"], topic, 1)
 
@@ -266,7 +256,6 @@ async def test_rows_stay_unpublished_while_the_broker_is_down_and_go_out_when_it
     producer = create_producer(broker.bootstrap_servers, idempotent=False, client_id="kit-outage")
     await producer.start()
     topic = f"kit-outage-{uuid.uuid4().hex[:8]}"
-    box = Outbox(outbox, "kit")
     relay = OutboxRelay(
         sessions=kit["sessions"],
         table=outbox,
@@ -277,13 +266,7 @@ async def test_rows_stay_unpublished_while_the_broker_is_down_and_go_out_when_it
     try:
         broker.stop()
         async with transaction(kit["sessions"]) as session:
-            await box.add(
-                session,
-                topic=topic,
-                event_type="account.registered",
-                aggregate_id="k",
-                payload=registered("waiting"),
-            )
+            await add_registered(session, topic, "waiting", key="k")
 
         with pytest.raises((TimeoutError, KafkaError)):
             await relay.publish_batch()
