@@ -117,6 +117,7 @@ def build(settings: NotificationSettings) -> NotificationApp:
         bootstrap_servers=settings.kafka_bootstrap_servers,
         dead_letters=runtime.producer,
         max_attempts=settings.consumer_max_attempts,
+        session_timeout_ms=settings.kafka_session_timeout_ms,
     )
     return NotificationApp(
         runtime,

@@ -239,6 +239,7 @@ def consumer(
     max_attempts: int,
     topics: Sequence[str] = TOPICS,
     group_id: str | None = None,
+    session_timeout_ms: int = 10_000,
 ) -> EventConsumer:
     handle = handler(service)
     return EventConsumer(
@@ -251,6 +252,7 @@ def consumer(
         bootstrap_servers=bootstrap_servers,
         dead_letters=dead_letters,
         max_attempts=max_attempts,
+        session_timeout_ms=session_timeout_ms,
     )
 
 

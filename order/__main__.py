@@ -85,6 +85,7 @@ def build(settings: OrderSettings) -> OrderApp:
         bootstrap_servers=settings.kafka_bootstrap_servers,
         dead_letters=runtime.producer,
         max_attempts=settings.consumer_max_attempts,
+        session_timeout_ms=settings.kafka_session_timeout_ms,
     )
     return OrderApp(
         runtime,

@@ -321,6 +321,7 @@ def saga_consumer(
     bootstrap_servers: str,
     dead_letters: Any,
     max_attempts: int,
+    session_timeout_ms: int = 10_000,
 ) -> EventConsumer:
     """The consumer of the saga's replies; each runs in one transaction with its inbox row."""
 
@@ -337,4 +338,5 @@ def saga_consumer(
         bootstrap_servers=bootstrap_servers,
         dead_letters=dead_letters,
         max_attempts=max_attempts,
+        session_timeout_ms=session_timeout_ms,
     )

@@ -74,6 +74,7 @@ class EventConsumer:
         group_id: str | None = None,
         fetch_max_wait_ms: int = 50,
         stall_after: float = 30.0,
+        session_timeout_ms: int = 10_000,
     ) -> None:
         self.name = name
         self.topics = list(topics)
@@ -85,6 +86,7 @@ class EventConsumer:
         self.max_attempts = max_attempts
         self.group_id = group_id or name
         self.fetch_max_wait_ms = fetch_max_wait_ms
+        self.session_timeout_ms = session_timeout_ms
         # Seconds without a record after which the consumer checks that it is not stuck.
         self.stall_after = stall_after
         self.processed = 0
@@ -107,8 +109,9 @@ class EventConsumer:
                 # The embedded broker answers a waiting fetch only when the wait ends, so the wait
                 # is a saga hop's latency; a short one costs a little idle polling.
                 fetch_max_wait_ms=self.fetch_max_wait_ms,
-                session_timeout_ms=10_000,
-                heartbeat_interval_ms=1_000,
+                session_timeout_ms=self.session_timeout_ms,
+                # Three heartbeats per session timeout, as Kafka advises, and at most one a second.
+                heartbeat_interval_ms=min(1_000, self.session_timeout_ms // 3),
             )
             try:
                 await consumer.start()

@@ -43,6 +43,14 @@ class PlatformSettings(BaseSettings):
     kafka_idempotent_producer: bool = shared("KAFKA_IDEMPOTENT_PRODUCER", default=False)
     kafka_topic_partitions: int = shared("KAFKA_TOPIC_PARTITIONS", default=3, ge=1, le=256)
     kafka_topic_replication_factor: int = shared("KAFKA_TOPIC_REPLICATION_FACTOR", default=1, ge=1, le=16)
+    kafka_session_timeout_ms: int = shared(
+        "KAFKA_SESSION_TIMEOUT_MS",
+        default=10_000,
+        ge=1_000,
+        le=300_000,
+        description="How long a consumer may go without a heartbeat before its group gives its partitions "
+        "to the others. The embedded broker also holds a new member's join for half of it.",
+    )
     # Traces are recorded and exported over OTLP only when this is set (servicekit.tracing).
     otel_exporter_otlp_endpoint: str = shared("OTEL_EXPORTER_OTLP_ENDPOINT", default="")
 

@@ -20,6 +20,10 @@ os.environ.setdefault("LOG_FORMAT", "json")
 # Services call each other as themselves with this shared credential (the notification service
 # looking up recipients); `ecommerce dev` makes one per run, the tests one per session.
 os.environ.setdefault("INTERNAL_SERVICE_TOKEN", secrets.token_urlsafe(32))
+# The embedded broker holds a new group member's join for half its session timeout: 5 s at the
+# default 10 s, paid by every consumer a test starts. Kafka itself refuses less than 6 s.
+if not os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+    os.environ.setdefault("KAFKA_SESSION_TIMEOUT_MS", "3000")
 
 
 @pytest.fixture(scope="session")

@@ -15,8 +15,16 @@ from typing import TypeVar
 import jwt
 
 from servicekit.security import SigningKey
+from servicekit.settings import PlatformSettings
 
 T = TypeVar("T")
+
+
+def group_timeouts() -> dict[str, int]:
+    """Session and heartbeat of a test's own group consumer, as the services under test have them
+    (KAFKA_SESSION_TIMEOUT_MS): the embedded broker holds a join for half the session timeout."""
+    session = PlatformSettings().kafka_session_timeout_ms
+    return {"session_timeout_ms": session, "heartbeat_interval_ms": min(1_000, session // 3)}
 
 
 async def eventually(

@@ -16,7 +16,15 @@ from ecommerce.account.v1 import account_pb2
 from ecommerce.events.v1 import account_events_pb2, envelope_pb2
 from servicekit.rpc_status import parse_rpc_error
 from servicekit.security import SigningKey
-from tests.helpers import alg_none_token, claims, eventually, hs256_with_public_key, signed, unique_email
+from tests.helpers import (
+    alg_none_token,
+    claims,
+    eventually,
+    group_timeouts,
+    hs256_with_public_key,
+    signed,
+    unique_email,
+)
 
 PASSWORD = "correct horse battery"
 
@@ -62,6 +70,7 @@ async def test_register_writes_the_account_and_its_event_in_one_transaction_and_
         bootstrap_servers=account.settings.kafka_bootstrap_servers,
         group_id=f"test-{uuid.uuid4().hex}",
         auto_offset_reset="latest",
+        **group_timeouts(),
     )
     await consumer.start()
     try:

@@ -27,7 +27,7 @@ from servicekit.inbox import EventConsumer, inbox_table
 from servicekit.kafka import create_producer, dead_letter_topic, ensure_topics
 from servicekit.logging import _ContextFilter
 from servicekit.outbox import Outbox, OutboxRelay, outbox_table
-from tests.helpers import eventually, unique_email
+from tests.helpers import eventually, group_timeouts, unique_email
 
 REGISTER = "ecommerce.account.v1.AccountService/Register"
 
@@ -214,6 +214,7 @@ async def test_a_consumer_handles_an_event_in_the_trace_and_request_id_that_wrot
         inbox=inbox,
         bootstrap_servers=kit["bootstrap"],
         dead_letters=kit["producer"],
+        session_timeout_ms=group_timeouts()["session_timeout_ms"],
     )
     token = request_id_var.set("req-observed-1")
     with tracing.tracer.start_as_current_span("request") as request:

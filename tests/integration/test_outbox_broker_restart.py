@@ -21,7 +21,7 @@ from servicekit.db import create_engine, database_url, ensure_database, session_
 from servicekit.embedded import EmbeddedBroker
 from servicekit.kafka import create_producer, dead_letter_topic, ensure_topics
 from servicekit.outbox import Outbox, OutboxRelay, outbox_table
-from tests.helpers import eventually
+from tests.helpers import eventually, group_timeouts
 
 metadata = MetaData()
 outbox = outbox_table(metadata)
@@ -77,7 +77,11 @@ async def test_the_relay_recreates_forgotten_topics_and_consumers_read_on(restar
     broker: EmbeddedBroker = restartable["broker"]
     seen: list[bytes] = []
     consumer = AIOKafkaConsumer(
-        TOPIC, bootstrap_servers=broker.bootstrap_servers, group_id="restart-it", auto_offset_reset="earliest"
+        TOPIC,
+        bootstrap_servers=broker.bootstrap_servers,
+        group_id="restart-it",
+        auto_offset_reset="earliest",
+        **group_timeouts(),
     )
     await consumer.start()
 
@@ -132,6 +136,7 @@ async def test_events_the_broker_lost_unread_are_published_again_even_by_an_idle
         bootstrap_servers=broker.bootstrap_servers,
         group_id="late-reader",
         auto_offset_reset="earliest",
+        **group_timeouts(),
     )
 
     async def topic_back() -> bool:

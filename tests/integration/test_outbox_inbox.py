@@ -18,7 +18,7 @@ from servicekit.embedded import EmbeddedBroker
 from servicekit.inbox import EventConsumer, inbox_table
 from servicekit.kafka import RenewingProducer, create_producer, dead_letter_topic, ensure_topics, new_envelope
 from servicekit.outbox import Outbox, OutboxRelay, outbox_table
-from tests.helpers import eventually
+from tests.helpers import eventually, group_timeouts
 
 metadata = MetaData()
 outbox = outbox_table(metadata)
@@ -60,7 +60,7 @@ async def read_all(bootstrap: str, topic: str, count: int, timeout: float = 15) 
     consumer = AIOKafkaConsumer(
         topic,
         bootstrap_servers=bootstrap,
-        group_id=f"reader-{uuid.uuid4().hex}",
+        group_id=None,  # reads every partition itself: no group to join
         auto_offset_reset="earliest",
     )
     await consumer.start()
@@ -92,6 +92,7 @@ def kit_consumer(
         dead_letters=kit["producer"],
         max_attempts=max_attempts,
         stall_after=stall_after,
+        session_timeout_ms=group_timeouts()["session_timeout_ms"],
     )
 
 

@@ -36,6 +36,7 @@ from servicekit.kafka import all_topics, ensure_topics, new_envelope
 from servicekit.migrations import upgrade_async
 from servicekit.runtime import shutdown, start
 from servicekit.security import SigningKey, TokenIssuer, jwks
+from tests.helpers import group_timeouts
 
 Envelope = envelope_pb2.EventEnvelope
 
@@ -206,6 +207,7 @@ async def catalog(infra, data_dir: Path, catalog_broker: str) -> AsyncIterator[C
         bootstrap_servers=catalog_broker,
         group_id=f"catalog-it-{uuid.uuid4().hex}",
         auto_offset_reset="earliest",
+        **group_timeouts(),
     )
     producer = AIOKafkaProducer(bootstrap_servers=catalog_broker, acks="all")
     await listener.start()

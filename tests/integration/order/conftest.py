@@ -40,7 +40,7 @@ from servicekit.kafka import all_topics, create_producer, ensure_topics, new_env
 from servicekit.migrations import upgrade_async
 from servicekit.runtime import shutdown, start
 from servicekit.security import SigningKey, TokenIssuer, jwks
-from tests.helpers import eventually
+from tests.helpers import eventually, group_timeouts
 
 VALID_TOKENS = {"tok_visa", "tok_chargeDeclined", "tok_timeout", "tok_unavailable"}
 
@@ -130,6 +130,7 @@ class Bus:
             bootstrap_servers=self.bootstrap_servers,
             group_id=f"order-it-bus-{uuid.uuid4().hex}",
             auto_offset_reset="earliest",
+            **group_timeouts(),
         )
         await consumer.start()
 
