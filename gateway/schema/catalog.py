@@ -12,6 +12,7 @@ from enum import Enum
 from typing import Annotated
 
 import strawberry
+from google.protobuf import timestamp_pb2
 
 from ecommerce.catalog.v1 import catalog_pb2
 from ecommerce.common.v1 import money_pb2
@@ -84,12 +85,21 @@ class Product:
     archived: bool = strawberry.field(
         description="Deleted by an administrator: no longer listed or sold, still shown in past orders."
     )
-    created_at: datetime = strawberry.field(description="When it was added to the catalog.")
-    updated_at: datetime = strawberry.field(description="When it last changed.")
+    # Converted only when asked for: a listing of 20 products rarely shows when each was made.
+    created: strawberry.Private[timestamp_pb2.Timestamp]
+    updated: strawberry.Private[timestamp_pb2.Timestamp]
 
     @strawberry.field(description="Whether at least one unit can be bought.")
     def in_stock(self) -> bool:
         return self.stock > 0
+
+    @strawberry.field(description="When it was added to the catalog.")
+    def created_at(self) -> datetime:
+        return to_datetime(self.created)
+
+    @strawberry.field(description="When it last changed.")
+    def updated_at(self) -> datetime:
+        return to_datetime(self.updated)
 
     @classmethod
     def from_proto(cls, message: catalog_pb2.Product) -> Product:
@@ -103,8 +113,8 @@ class Product:
             stock=message.stock,
             featured=message.featured,
             archived=message.archived,
-            created_at=to_datetime(message.created_at),
-            updated_at=to_datetime(message.updated_at),
+            created=message.created_at,
+            updated=message.updated_at,
         )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Generic, TypeVar
 
@@ -73,7 +73,11 @@ def connection_from(response: object, items: Sequence[P], convert: Callable[[P],
 
 
 def to_datetime(stamp: timestamp_pb2.Timestamp) -> datetime:
-    return stamp.ToDatetime(tzinfo=datetime.now().astimezone().tzinfo).astimezone()
+    """A protobuf timestamp as an aware datetime in UTC, to the microsecond.
+
+    Built directly: `Timestamp.ToDatetime` with a time zone costs five times as much, and every
+    listed product carries two of these."""
+    return datetime.fromtimestamp(stamp.seconds, UTC).replace(microsecond=stamp.nanos // 1000)
 
 
 def ids(values: Iterable[strawberry.ID]) -> list[str]:
