@@ -18,8 +18,9 @@ The rules (README, "Gateway limits"):
 - every operation costs at least 1.
 
 The actual cost applies the same rules to the result data: a connection's `first` becomes the
-number of items it returned, a list is paid for its costliest item, a null object for its base
-weight only, a field that did not run for nothing. It never exceeds the requested cost.
+number of items it returned, a list is paid for its costliest item (never more than its
+selection's requested cost), a null object for its base weight only, a field that did not run
+for nothing. It never exceeds the requested cost.
 """
 
 from __future__ import annotations
@@ -297,6 +298,8 @@ class _Walk:
         # not exponential.
         self.memo: dict[tuple[str, int], int] = {}
         self.active: set[str] = set()
+        # The requested cost of each selection set below a list, walked once per document node.
+        self.bounds: dict[tuple[int, str], int] = {}
 
     def selection_set(self, node: SelectionSetNode | None, parent: GraphQLNamedType, data: Any) -> int:
         if node is None:
@@ -364,10 +367,25 @@ class _Walk:
 
     def costliest(self, node: SelectionSetNode, type_: GraphQLNamedType, value: Any) -> int:
         if isinstance(value, list):
-            return max((self.costliest(node, type_, item) for item in value), default=0)
+            # No item is charged more than the selection's requested cost, so the first item that
+            # reaches it ends the walk: a page of 20 products is walked once, not 20 times.
+            bound = self.requested_cost(node, type_)
+            most = 0
+            for item in value:
+                most = max(most, min(bound, self.costliest(node, type_, item)))
+                if most >= bound:
+                    break
+            return most
         if isinstance(value, dict):
             return self.selection_set(node, type_, value)
         return 0
+
+    def requested_cost(self, node: SelectionSetNode, type_: GraphQLNamedType) -> int:
+        key = (id(node), type_.name)
+        cost = self.bounds.get(key)
+        if cost is None:
+            cost = self.bounds[key] = self.selection_set(node, type_, _STATIC)
+        return cost
 
     def first(self, node: FieldNode, definition: GraphQLField) -> int:
         value: Any = _ABSENT

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal, InvalidOperation
-from functools import cache
+from functools import cache, lru_cache
 
 from babel import Locale
 from babel.numbers import get_currency_precision, get_territory_currencies
@@ -26,6 +26,7 @@ def is_currency(code: str) -> bool:
     return code in active_currencies()
 
 
+@lru_cache(maxsize=512)  # bounded: codes can come from requests
 def exponent(currency: str) -> int:
     """Digits after the decimal point: 2 for EUR, 0 for JPY, 3 for BHD."""
     return int(get_currency_precision(currency))

@@ -168,6 +168,19 @@ def test_the_actual_cost_counts_the_items_returned_and_the_costliest_item_of_a_l
     assert calculator.actual(parse(NESTED), data) == 48
 
 
+def test_a_list_is_paid_for_its_costliest_item_wherever_it_is_and_never_above_its_requested_cost():
+    calculator = CostCalculator(NESTED_SCHEMA, {})
+    cheap = {"node": {"name": "a", "products": None}}  # products 2, node 3, edges 4
+    dear = {"node": {"name": "b", "products": {"edges": [{"node": {"name": "p"}}] * 4}}}  # edges 14
+    flood = {"node": {"name": "c", "products": {"edges": [{"node": {"name": "p"}}] * 50}}}
+
+    # The costliest item comes last: categories (2 + 3) * 14.
+    assert calculator.actual(parse(NESTED), {"categories": {"edges": [cheap, cheap, dear]}}) == 70
+    assert calculator.actual(parse(NESTED), {"categories": {"edges": [cheap, cheap]}}) == (2 + 2) * 4
+    # A page longer than the one asked for is charged as the one asked for: (2 + 1) * 14.
+    assert calculator.actual(parse(NESTED), {"categories": {"edges": [flood]}}) == 42
+
+
 def test_a_null_result_costs_each_root_field_its_weight():
     calculator = CostCalculator(schema._schema)
 
