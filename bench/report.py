@@ -55,6 +55,18 @@ def _throughput(scenario: str, row: dict[str, Any]) -> float:
     return float(row["requests_per_second"])
 
 
+def cpu_per_unit(scenario: str, row: dict[str, Any]) -> dict[str, float]:
+    """Milliseconds of CPU each measured process (k6 included) spent per request, or per order
+    accepted for checkout, during one level's measured run; busiest first, with "total"."""
+    rate = _throughput(scenario, row)
+    if rate <= 0:
+        return {}
+    spent = {n: p["cpu_percent"] * 10.0 / rate for n, p in row.get("processes", {}).items()}
+    spent = dict(sorted(spent.items(), key=lambda item: -item[1]))
+    spent["total"] = sum(spent.values())
+    return spent
+
+
 def peak_rss(results: dict[str, Any]) -> dict[str, float]:
     """Peak RSS (MB) of each process over every scenario run (the largest single process of a group)."""
     peaks: dict[str, float] = {}
@@ -97,6 +109,14 @@ def _rate_goal(
         shortfalls.append(f"throughput {_pct(rate, min_rate)} short ({rate:,.0f} of {min_rate:,.0f} {unit})")
     if latency >= max_p95:
         shortfalls.append(f"{label} {latency - max_p95:,.0f} ms over ({latency:,.0f} vs < {max_p95:,.0f} ms)")
+    spent = cpu_per_unit(scenario, row).get("total")
+    cpus = results.get("machine", {}).get("cpus")
+    if rate < min_rate and spent and cpus:
+        per = "order" if saga else "request"
+        shortfalls.append(
+            f"the goal leaves {cpus * 1000 / min_rate:,.2f} ms of CPU per {per} on {cpus} cores, "
+            f"and one took {spent:,.2f} ms across the platform and k6"
+        )
     if not shortfalls:
         shortfalls.append("no single level meets both at once")
     return {"goal": goal, "status": "miss", "measured": measured, "by": "; ".join(shortfalls)}
@@ -604,10 +624,31 @@ def markdown(results: dict[str, Any]) -> str:
             top = ", ".join(
                 f"{n} {p['cpu_percent']:.0f}%" for n, p in list(level.get("processes", {}).items())[:6]
             )
+            spent = cpu_per_unit(scenario, level)
+            per_unit = ", ".join(f"{n} {ms:,.2f}" for n, ms in list(spent.items())[:4])
+            if spent:
+                per_unit += f"; total {spent['total']:,.2f}"
             rows.append(
-                [scenario, bound["vus"], top, _n(bound.get("outside_cpu_percent", 0.0)), bound["verdict"]]
+                [
+                    scenario,
+                    bound["vus"],
+                    top,
+                    per_unit,
+                    _n(bound.get("outside_cpu_percent", 0.0)),
+                    bound["verdict"],
+                ]
             )
-        parts.append(_table(["scenario", "VUs", "CPU% (busiest first)", "outside CPU%", "bound"], rows))
+        parts.append(
+            _table(
+                ["scenario", "VUs", "CPU% (busiest first)", "CPU ms per request", "outside CPU%", "bound"],
+                rows,
+            )
+        )
+        parts.append(
+            "`CPU ms per request` is each process's CPU time divided by the requests it served (for "
+            "checkout: by the orders accepted), k6 included. A goal of N per second on this machine "
+            "leaves (cores x 1,000 / N) ms for all of them together; the Goals table compares the two."
+        )
     parts.append("## Goals")
     parts.append(
         _table(

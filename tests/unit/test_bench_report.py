@@ -45,3 +45,23 @@ def test_one_event_loop_past_most_of_its_core_is_the_bound_even_with_cores_to_sp
 def test_a_scenario_with_every_process_well_below_its_core_waits_on_round_trips() -> None:
     verdict = report.bounds(_run({"gateway": 50.0, "catalog": 30.0}, 90.0))["browse"]["verdict"]
     assert verdict.startswith("not CPU-bound")
+
+
+def test_cpu_per_request_divides_each_process_by_the_requests_served() -> None:
+    level = _run({"gateway": 84.0, "catalog": 36.0, "k6": 30.0}, 160.0)["scenarios"]["browse"]["levels"]["32"]
+
+    spent = report.cpu_per_unit("browse", level)
+
+    # 84% of a core is 840 ms of CPU a second, over 300 requests a second.
+    assert spent == {"gateway": 2.8, "catalog": 1.2, "k6": 1.0, "total": 5.0}
+    assert report.cpu_per_unit("browse", {"requests_per_second": 0.0, "processes": {}}) == {}
+
+
+def test_a_missed_rate_goal_says_how_much_cpu_a_request_took_and_how_much_the_goal_leaves() -> None:
+    results = _run({"gateway": 84.0, "catalog": 36.0, "k6": 30.0}, 160.0)
+    results["scenarios"]["browse"]["levels"]["32"]["latency_ms"] = {"p95": 40.0}
+
+    [browse] = [g for g in report.goals(results) if g["goal"].startswith("browse")]
+
+    assert browse["status"] == "miss"
+    assert "the goal leaves 1.67 ms of CPU per request on 2 cores, and one took 5.00 ms" in browse["by"]
