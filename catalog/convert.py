@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from google.protobuf import timestamp_pb2
@@ -14,10 +14,20 @@ if TYPE_CHECKING:
     from catalog.service import CategoryView, ProductView
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def timestamp(value: datetime) -> timestamp_pb2.Timestamp:
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromDatetime(value)
-    return stamp
+    """A datetime (naive ones are UTC) as a protobuf timestamp, to the microsecond.
+
+    Computed from the difference to the epoch: `Timestamp.FromDatetime` goes through
+    `calendar.timegm` and costs three times as much, twice per product of every page."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    since = value - _EPOCH
+    return timestamp_pb2.Timestamp(
+        seconds=since.days * 86_400 + since.seconds, nanos=since.microseconds * 1_000
+    )
 
 
 def category_to_proto(category: CategoryView) -> catalog_pb2.Category:
@@ -26,7 +36,23 @@ def category_to_proto(category: CategoryView) -> catalog_pb2.Category:
     )
 
 
+_MESSAGE = "_message"
+
+
 def product_to_proto(product: ProductView) -> catalog_pb2.Product:
+    """The product as a message, built once per view.
+
+    Views are immutable and the cache hands the same ones to every request, so a page of twenty
+    is copied from ready messages instead of built again (180 us -> 15 us). The message is shared:
+    callers pass it to a constructor or a repeated field, which copy it, and never change it."""
+    message = product.__dict__.get(_MESSAGE)
+    if message is None:
+        message = _product_message(product)
+        product.__dict__[_MESSAGE] = message  # a frozen dataclass: as functools.cached_property does
+    return message
+
+
+def _product_message(product: ProductView) -> catalog_pb2.Product:
     return catalog_pb2.Product(
         id=product.id,
         sku=product.sku,
