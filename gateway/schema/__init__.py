@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import strawberry
+from graphql import GraphQLError
 from strawberry.extensions import (
     MaskErrors,
     MaxTokensLimiter,
@@ -12,6 +13,7 @@ from strawberry.extensions import (
 from strawberry.extensions.disable_introspection import DisableIntrospection
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
+from strawberry.types import ExecutionContext
 
 from gateway.errors import should_mask
 from gateway.metrics import Observability
@@ -35,6 +37,19 @@ Mutation.__strawberry_definition__.description = "What can be changed."
 Subscription.__strawberry_definition__.description = "What can be watched live (graphql-transport-ws)."
 
 
+class GatewaySchema(strawberry.Schema):
+    """Logs only the errors a client could not have caused.
+
+    Strawberry logs every error of every answer at ERROR with its traceback: a wrong password, a
+    missing token or a refused limit would fill the error log and hide the faults in it. Those
+    are in the access log with their code; what gets masked as INTERNAL is still logged here."""
+
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        super().process_errors([e for e in errors if should_mask(e)], execution_context)
+
+
 def create_schema(settings: GatewaySettings) -> strawberry.Schema:
     extensions: list = [
         Observability,  # outermost: its span and timing cover everything below
@@ -47,7 +62,7 @@ def create_schema(settings: GatewaySettings) -> strawberry.Schema:
     ]
     if settings.production:
         extensions.append(DisableIntrospection)
-    return strawberry.Schema(
+    return GatewaySchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,

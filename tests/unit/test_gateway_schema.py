@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+
+from graphql import GraphQLError
 
 from gateway.errors import ApiError, camel_case, should_mask
 from gateway.schema import create_schema, schema
@@ -63,3 +66,22 @@ def test_only_unexpected_errors_are_masked():
     validation = GraphQLError("Cannot query field")
 
     assert (should_mask(ours), should_mask(theirs), should_mask(validation)) == (False, True, False)
+
+
+async def test_only_errors_a_client_could_not_have_caused_reach_the_error_log(caplog):
+    refused = GraphQLError(
+        "sign in first", path=["me"], original_error=ApiError("sign in first", "UNAUTHENTICATED")
+    )
+    invalid = GraphQLError("Cannot query field 'nope' on type 'Query'.")
+    broken = GraphQLError("boom", path=["products"], original_error=RuntimeError("boom"))
+
+    with caplog.at_level(logging.DEBUG, logger="strawberry.execution"):
+        schema.process_errors([refused, invalid])
+        assert caplog.records == []
+
+        schema.process_errors([refused, broken, invalid])
+
+    [record] = caplog.records
+    assert record.levelno == logging.ERROR
+    assert record.exc_info is not None
+    assert record.exc_info[1] is broken.original_error
