@@ -1139,7 +1139,8 @@ class Inventory:
     async def reserve(
         self, session: AsyncSession, *, order_id: str, lines: Sequence[Line], reply_to: ReplyTo
     ) -> str:
-        """ReserveStock: every line or none. Returns the outcome, RESERVED or REJECTED."""
+        """ReserveStock: every line or none. Returns the outcome: RESERVED or REJECTED, or for a
+        repeated command how the first one's reservation ended (EXPIRED, RELEASED)."""
         oid = uuid.UUID(order_id)
         first = await session.scalar(
             insert(StockOrder)
@@ -1351,6 +1352,9 @@ class Inventory:
     # -- helpers ----------------------------------------------------------------------------------------
 
     async def _replay_reservation(self, session: AsyncSession, oid: uuid.UUID, reply_to: ReplyTo) -> str:
+        """A repeated ReserveStock answers with what holds now, as CommitStock does: a reservation
+        that has since expired or been released is not answered as reserved (the saga would take
+        the payment, then have to refund it)."""
         order = await session.get(StockOrder, oid)
         assert order is not None
         order_id = str(oid)
@@ -1359,6 +1363,15 @@ class Inventory:
             await self.outbox.add(session, **events.stock_rejected(order_id, order.rejection, reply_to))
             return REJECTED
         lines = await self._lines(session, oid)
+        if order.status == EXPIRED:
+            await self.outbox.add(
+                session, **events.reservation_expired(order_id, lines, order.updated_at, reply_to)
+            )
+            return EXPIRED
+        if order.status == RELEASED:
+            await self.outbox.add(session, **events.stock_released(order_id, lines, order.reason, reply_to))
+            return RELEASED
+        # Held, or already sold to this order.
         await self.outbox.add(session, **events.stock_reserved(order_id, lines, order.expires_at, reply_to))
         return RESERVED
 

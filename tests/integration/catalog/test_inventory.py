@@ -192,7 +192,7 @@ async def test_release_of_an_unknown_order_holds_nothing_even_if_its_reservation
     await catalog.handle(RESERVE, reserve_command(order, [(product.id, 1)]), order)
 
     released, late = await catalog.answers(order)
-    assert released.event_type == "inventory.stock_released"
+    assert released.event_type == late.event_type == "inventory.stock_released"
     assert list(payload(released).lines) == []
     assert list(payload(late).lines) == []
     assert await catalog.stock(product.id) == 4
@@ -246,6 +246,10 @@ async def test_the_sweeper_releases_an_expired_reservation_and_publishes_its_exp
 
     # Paid too late: the commit answers with the expiry, so the saga can refund.
     await catalog.handle(COMMIT, commit_command(order), order)
+    assert (await catalog.answers(order))[-1].event_type == "inventory.reservation_expired"
+    assert await catalog.stock(product.id) == 7
+    # Asked again to reserve (a saga that resent its command): the expiry again, not "reserved".
+    await catalog.handle(RESERVE, reserve_command(order, [(product.id, 3)]), order)
     assert (await catalog.answers(order))[-1].event_type == "inventory.reservation_expired"
     assert await catalog.stock(product.id) == 7
 
