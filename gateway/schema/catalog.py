@@ -3,9 +3,8 @@ goes through one DataLoader onto one BatchGetProducts call."""
 
 from __future__ import annotations
 
-import contextlib
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 from enum import Enum
@@ -19,7 +18,15 @@ from ecommerce.common.v1 import money_pb2
 from gateway.context import Context
 from gateway.errors import ApiError, bad_input
 from gateway.loaders import register
-from gateway.schema.common import Connection, Money, connection_from, page_size, to_datetime
+from gateway.schema.common import (
+    LISTING_ARGUMENTS,
+    Connection,
+    Money,
+    arguments,
+    connection_from,
+    page_size,
+    to_datetime,
+)
 from servicekit.money import to_minor
 
 Info = strawberry.Info[Context, None]
@@ -211,23 +218,6 @@ def money(price: Decimal, currency: str) -> money_pb2.Money:
     if abs(amount) > MAX_MINOR:
         raise bad_input("price", "must be at most 1,000,000")
     return money_pb2.Money(amount_minor=amount, currency=code)
-
-
-@contextlib.contextmanager
-def arguments(**renamed: str) -> Iterator[None]:
-    """Name the GraphQL argument in errors where the catalog names its own request field."""
-    try:
-        yield
-    except ApiError as error:
-        extensions = error.extensions or {}
-        if extensions.get("field") in renamed:
-            extensions["field"] = renamed[extensions["field"]]
-        for violation in extensions.get("violations", []):
-            violation["field"] = renamed.get(violation["field"], violation["field"])
-        raise
-
-
-LISTING_ARGUMENTS = {"pageToken": "after", "pageSize": "first"}
 
 
 def product_connection(response) -> Connection[Product]:  # type: ignore[no-untyped-def]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+import contextlib
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Generic, TypeVar
@@ -11,7 +12,7 @@ import strawberry
 from google.protobuf import timestamp_pb2
 
 from ecommerce.common.v1 import money_pb2
-from gateway.errors import bad_input
+from gateway.errors import ApiError, bad_input
 from servicekit.money import to_decimal
 
 T = TypeVar("T")
@@ -59,6 +60,24 @@ def connection(
         page_info=PageInfo(has_next_page=has_next_page, end_cursor=edges[-1].cursor if edges else None),
         total_count=total_count,
     )
+
+
+@contextlib.contextmanager
+def arguments(**renamed: str) -> Iterator[None]:
+    """Name the GraphQL argument in errors where a service names its own request field."""
+    try:
+        yield
+    except ApiError as error:
+        extensions = error.extensions or {}
+        if extensions.get("field") in renamed:
+            extensions["field"] = renamed[extensions["field"]]
+        for violation in extensions.get("violations", []):
+            violation["field"] = renamed.get(violation["field"], violation["field"])
+        raise
+
+
+# A page's request fields, as the connection arguments that carry them.
+LISTING_ARGUMENTS = {"pageToken": "after", "pageSize": "first"}
 
 
 def connection_from(response: object, items: Sequence[P], convert: Callable[[P], T]) -> Connection[T]:

@@ -16,8 +16,15 @@ import strawberry
 from ecommerce.order.v1 import order_pb2
 from gateway.context import Context
 from gateway.errors import bad_input
-from gateway.schema.catalog import LISTING_ARGUMENTS, arguments
-from gateway.schema.common import Connection, Money, connection_from, page_size, to_datetime
+from gateway.schema.common import (
+    LISTING_ARGUMENTS,
+    Connection,
+    Money,
+    arguments,
+    connection_from,
+    page_size,
+    to_datetime,
+)
 
 if TYPE_CHECKING:
     from gateway.schema.catalog import Product

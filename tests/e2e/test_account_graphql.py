@@ -141,8 +141,12 @@ async def test_an_admin_lists_accounts_and_sets_a_role(gateway):
         SET_ROLE, {"id": customer["account"]["id"], "role": "ADMIN"}, token=admin["accessToken"]
     )
 
+    forged = await gateway.post(ACCOUNTS, {"first": 1, "after": "forged"}, token=admin["accessToken"])
+
     assert connection["totalCount"] >= 2
     assert connection["pageInfo"]["hasNextPage"] is True
+    assert codes(forged) == ["BAD_USER_INPUT"]
+    assert first_error(forged)["extensions"]["field"] == "after"
     assert second_page["data"]["accounts"]["edges"][0]["node"]["id"] != connection["edges"][0]["node"]["id"]
     assert promoted["data"]["setAccountRole"]["role"] == "ADMIN"
 

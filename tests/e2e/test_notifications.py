@@ -257,7 +257,7 @@ async def test_my_notifications_needs_a_signed_in_caller_and_a_sane_page(gateway
     for variables, field in [
         ({"first": 0}, "first"),
         ({"first": 101}, "first"),
-        ({"after": "nope"}, "pageToken"),
+        ({"after": "nope"}, "after"),  # the argument, not the service's field (page_token)
     ]:
         body = await gateway.post(MY_NOTIFICATIONS, variables, token=token)
         assert codes(body) == ["BAD_USER_INPUT"], body
