@@ -11,6 +11,12 @@ intent and returns a follow-up: the consumer awaits it after the commit and befo
 commit, and on failure retries the follow-up alone (the inbox row is already written).
 
 The partitions of one fetch are handled concurrently, each partition's messages in order.
+
+A redelivery storm (a consumer restarted mid-batch, a broker that lost its offsets, an outbox
+publishing again what a restarted broker lost) brings back thousands of messages already handled.
+Before a batch of at least `BATCH_CHECK` messages, one query finds those the inbox already holds,
+and they are dropped without a transaction each. The insert of each message stays the guarantee:
+the query only skips what that insert would refuse.
 """
 
 from __future__ import annotations
@@ -23,9 +29,9 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from google.protobuf.message import DecodeError
-from sqlalchemy import Column, DateTime, MetaData, Table, Text, func
+from sqlalchemy import Column, DateTime, MetaData, Table, Text, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -122,11 +128,13 @@ class EventConsumer:
                 raise
             except Exception as exc:
                 log.warning("consumer %s failed, restarting in %.1fs: %s", self.name, backoff, exc)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 10.0)
             finally:
                 self._consumer = None
+                # Stopped before the pause, not after: a consumer left running rejoins its group
+                # meanwhile, and the new one then waits for that member to time out.
                 await _stop(consumer, self.name)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 10.0)
 
     async def _consume(self, consumer: AIOKafkaConsumer) -> None:
         idle_since = time.monotonic()
@@ -150,9 +158,25 @@ class EventConsumer:
                 async with asyncio.TaskGroup() as group:
                     for records in batches.values():
                         group.create_task(self._handle_all(records))
-            await consumer.commit(
-                {partition: records[-1].offset + 1 for partition, records in batches.items()}
-            )
+            await self._commit(consumer, batches)
+
+    async def _commit(
+        self, consumer: AIOKafkaConsumer, batches: Mapping[TopicPartition, Sequence[ConsumerRecord]]
+    ) -> None:
+        """Commit what was handled, of the partitions this consumer still has.
+
+        The group may have rebalanced while the batch was handled (a member came or went, the
+        broker restarted): the consumer rejoins by itself, and whoever has the partitions now reads
+        the uncommitted messages again, which the inbox drops. Restarting the consumer instead would
+        add one more member for the group to wait on."""
+        assigned = consumer.assignment()
+        offsets = {tp: records[-1].offset + 1 for tp, records in batches.items() if tp in assigned}
+        if not offsets:
+            return
+        try:
+            await consumer.commit(offsets)
+        except (CommitFailedError, IllegalStateError) as exc:
+            log.info("%s: offsets not committed, the group rebalanced: %s", self.name, exc)
 
     async def _raise_if_stuck(self, consumer: AIOKafkaConsumer) -> None:
         """After `stall_after` seconds without a record: raise (so the consumer starts afresh) when
@@ -172,8 +196,41 @@ class EventConsumer:
             )
 
     async def _handle_all(self, records: Sequence[ConsumerRecord]) -> None:
-        for record in records:
+        handled = await self._handled_before(records)
+        for index, record in enumerate(records):
+            if index in handled:
+                self.duplicates += 1
+                continue
             await self.process(record)
+
+    async def _handled_before(self, records: Sequence[ConsumerRecord]) -> set[int]:
+        """The positions in `records` of the events this consumer's inbox already holds, found
+        with one query; none for a short batch (steady traffic, where the query would only add a
+        round trip) or when the database cannot answer (each message then waits out the outage)."""
+        if len(records) < BATCH_CHECK:
+            return set()
+        positions: dict[str, list[int]] = {}
+        for index, record in enumerate(records):
+            try:
+                envelope = Envelope.FromString(record.value or b"")
+            except DecodeError:
+                continue  # for process() to dead-letter
+            if envelope.event_id and envelope.event_type in self.handlers:
+                positions.setdefault(envelope.event_id, []).append(index)
+        if not positions:
+            return set()
+        try:
+            async with self.sessions() as session:
+                known = await session.scalars(
+                    select(self.inbox.c.event_id).where(
+                        self.inbox.c.consumer == self.name, self.inbox.c.event_id.in_(list(positions))
+                    )
+                )
+                return {index for event_id in known for index in positions[event_id]}
+        except Exception as exc:
+            if is_transient(exc):
+                return set()
+            raise
 
     async def lag(self) -> int:
         """Messages on our partitions not yet consumed (0 when not running)."""
@@ -286,6 +343,8 @@ def _not_in_group(consumer: AIOKafkaConsumer) -> bool:
 
 
 STOP_TIMEOUT = 10.0
+# Batches this long are checked against the inbox in one query first (see the module's docstring).
+BATCH_CHECK = 8
 
 
 async def _stop(consumer: AIOKafkaConsumer, name: str) -> None:

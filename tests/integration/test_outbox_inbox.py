@@ -10,12 +10,12 @@ from collections.abc import AsyncIterator
 import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
-from sqlalchemy import Column, MetaData, Table, Text, func, insert, select, text
+from sqlalchemy import Column, MetaData, Table, Text, event, func, insert, select, text
 
 from ecommerce.events.v1 import account_events_pb2, envelope_pb2
 from servicekit.db import create_engine, database_url, ensure_database, session_factory, transaction
 from servicekit.embedded import EmbeddedBroker
-from servicekit.inbox import EventConsumer, inbox_table
+from servicekit.inbox import BATCH_CHECK, EventConsumer, inbox_table
 from servicekit.kafka import RenewingProducer, create_producer, dead_letter_topic, ensure_topics, new_envelope
 from servicekit.outbox import Outbox, OutboxRelay, outbox_table
 from tests.helpers import eventually, group_timeouts
@@ -79,11 +79,11 @@ async def read_all(bootstrap: str, topic: str, count: int, timeout: float = 15) 
 
 
 def kit_consumer(
-    kit, topic: str, handle, *, max_attempts: int = 5, stall_after: float = 30.0
+    kit, topic: str, handle, *, max_attempts: int = 5, stall_after: float = 30.0, name: str | None = None
 ) -> EventConsumer:
-    """A consumer of `topic` under a fresh group, `handle` taking account.registered."""
+    """A consumer of `topic` under a fresh group (or `name`'s), `handle` taking account.registered."""
     return EventConsumer(
-        name=f"kit-{uuid.uuid4().hex[:6]}",
+        name=name or f"kit-{uuid.uuid4().hex[:6]}",
         topics=[topic],
         handlers={"account.registered": handle},
         sessions=kit["sessions"],
@@ -327,6 +327,84 @@ async def test_the_inbox_applies_an_event_once_whatever_the_redeliveries(kit, to
             )
             == 1
         )
+
+
+async def test_a_rebalance_while_a_batch_is_handled_neither_restarts_the_consumer_nor_handles_twice(
+    kit, topic
+):
+    """Its offsets cannot be committed once the group has moved on; the consumer goes on (it rejoins
+    by itself) instead of starting afresh, which would add one more member for the group to wait on."""
+    handled: list[str] = []
+    in_handler = asyncio.Event()
+    release = asyncio.Event()
+
+    async def handle(session, envelope) -> None:
+        if not handled and not release.is_set():
+            in_handler.set()
+            await release.wait()
+        handled.append(envelope.event_id)
+
+    first = kit_consumer(kit, topic, handle)
+    event_id = await send_registered(kit, topic, "during-a-rebalance")
+    async with running(first.run):
+        await eventually(lambda: _value(in_handler.is_set()), timeout=20, what="the slow handler")
+        original = first._consumer
+        assert original is not None
+        generation = original._coordinator.generation
+        second = kit_consumer(kit, topic, handle, name=first.name)  # the same group
+        async with running(second.run):
+            await eventually(
+                lambda: _value(original._coordinator.generation != generation),
+                timeout=30,
+                what="the group to rebalance",
+            )
+            release.set()
+            # The rebalanced group reads the uncommitted message again; the inbox drops it.
+            await eventually(
+                lambda: _value(first.duplicates + second.duplicates >= 1), timeout=30, what="the redelivery"
+            )
+            assert first._consumer is original
+
+    assert handled == [event_id]
+
+
+async def test_a_storm_of_redeliveries_is_dropped_by_one_inbox_query_per_batch(kit, topic):
+    applied: list[str] = []
+
+    async def handle(session, envelope) -> None:
+        applied.append(envelope.event_id)
+
+    envelopes = [
+        new_envelope(
+            event_type="account.registered", aggregate_id="k", producer="test", payload=registered(str(i))
+        )
+        for i in range(40)
+    ]
+    for envelope in envelopes:
+        await kit["producer"].send(topic, envelope.SerializeToString(), key=b"k")
+    await kit["producer"].flush()
+    first = kit_consumer(kit, topic, handle)
+    async with running(first.run):
+        await eventually(lambda: _value(first.processed == 40), what="40 events handled")
+
+    # The same 40 again, as a broker that lost them would get them from the outbox.
+    for envelope in envelopes:
+        await kit["producer"].send(topic, envelope.SerializeToString(), key=b"k")
+    await kit["producer"].flush()
+    transactions: list[None] = []
+    listener = lambda *args: transactions.append(None)  # noqa: E731
+    event.listen(kit["engine"].sync_engine, "begin", listener)
+    again = kit_consumer(kit, topic, handle, name=first.name)
+    try:
+        async with running(again.run):
+            await eventually(lambda: _value(again.duplicates == 40), what="40 redeliveries dropped")
+    finally:
+        event.remove(kit["engine"].sync_engine, "begin", listener)
+
+    assert sorted(applied) == sorted(e.event_id for e in envelopes)  # each handled once
+    assert again.processed == 0
+    # One query per fetched batch, not one transaction per message (40 without the check).
+    assert len(transactions) <= 40 // BATCH_CHECK
 
 
 async def test_poison_and_failing_messages_go_to_the_dead_letter_topic_and_the_partition_keeps_flowing(
