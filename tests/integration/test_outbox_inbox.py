@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from sqlalchemy import Column, MetaData, Table, Text, event, func, insert, select, text
 
@@ -366,6 +367,28 @@ async def test_a_rebalance_while_a_batch_is_handled_neither_restarts_the_consume
             assert first._consumer is original
 
     assert handled == [event_id]
+
+
+async def test_a_stopped_consumer_leaves_its_group_so_the_next_one_does_not_wait_for_it(kit, topic):
+    seen: list[str] = []
+
+    async def handle(session, envelope) -> None:
+        seen.append(envelope.event_id)
+
+    consumer = kit_consumer(kit, topic, handle)
+    await send_registered(kit, topic, "member")
+    async with running(consumer.run):
+        await eventually(lambda: _value(len(seen) == 1), timeout=20, what="the consumer in its group")
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=kit["bootstrap"])
+    await admin.start()
+    try:
+        [response] = await admin.describe_consumer_groups([consumer.group_id])
+    finally:
+        await admin.close()
+    [group] = response.groups
+    # (error_code, group, state, protocol_type, protocol, members): left, not kept a session long.
+    assert (group[0], group[1], group[5]) == (0, consumer.group_id, [])
 
 
 async def test_a_storm_of_redeliveries_is_dropped_by_one_inbox_query_per_batch(kit, topic):
