@@ -30,7 +30,7 @@ from servicekit import metrics
 from servicekit.auth import require_admin, require_caller
 from servicekit.context import Caller
 from servicekit.cursor import CursorCodec
-from servicekit.db import transaction
+from servicekit.db import snapshot, transaction
 from servicekit.errors import AlreadyExists, Conflict, InvalidArgument, NotFound, PermissionDenied, Violations
 from servicekit.outbox import Outbox
 
@@ -402,7 +402,7 @@ class OrderService:
         return priced
 
     async def _by_key(self, account_id: uuid.UUID, key: str) -> Order | None:
-        async with self.sessions() as session:
+        async with snapshot(self.sessions) as session:
             return await session.scalar(
                 self._full().where(Order.account_id == account_id, Order.idempotency_key == key)
             )
@@ -458,7 +458,7 @@ class OrderService:
             except (KeyError, TypeError, ValueError):
                 raise InvalidArgument.field("page_token", "is not a valid cursor for this listing") from None
             query = query.where(tuple_(Order.created_at, Order.id) < after)
-        async with self.sessions() as session:
+        async with snapshot(self.sessions) as session:
             rows = list((await session.scalars(query.limit(page_size + 1))).all())
             total = await session.scalar(select(func.count()).select_from(Order).where(*conditions)) or 0
         has_next_page = len(rows) > page_size
@@ -674,7 +674,8 @@ class OrderService:
         )
 
     async def _load(self, order_id: uuid.UUID) -> Order:
-        async with self.sessions() as session:
+        # One snapshot for the order, its items and its history: a status always with its history.
+        async with snapshot(self.sessions) as session:
             order = await session.scalar(self._full().where(Order.id == order_id))
         if order is None:
             raise NotFound("order not found")

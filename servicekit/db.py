@@ -56,6 +56,20 @@ async def transaction(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterat
         yield session
 
 
+@asynccontextmanager
+async def snapshot(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """A read-only session whose statements all see the database as of its first one.
+
+    For reads of more than one statement: an aggregate loaded with its collections (one SELECT
+    each) under READ COMMITTED could mix rows from before and after a transaction that committed
+    between them, e.g. an order's new status with the history from before it."""
+    async with sessions() as session, session.begin():
+        await session.connection(
+            execution_options={"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
+        )
+        yield session
+
+
 _DB_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 

@@ -1,0 +1,59 @@
+"""Reads of several statements see one snapshot (`servicekit.db.snapshot`), as an order with its
+history needs: a transaction committed between the statements is not half seen."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
+from servicekit.db import create_engine, database_url, ensure_database, session_factory, snapshot, transaction
+
+
+@pytest.fixture
+async def sessions(infra):
+    url = database_url(infra.postgres_url, "servicekit_snapshot_it")
+    await ensure_database(url)
+    engine = create_engine(url, pool_size=2)
+    async with engine.begin() as conn:
+        await conn.execute(text("DROP TABLE IF EXISTS parcels, parcel_events"))
+        await conn.execute(text("CREATE TABLE parcels (id int PRIMARY KEY, status text NOT NULL)"))
+        await conn.execute(text("CREATE TABLE parcel_events (parcel int NOT NULL, status text NOT NULL)"))
+        await conn.execute(text("INSERT INTO parcels VALUES (1, 'PACKED')"))
+        await conn.execute(text("INSERT INTO parcel_events VALUES (1, 'PACKED')"))
+    try:
+        yield session_factory(engine)
+    finally:
+        await engine.dispose()
+
+
+async def _ship(sessions) -> None:
+    async with transaction(sessions) as session:
+        await session.execute(text("UPDATE parcels SET status = 'SHIPPED' WHERE id = 1"))
+        await session.execute(text("INSERT INTO parcel_events VALUES (1, 'SHIPPED')"))
+
+
+async def test_a_snapshot_does_not_see_what_commits_between_its_statements(sessions):
+    async with snapshot(sessions) as session:
+        status = await session.scalar(text("SELECT status FROM parcels WHERE id = 1"))
+        await _ship(sessions)  # committed between the two reads
+        events = list(await session.scalars(text("SELECT status FROM parcel_events ORDER BY status")))
+
+    assert (status, events) == ("PACKED", ["PACKED"])
+
+
+async def test_without_one_the_second_statement_sees_the_newer_rows(sessions):
+    """What the snapshot prevents: under READ COMMITTED, a status from before and a history from
+    after the same transaction."""
+    async with sessions() as session:
+        status = await session.scalar(text("SELECT status FROM parcels WHERE id = 1"))
+        await _ship(sessions)
+        events = list(await session.scalars(text("SELECT status FROM parcel_events ORDER BY status")))
+
+    assert (status, events) == ("PACKED", ["PACKED", "SHIPPED"])
+
+
+async def test_a_snapshot_refuses_to_write(sessions):
+    with pytest.raises(DBAPIError, match="read-only transaction"):
+        async with snapshot(sessions) as session:
+            await session.execute(text("UPDATE parcels SET status = 'LOST'"))
