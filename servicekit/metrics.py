@@ -217,17 +217,21 @@ REGISTRY.register(_TrackedCollector())
 
 
 async def refresh(relay: _Relay | None = None) -> None:
-    """Compute the gauges that need I/O: the outbox lag and each consumer's lag."""
-    if relay is not None:
-        try:
-            OUTBOX_LAG.set(await relay.oldest_unpublished_age())
-        except Exception as exc:  # the database is away; the next round tries again
-            log.debug("cannot measure the outbox lag: %s", exc)
+    """Compute the gauges that need I/O: each consumer's lag and the outbox lag.
+
+    The outbox lag is set last, with nothing awaited after it: where several relays share one
+    process (the integration tests run services side by side) the caller reads its own relay's
+    value, not one another relay's refresh wrote meanwhile."""
     for consumer in list(_consumers):
         try:
             CONSUMER_LAG.labels(consumer=consumer.name).set(await consumer.lag())
         except Exception as exc:  # the broker is away
             log.debug("cannot measure the lag of %s: %s", consumer.name, exc)
+    if relay is not None:
+        try:
+            OUTBOX_LAG.set(await relay.oldest_unpublished_age())
+        except Exception as exc:  # the database is away; the next round tries again
+            log.debug("cannot measure the outbox lag: %s", exc)
 
 
 async def refresh_forever(relay: _Relay | None = None, *, interval: float = REFRESH_INTERVAL) -> None:
