@@ -45,18 +45,28 @@ def camel_case(path: str) -> str:
     return ".".join(one(s) for s in path.split("."))
 
 
+# The request fields of every paginated RPC, as the connection arguments that carry them.
+PAGE_ARGUMENTS = {"pageToken": "after", "pageSize": "first"}
+
+
+def argument_name(field: str) -> str:
+    """A service's request field as the GraphQL argument a client sent: `page_token` -> `after`."""
+    name = camel_case(field)
+    return PAGE_ARGUMENTS.get(name, name)
+
+
 def from_rpc_error(error: grpc.aio.AioRpcError) -> ApiError:
     details = parse_rpc_error(error)
     code = CODES.get(details.code, "INTERNAL")
     message = SAFE_MESSAGES.get(code, details.message or code.lower())
     extensions: dict[str, object] = {}
     if details.violations:
-        extensions["field"] = camel_case(details.violations[0].field)
+        extensions["field"] = argument_name(details.violations[0].field)
         extensions["violations"] = [
-            {"field": camel_case(v.field), "message": v.description} for v in details.violations
+            {"field": argument_name(v.field), "message": v.description} for v in details.violations
         ]
     elif "field" in details.metadata:
-        extensions["field"] = camel_case(details.metadata["field"])
+        extensions["field"] = argument_name(details.metadata["field"])
     if details.reason and code not in ("INTERNAL", "SERVICE_UNAVAILABLE"):
         extensions["reason"] = details.reason
     if details.retry_after is not None:

@@ -11,9 +11,7 @@ import strawberry
 from ecommerce.account.v1 import account_pb2
 from gateway.context import Context
 from gateway.schema.common import (
-    LISTING_ARGUMENTS,
     Connection,
-    arguments,
     connection_from,
     page_size,
     to_datetime,
@@ -101,11 +99,10 @@ class AccountQuery:
     ) -> Connection[Account]:
         ctx = info.context
         ctx.require_admin()
-        with arguments(**LISTING_ARGUMENTS):
-            response = await ctx.call(
-                ctx.services.account.ListAccounts,
-                account_pb2.ListAccountsRequest(page_size=page_size(first), page_token=after or ""),
-            )
+        response = await ctx.call(
+            ctx.services.account.ListAccounts,
+            account_pb2.ListAccountsRequest(page_size=page_size(first), page_token=after or ""),
+        )
         return connection_from(response, response.accounts, Account.from_proto)
 
 

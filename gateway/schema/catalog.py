@@ -19,7 +19,6 @@ from gateway.context import Context
 from gateway.errors import ApiError, bad_input
 from gateway.loaders import register
 from gateway.schema.common import (
-    LISTING_ARGUMENTS,
     Connection,
     Money,
     arguments,
@@ -281,16 +280,15 @@ class CatalogQuery:
         ctx = info.context
         if sort is ProductSort.RELEVANCE:
             raise bad_input("sort", "RELEVANCE is for searchProducts only")
-        with arguments(**LISTING_ARGUMENTS):
-            response = await ctx.call(
-                ctx.services.catalog.ListProducts,
-                catalog_pb2.ListProductsRequest(
-                    filter=(filter or ProductFilter()).to_proto(),
-                    sort=SORT_TO_PROTO[sort],
-                    page_size=page_size(first),
-                    page_token=after or "",
-                ),
-            )
+        response = await ctx.call(
+            ctx.services.catalog.ListProducts,
+            catalog_pb2.ListProductsRequest(
+                filter=(filter or ProductFilter()).to_proto(),
+                sort=SORT_TO_PROTO[sort],
+                page_size=page_size(first),
+                page_token=after or "",
+            ),
+        )
         return product_connection(response)
 
     @strawberry.field(
@@ -309,17 +307,16 @@ class CatalogQuery:
         ] = ProductSort.RELEVANCE,
     ) -> Connection[Product]:
         ctx = info.context
-        with arguments(**LISTING_ARGUMENTS):
-            response = await ctx.call(
-                ctx.services.catalog.SearchProducts,
-                catalog_pb2.SearchProductsRequest(
-                    query=query,
-                    filter=(filter or ProductFilter()).to_proto(),
-                    sort=SORT_TO_PROTO[sort],
-                    page_size=page_size(first),
-                    page_token=after or "",
-                ),
-            )
+        response = await ctx.call(
+            ctx.services.catalog.SearchProducts,
+            catalog_pb2.SearchProductsRequest(
+                query=query,
+                filter=(filter or ProductFilter()).to_proto(),
+                sort=SORT_TO_PROTO[sort],
+                page_size=page_size(first),
+                page_token=after or "",
+            ),
+        )
         return product_connection(response)
 
     @strawberry.field(description="Every category, by name, with its product count. Public.")

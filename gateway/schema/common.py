@@ -64,7 +64,8 @@ def connection(
 
 @contextlib.contextmanager
 def arguments(**renamed: str) -> Iterator[None]:
-    """Name the GraphQL argument in errors where a service names its own request field."""
+    """Name the GraphQL argument in errors where a service names its own request field (the page
+    fields of every listing are named in `gateway.errors.argument_name`)."""
     try:
         yield
     except ApiError as error:
@@ -74,10 +75,6 @@ def arguments(**renamed: str) -> Iterator[None]:
         for violation in extensions.get("violations", []):
             violation["field"] = renamed.get(violation["field"], violation["field"])
         raise
-
-
-# A page's request fields, as the connection arguments that carry them.
-LISTING_ARGUMENTS = {"pageToken": "after", "pageSize": "first"}
 
 
 def connection_from(response: object, items: Sequence[P], convert: Callable[[P], T]) -> Connection[T]:

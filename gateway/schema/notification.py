@@ -11,9 +11,7 @@ import strawberry
 from ecommerce.notification.v1 import notification_pb2
 from gateway.context import Context
 from gateway.schema.common import (
-    LISTING_ARGUMENTS,
     Connection,
-    arguments,
     connection_from,
     page_size,
     to_datetime,
@@ -181,11 +179,10 @@ class NotificationQuery:
     ) -> Connection[Notification]:
         ctx = info.context
         ctx.require_caller()
-        with arguments(**LISTING_ARGUMENTS):
-            response = await ctx.call(
-                ctx.services.notification.ListNotifications,
-                notification_pb2.ListNotificationsRequest(page_size=page_size(first), page_token=after or ""),
-            )
+        response = await ctx.call(
+            ctx.services.notification.ListNotifications,
+            notification_pb2.ListNotificationsRequest(page_size=page_size(first), page_token=after or ""),
+        )
         return connection_from(response, response.notifications, Notification.from_proto)
 
     @strawberry.field(description="The webhooks, newest first. ADMIN only.")
@@ -218,13 +215,12 @@ class NotificationQuery:
     ) -> Connection[WebhookDelivery]:
         ctx = info.context
         ctx.require_admin()
-        with arguments(**LISTING_ARGUMENTS):
-            response = await ctx.call(
-                ctx.services.notification.ListWebhookDeliveries,
-                notification_pb2.ListWebhookDeliveriesRequest(
-                    webhook_id=str(webhook_id), page_size=page_size(first), page_token=after or ""
-                ),
-            )
+        response = await ctx.call(
+            ctx.services.notification.ListWebhookDeliveries,
+            notification_pb2.ListWebhookDeliveriesRequest(
+                webhook_id=str(webhook_id), page_size=page_size(first), page_token=after or ""
+            ),
+        )
         return connection_from(response, response.deliveries, WebhookDelivery.from_proto)
 
 

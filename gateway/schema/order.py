@@ -17,7 +17,6 @@ from ecommerce.order.v1 import order_pb2
 from gateway.context import Context
 from gateway.errors import bad_input
 from gateway.schema.common import (
-    LISTING_ARGUMENTS,
     Connection,
     Money,
     arguments,
@@ -283,11 +282,10 @@ class OrderQuery:
     ) -> Connection[Order]:
         ctx = info.context
         ctx.require_caller()
-        with arguments(**LISTING_ARGUMENTS):
-            response = await ctx.call(
-                ctx.services.order.ListMyOrders,
-                order_pb2.ListMyOrdersRequest(page_size=page_size(first), page_token=after or ""),
-            )
+        response = await ctx.call(
+            ctx.services.order.ListMyOrders,
+            order_pb2.ListMyOrdersRequest(page_size=page_size(first), page_token=after or ""),
+        )
         return connection_from(response, response.orders, Order.from_proto)
 
     @strawberry.field(description="Every order, newest first, optionally of one status. ADMIN only.")
@@ -304,15 +302,14 @@ class OrderQuery:
     ) -> Connection[Order]:
         ctx = info.context
         ctx.require_admin()
-        with arguments(**LISTING_ARGUMENTS):
-            response = await ctx.call(
-                ctx.services.order.ListOrders,
-                order_pb2.ListOrdersRequest(
-                    page_size=page_size(first),
-                    page_token=after or "",
-                    status=STATUS_TO_PROTO[status] if status else order_pb2.ORDER_STATUS_UNSPECIFIED,
-                ),
-            )
+        response = await ctx.call(
+            ctx.services.order.ListOrders,
+            order_pb2.ListOrdersRequest(
+                page_size=page_size(first),
+                page_token=after or "",
+                status=STATUS_TO_PROTO[status] if status else order_pb2.ORDER_STATUS_UNSPECIFIED,
+            ),
+        )
         return connection_from(response, response.orders, Order.from_proto)
 
 
