@@ -238,8 +238,8 @@ def consumer(
     dead_letters: AIOKafkaProducer,
     max_attempts: int,
     topics: Sequence[str] = TOPICS,
+    session_timeout_ms: int,
     group_id: str | None = None,
-    session_timeout_ms: int = 10_000,
 ) -> EventConsumer:
     handle = handler(service)
     return EventConsumer(

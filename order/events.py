@@ -321,7 +321,7 @@ def saga_consumer(
     bootstrap_servers: str,
     dead_letters: Any,
     max_attempts: int,
-    session_timeout_ms: int = 10_000,
+    session_timeout_ms: int,
 ) -> EventConsumer:
     """The consumer of the saga's replies; each runs in one transaction with its inbox row."""
 

@@ -37,7 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ecommerce.events.v1 import envelope_pb2
 from servicekit.db import transaction
-from servicekit.kafka import RenewingProducer, dead_letter_topic
+from servicekit.kafka import RenewingProducer, dead_letter_topic, group_timeouts
 from servicekit.metrics import track_consumer
 from servicekit.tracing import consuming
 from servicekit.transient import is_transient
@@ -115,9 +115,7 @@ class EventConsumer:
                 # The embedded broker answers a waiting fetch only when the wait ends, so the wait
                 # is a saga hop's latency; a short one costs a little idle polling.
                 fetch_max_wait_ms=self.fetch_max_wait_ms,
-                session_timeout_ms=self.session_timeout_ms,
-                # Three heartbeats per session timeout, as Kafka advises, and at most one a second.
-                heartbeat_interval_ms=min(1_000, self.session_timeout_ms // 3),
+                **group_timeouts(self.session_timeout_ms),
             )
             try:
                 await consumer.start()

@@ -81,6 +81,15 @@ def unpack(envelope: envelope_pb2.EventEnvelope, message_type: type[Message]) ->
     return message
 
 
+def group_timeouts(session_timeout_ms: int) -> dict[str, int]:
+    """A group consumer's session timeout and its heartbeat: three heartbeats per session timeout,
+    as Kafka advises, and at most one a second."""
+    return {
+        "session_timeout_ms": session_timeout_ms,
+        "heartbeat_interval_ms": min(1_000, session_timeout_ms // 3),
+    }
+
+
 def create_producer(bootstrap_servers: str, *, idempotent: bool, client_id: str) -> AIOKafkaProducer:
     return AIOKafkaProducer(
         bootstrap_servers=bootstrap_servers,

@@ -14,6 +14,7 @@ from typing import TypeVar
 
 import jwt
 
+from servicekit import kafka
 from servicekit.security import SigningKey
 from servicekit.settings import PlatformSettings
 
@@ -23,8 +24,7 @@ T = TypeVar("T")
 def group_timeouts() -> dict[str, int]:
     """Session and heartbeat of a test's own group consumer, as the services under test have them
     (KAFKA_SESSION_TIMEOUT_MS): the embedded broker holds a join for half the session timeout."""
-    session = PlatformSettings().kafka_session_timeout_ms
-    return {"session_timeout_ms": session, "heartbeat_interval_ms": min(1_000, session // 3)}
+    return kafka.group_timeouts(PlatformSettings().kafka_session_timeout_ms)
 
 
 async def eventually(
