@@ -15,6 +15,7 @@ from servicekit.auth import Authenticator, JwksFetcher
 from servicekit.inbox import EventConsumer
 from servicekit.logging import configure_service_logging
 from servicekit.runtime import ServiceRuntime, serve
+from servicekit.topics import INVENTORY_COMMANDS
 
 CONSUMER_NAME = "catalog"
 
@@ -67,7 +68,7 @@ def build(settings: CatalogSettings, *, jwks: JwksFetcher | None = None) -> Cata
     )
     consumer = EventConsumer(
         name=CONSUMER_NAME,
-        topics=[events.INVENTORY_COMMANDS],
+        topics=[INVENTORY_COMMANDS],
         handlers=events.handlers(inventory),
         sessions=runtime.sessions,
         inbox=inbox,
