@@ -592,7 +592,9 @@ def parse_args(argv: list[str] | None = None) -> Config:
         help="skip the baselines and the broker run (quicker iterations; the report has no ratios then)",
     )
     parser.add_argument(
-        "--update-docs", action="store_true", help="put this run's table into docs/benchmarks.md (not with --smoke)"
+        "--update-docs",
+        action="store_true",
+        help="put this run's table into docs/benchmarks.md (not with --smoke)",
     )
     args = parser.parse_args(argv)
     if args.update_docs and args.smoke:
