@@ -52,9 +52,14 @@ proto-gen: $(RUNTIME)
 run: install
 	$(VENV)/bin/ecommerce dev
 
+# ruff, the import-linter contracts, buf's STANDARD lint rules (buf.yaml), and buf breaking: the
+# protos must stay wire- and generated-code-compatible with the last release tag (before one exists,
+# with the previous commit).
 lint: $(VENV)/.installed-dev $(STUBS)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/buf lint
+	$(PY) -m tools.proto_breaking
 
 fmt: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff format .
