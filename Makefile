@@ -21,6 +21,8 @@ EXTRAS_k8s := k8s
 EXTRAS_bench := bench
 EXTRAS_test := dev k8s bench
 RUNTIME := $(VENV)/.installed-runtime
+# What one install also provides, so that it is not redone: every install has the runtime.
+COVERS_test := dev k8s bench
 
 .PHONY: install proto-gen run test test-unit test-integration test-e2e lint fmt schema k8s-validate clean bench chaos
 
@@ -35,7 +37,7 @@ $(UV_STAMP):
 $(VENV)/.installed-%: pyproject.toml uv.lock | $(UV_STAMP)
 	@echo "==> [2/3] Installing the project's locked dependencies$(if $(EXTRAS_$*), with the extras: $(EXTRAS_$*),, the runtime and the embedded servers only) into $(VENV)"
 	$(UV_SYNC) $(addprefix --extra ,$(EXTRAS_$*))
-	touch $(sort $@ $(RUNTIME))
+	touch $(sort $@ $(RUNTIME) $(foreach p,$(COVERS_$*),$(VENV)/.installed-$p))
 
 # Python stubs and mypy .pyi stubs next to their sources; never committed.
 $(STUBS): $(RUNTIME) $(PROTOS)
