@@ -227,7 +227,6 @@ class AccountService:
         if not refresh_token or len(refresh_token) > MAX_REFRESH_TOKEN_LENGTH:
             raise InvalidArgument.field("refresh_token", "is not a valid refresh token")
         token_hash = hash_refresh_token(refresh_token)
-        reused = False
         async with transaction(self.sessions) as session:
             # The row lock serialises concurrent refreshes of one token: at most one rotates it.
             row = await session.scalar(
@@ -235,22 +234,16 @@ class AccountService:
             )
             if row is None or row.revoked_at is not None or row.expires_at <= datetime.now(UTC):
                 raise Unauthenticated(BAD_REFRESH, reason="INVALID_REFRESH_TOKEN")
-            if row.rotated_at is not None:
-                # A rotated token came back: someone holds a copy. Revoke the whole family.
-                await self._revoke_family(session, row.family_id)
-                reused = True
-            else:
+            if row.rotated_at is None:
                 row.rotated_at = func.now()
                 account = await session.get(Account, row.account_id)
                 if account is None:
                     raise Unauthenticated(BAD_REFRESH, reason="INVALID_REFRESH_TOKEN")
-                tokens = await self._issue(session, account, row.family_id)
-        if reused:
-            log.warning(
-                "refresh token reuse detected; family revoked", extra={"account_id": str(row.account_id)}
-            )
-            raise Unauthenticated(BAD_REFRESH, reason="REFRESH_TOKEN_REUSED")
-        return Session(account, tokens)
+                return Session(account, await self._issue(session, account, row.family_id))
+            # A rotated token came back: someone holds a copy. Revoke the whole family.
+            await self._revoke_family(session, row.family_id)
+        log.warning("refresh token reuse detected; family revoked", extra={"account_id": str(row.account_id)})
+        raise Unauthenticated(BAD_REFRESH, reason="REFRESH_TOKEN_REUSED")
 
     async def logout(self, caller: Caller | None, *, refresh_token: str) -> None:
         if not refresh_token or len(refresh_token) > MAX_REFRESH_TOKEN_LENGTH:
