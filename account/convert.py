@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from google.protobuf import timestamp_pb2
-
 from account import models
 from account.service import Session
 from ecommerce.account.v1 import account_pb2
+from servicekit.timestamps import to_timestamp
 
 ROLE_TO_PROTO = {"CUSTOMER": account_pb2.ROLE_CUSTOMER, "ADMIN": account_pb2.ROLE_ADMIN}
 ROLE_FROM_PROTO = {v: k for k, v in ROLE_TO_PROTO.items()}
-
-
-def _timestamp(value: datetime) -> timestamp_pb2.Timestamp:
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromDatetime(value)
-    return stamp
 
 
 def account_to_proto(account: models.Account) -> account_pb2.Account:
@@ -26,8 +17,8 @@ def account_to_proto(account: models.Account) -> account_pb2.Account:
         email=account.email,
         name=account.name,
         role=ROLE_TO_PROTO[account.role],
-        created_at=_timestamp(account.created_at),
-        updated_at=_timestamp(account.updated_at),
+        created_at=to_timestamp(account.created_at),
+        updated_at=to_timestamp(account.updated_at),
     )
 
 

@@ -68,7 +68,7 @@ class AccountServicer(account_pb2_grpc.AccountServiceServicer):
             current_caller(), page_size=request.page_size or 20, page_token=request.page_token
         )
         return pb.ListAccountsResponse(
-            accounts=[account_to_proto(a) for a in page.accounts],
+            accounts=[account_to_proto(a) for a in page.items],
             cursors=page.cursors,
             has_next_page=page.has_next_page,
             total_count=page.total_count,

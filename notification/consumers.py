@@ -35,6 +35,7 @@ from notification.service import NotificationService
 from notification.subscriptions import WEBHOOK_EVENTS
 from servicekit.inbox import Envelope, EventConsumer, FollowUp, Handler
 from servicekit.kafka import unpack
+from servicekit.timestamps import from_timestamp
 from servicekit.topics import (
     ACCOUNT_EVENTS,
     CATALOG_EVENTS,
@@ -203,7 +204,7 @@ def _payload_dict(envelope: Envelope) -> dict[str, Any]:
 def webhook_body(envelope: Envelope) -> bytes:
     """The JSON a webhook receives: the event's identity and its payload as proto3 JSON."""
     occurred_at = (
-        envelope.occurred_at.ToDatetime(tzinfo=UTC) if envelope.HasField("occurred_at") else datetime.now(UTC)
+        from_timestamp(envelope.occurred_at) if envelope.HasField("occurred_at") else datetime.now(UTC)
     )
     return orjson.dumps(
         {

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from google.protobuf import timestamp_pb2
-
 from ecommerce.notification.v1 import notification_pb2
 from notification import models
+from servicekit.timestamps import to_optional_timestamp
 
 STATUS_TO_PROTO = {
     models.PENDING: notification_pb2.NOTIFICATION_STATUS_PENDING,
@@ -23,14 +20,6 @@ DELIVERY_STATUS_TO_PROTO = {
 }
 
 
-def _timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
-    if value is None:
-        return None
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromDatetime(value)
-    return stamp
-
-
 def notification_to_proto(n: models.Notification) -> notification_pb2.Notification:
     return notification_pb2.Notification(
         id=str(n.id),
@@ -44,8 +33,8 @@ def notification_to_proto(n: models.Notification) -> notification_pb2.Notificati
         status=STATUS_TO_PROTO[n.status],
         attempts=n.attempts,
         last_error=n.last_error,
-        created_at=_timestamp(n.created_at),
-        sent_at=_timestamp(n.sent_at),
+        created_at=to_optional_timestamp(n.created_at),
+        sent_at=to_optional_timestamp(n.sent_at),
     )
 
 
@@ -56,7 +45,7 @@ def webhook_to_proto(w: models.Webhook) -> notification_pb2.Webhook:
         events=list(w.events),
         description=w.description,
         active=w.active,
-        created_at=_timestamp(w.created_at),
+        created_at=to_optional_timestamp(w.created_at),
     )
 
 
@@ -70,7 +59,7 @@ def delivery_to_proto(d: models.WebhookDelivery) -> notification_pb2.WebhookDeli
         response_status=d.response_status,
         attempts=d.attempts,
         last_error=d.last_error,
-        created_at=_timestamp(d.created_at),
-        delivered_at=_timestamp(d.delivered_at),
-        next_attempt_at=_timestamp(d.next_attempt_at if d.status == models.PENDING else None),
+        created_at=to_optional_timestamp(d.created_at),
+        delivered_at=to_optional_timestamp(d.delivered_at),
+        next_attempt_at=to_optional_timestamp(d.next_attempt_at if d.status == models.PENDING else None),
     )

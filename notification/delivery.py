@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TypeVar
@@ -61,8 +62,25 @@ async def claim(
         return list(rows.all())
 
 
-async def wait_for_work(wakeup: asyncio.Event, timeout: float) -> None:
-    """Until `wakeup` is set (new rows were recorded) or `timeout` passes, then clear it."""
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(wakeup.wait(), timeout)
-    wakeup.clear()
+class DeliveryLoop(ABC):
+    """Delivers due rows a batch at a time, at once while whole batches come due; otherwise waits
+    for newly recorded work (`wake`) or the poll interval, whichever comes first."""
+
+    def __init__(self, *, batch_size: int) -> None:
+        self.batch_size = batch_size
+        self._wakeup = asyncio.Event()
+
+    def wake(self) -> None:
+        """New rows were recorded: look for due ones now rather than at the next poll."""
+        self._wakeup.set()
+
+    async def run(self, poll_interval: float) -> None:
+        while True:
+            if await self.deliver() < self.batch_size:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), poll_interval)
+                self._wakeup.clear()
+
+    @abstractmethod
+    async def deliver(self) -> int:
+        """Attempt the rows that are due now; returns how many were attempted."""

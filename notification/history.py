@@ -7,13 +7,15 @@ import uuid
 from sqlalchemy import func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from notification import paging
 from notification.models import Notification
-from notification.paging import Page, keyset, parse_id
+from notification.settings import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from servicekit import pages
 from servicekit.auth import require_caller
 from servicekit.context import ROLES, Caller
 from servicekit.cursor import CursorCodec
 from servicekit.errors import NotFound, PermissionDenied
+from servicekit.ids import parse_id
+from servicekit.pages import Page
 
 
 class NotificationHistory:
@@ -24,23 +26,23 @@ class NotificationHistory:
     async def list_notifications(
         self, caller: Caller | None, *, account_id: str, page_size: int, page_token: str
     ) -> Page[Notification]:
+        """Newest first; a page token resumes only the listing of the account it came from."""
         caller = _person(caller)
         target = parse_id(account_id, "account_id") if account_id else uuid.UUID(caller.account_id)
         if str(target) != caller.account_id and not caller.is_admin:
             raise PermissionDenied("only administrators may read another account's notifications")
-        size = paging.page_size(page_size)
+        size = pages.page_size(page_size, maximum=MAX_PAGE_SIZE, default=DEFAULT_PAGE_SIZE)
+        scope = ("s", str(target))
         where = [Notification.account_id == target]
         query = select(Notification).where(*where)
         if page_token:
-            position = self.cursors.decode(page_token, field="page_token")
-            query = query.where(
-                tuple_(Notification.created_at, Notification.id) < keyset(position, str(target))
-            )
+            after = pages.position_after(self.cursors, page_token, scope=scope)
+            query = query.where(tuple_(Notification.created_at, Notification.id) < after)
         query = query.order_by(Notification.created_at.desc(), Notification.id.desc()).limit(size + 1)
         async with self.sessions() as session:
             rows = list((await session.scalars(query)).all())
             total = await session.scalar(select(func.count()).select_from(Notification).where(*where)) or 0
-        return paging.page(rows, size, total, self.cursors, str(target))
+        return pages.page_of(rows, size, total, lambda n: pages.position_cursor(self.cursors, n, scope=scope))
 
     async def get_notification(self, caller: Caller | None, *, notification_id: str) -> Notification:
         caller = _person(caller)

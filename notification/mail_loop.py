@@ -17,7 +17,7 @@ from jinja2 import TemplateError
 from sqlalchemy import Table, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from notification.delivery import Backoff, claim, wait_for_work
+from notification.delivery import Backoff, DeliveryLoop, claim
 from notification.mailer import Mailer, SendError
 from notification.models import FAILED, PENDING, SENT, Notification
 from notification.peers import AccountDirectory, Recipient
@@ -46,7 +46,7 @@ class _MailOutcome:
     subject: str = ""
 
 
-class MailLoop:
+class MailLoop(DeliveryLoop):
     def __init__(
         self,
         *,
@@ -59,30 +59,20 @@ class MailLoop:
         batch_size: int,
         lease: timedelta,
     ) -> None:
+        super().__init__(batch_size=batch_size)
         self.sessions = sessions
         self.outbox = outbox
         self.renderer = renderer
         self.mailer = mailer
         self.directory = directory
         self.backoff = backoff
-        self.batch_size = batch_size
         self.lease = lease
         # Mail servers limit connections per client.
         self._smtp_connections = asyncio.Semaphore(SMTP_CONNECTIONS)
-        self._wakeup = asyncio.Event()
         # What operators (and metrics) read.
         self.sent_total = 0
         self.failed_total = 0
         self.dead_lettered_total = 0
-
-    def wake(self) -> None:
-        """New e-mails were recorded: look for due ones now rather than at the next poll."""
-        self._wakeup.set()
-
-    async def run(self, poll_interval: float) -> None:
-        while True:
-            if await self.deliver() < self.batch_size:
-                await wait_for_work(self._wakeup, poll_interval)
 
     async def deliver(self) -> int:
         """Send the e-mails that are due; returns how many were attempted."""

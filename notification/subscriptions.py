@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-import unicodedata
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -13,15 +12,18 @@ from dataclasses import dataclass
 from sqlalchemy import func, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from notification import paging
 from notification.models import CANCELLED, PENDING, Webhook, WebhookDelivery
-from notification.paging import Page, keyset, parse_id
+from notification.settings import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from notification.webhooks import SecretBox, UrlPolicy, UrlRefused
+from servicekit import pages
 from servicekit.auth import require_admin
 from servicekit.context import Caller
 from servicekit.cursor import CursorCodec
 from servicekit.db import transaction
 from servicekit.errors import InvalidArgument, NotFound, Violations
+from servicekit.ids import parse_id
+from servicekit.pages import Page
+from servicekit.text import CONTROL_CHARACTERS, has_control_characters
 from servicekit.topics import AccountEvent, CatalogEvent, OrderEvent, PaymentEvent
 
 log = logging.getLogger(__name__)
@@ -91,8 +93,8 @@ class WebhookSubscriptions:
         description = description.strip()
         if len(description) > MAX_DESCRIPTION_LENGTH:
             violations.add("description", f"must be at most {MAX_DESCRIPTION_LENGTH} characters")
-        elif any(unicodedata.category(ch) in ("Cc", "Cs") and ch not in "\n\t" for ch in description):
-            violations.add("description", "must not contain control characters")
+        elif has_control_characters(description, forbidden={"Cc", "Cs"}, allowed="\n\t"):
+            violations.add("description", CONTROL_CHARACTERS)
         violations.raise_if_any()
         try:
             url = await self.url_policy.check(url)
@@ -146,18 +148,19 @@ class WebhookSubscriptions:
     ) -> Page[WebhookDelivery]:
         require_admin(caller)
         wanted = parse_id(webhook_id, "webhook_id")
-        size = paging.page_size(page_size)
+        size = pages.page_size(page_size, maximum=MAX_PAGE_SIZE, default=DEFAULT_PAGE_SIZE)
+        scope = ("s", str(wanted))
         where = [WebhookDelivery.webhook_id == wanted]
         query = select(WebhookDelivery).where(*where)
         if page_token:
-            position = self.delivery_cursors.decode(page_token, field="page_token")
-            query = query.where(
-                tuple_(WebhookDelivery.created_at, WebhookDelivery.id) < keyset(position, str(wanted))
-            )
+            after = pages.position_after(self.delivery_cursors, page_token, scope=scope)
+            query = query.where(tuple_(WebhookDelivery.created_at, WebhookDelivery.id) < after)
         query = query.order_by(WebhookDelivery.created_at.desc(), WebhookDelivery.id.desc()).limit(size + 1)
         async with self.sessions() as session:
             if await session.get(Webhook, wanted) is None:
                 raise NotFound("webhook not found")
             rows = list((await session.scalars(query)).all())
             total = await session.scalar(select(func.count()).select_from(WebhookDelivery).where(*where)) or 0
-        return paging.page(rows, size, total, self.delivery_cursors, str(wanted))
+        return pages.page_of(
+            rows, size, total, lambda d: pages.position_cursor(self.delivery_cursors, d, scope=scope)
+        )

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from notification.delivery import Backoff, claim, wait_for_work
+from notification.delivery import Backoff, DeliveryLoop, claim
 from notification.models import CANCELLED, DELIVERED, FAILED, PENDING, Webhook, WebhookDelivery
 from notification.webhooks import SecretBox, WebhookSender
 from servicekit.db import transaction
@@ -23,7 +23,7 @@ from servicekit.metrics import NOTIFICATIONS_FAILED, NOTIFICATIONS_SENT
 log = logging.getLogger(__name__)
 
 
-class WebhookLoop:
+class WebhookLoop(DeliveryLoop):
     def __init__(
         self,
         *,
@@ -34,25 +34,15 @@ class WebhookLoop:
         batch_size: int,
         lease: timedelta,
     ) -> None:
+        super().__init__(batch_size=batch_size)
         self.sessions = sessions
         self.sender = sender
         self.secret_box = secret_box
         self.backoff = backoff
-        self.batch_size = batch_size
         self.lease = lease
-        self._wakeup = asyncio.Event()
         # What operators (and metrics) read.
         self.delivered_total = 0
         self.failed_total = 0
-
-    def wake(self) -> None:
-        """New deliveries were recorded: look for due ones now rather than at the next poll."""
-        self._wakeup.set()
-
-    async def run(self, poll_interval: float) -> None:
-        while True:
-            if await self.deliver() < self.batch_size:
-                await wait_for_work(self._wakeup, poll_interval)
 
     async def deliver(self) -> int:
         """Attempt the webhook deliveries that are due; returns how many were attempted."""
