@@ -169,12 +169,7 @@ class AccountService:
     # -- sessions ---------------------------------------------------------------------------
 
     async def register(self, *, email: str, name: str, password: str) -> Session:
-        violations = Violations()
-        email = normalize_email(email, violations)
-        name = normalize_name(name, violations)
-        check_password(password, violations)
-        violations.raise_if_any()
-        password_hash = await self.hasher.hash_async(password)
+        email, name, password_hash = await self._new_credentials(email, name, password)
         try:
             async with transaction(self.sessions) as session:
                 account = Account(
@@ -345,12 +340,7 @@ class AccountService:
 
     async def create_or_promote_admin(self, *, email: str, name: str, password: str) -> bool:
         """For the operator's `create-admin` command. True when the account was created."""
-        violations = Violations()
-        email = normalize_email(email, violations)
-        name = normalize_name(name, violations)
-        check_password(password, violations)
-        violations.raise_if_any()
-        password_hash = await self.hasher.hash_async(password)
+        email, name, password_hash = await self._new_credentials(email, name, password)
         async with transaction(self.sessions) as session:
             account = await session.scalar(select(Account).where(Account.email == email).with_for_update())
             if account is None:
@@ -373,6 +363,16 @@ class AccountService:
         return jwks(self.signing_keys)
 
     # -- helpers ------------------------------------------------------------------------------
+
+    async def _new_credentials(self, email: str, name: str, password: str) -> tuple[str, str, str]:
+        """The normalised e-mail and name and the password's hash; InvalidArgument naming every
+        field that fails its check."""
+        violations = Violations()
+        email = normalize_email(email, violations)
+        name = normalize_name(name, violations)
+        check_password(password, violations)
+        violations.raise_if_any()
+        return email, name, await self.hasher.hash_async(password)
 
     async def _get(self, account_id: str) -> Account:
         async with self.sessions() as session:
