@@ -28,9 +28,9 @@ from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
-from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from servicekit.db import after_commit
 from servicekit.metrics import CACHE_ERRORS, CACHE_HITS, CACHE_MISSES
 
 log = logging.getLogger(__name__)
@@ -216,16 +216,15 @@ class CatalogCache:
             self._unavailable(exc, during="invalidation; cached entries may be stale until their TTL")
 
     def invalidate_after_commit(self, session: AsyncSession) -> None:
-        """For writes inside a transaction someone else commits (the event consumer's)."""
+        """For writes inside a transaction someone else commits (the event consumer's): once,
+        after that whole transaction commits."""
 
-        def committed(_session: object) -> None:
+        def committed() -> None:
             task = asyncio.get_running_loop().create_task(self.invalidate())
             self._pending.add(task)
             task.add_done_callback(self._pending.discard)
 
-        if not session.info.get("catalog_cache_hooked"):
-            session.info["catalog_cache_hooked"] = True
-            event.listen(session.sync_session, "after_commit", committed, once=True)
+        after_commit(session, committed, once_per=self)
 
     def _unavailable(self, exc: BaseException, during: str = "read") -> None:
         self.failures += 1

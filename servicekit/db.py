@@ -11,6 +11,7 @@ import asyncpg
 from sqlalchemy import MetaData, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import Session, SessionTransaction
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,7 @@ async def snapshot(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[
 
 
 _AFTER_COMMIT = "servicekit.after_commit"
+_LISTENING = "servicekit.after_commit.listening"
 
 
 def after_commit(
@@ -81,22 +83,28 @@ def after_commit(
     Actions run in the order they were added, synchronously inside SQLAlchemy's `after_commit`
     hook (an action that needs the event loop schedules a task). With `once_per`, only the
     first action added under that key in a transaction is kept: for "invalidate the cache once,
-    however many rows changed"."""
-    pending: dict[Hashable, Callable[[], None]] | None = session.info.get(_AFTER_COMMIT)
-    if pending is None:
-        pending = session.info[_AFTER_COMMIT] = {}
-
-        def run(*_: object) -> None:
-            for act in session.info.pop(_AFTER_COMMIT, {}).values():
-                act()
-
-        def forget(*_: object) -> None:
-            session.info.pop(_AFTER_COMMIT, None)
-
-        event.listen(session.sync_session, "after_commit", run, once=True)
-        event.listen(session.sync_session, "after_soft_rollback", forget, once=True)
+    however many rows changed". A savepoint's commit or rollback inside the transaction neither
+    runs nor drops them: only the end of the outermost transaction does."""
+    info = session.info
+    if not info.get(_LISTENING):
+        info[_LISTENING] = True
+        event.listen(session.sync_session, "after_commit", _run_after_commit)
+        event.listen(session.sync_session, "after_transaction_end", _forget_at_the_end)
+    pending: dict[Hashable, Callable[[], None]] = info.setdefault(_AFTER_COMMIT, {})
     key = object() if once_per is None else once_per
     pending.setdefault(key, action)
+
+
+def _run_after_commit(session: Session) -> None:
+    if session.get_nested_transaction() is not None:
+        return  # a savepoint committed: the transaction around it has not, yet
+    for act in session.info.pop(_AFTER_COMMIT, {}).values():
+        act()
+
+
+def _forget_at_the_end(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:  # the outermost transaction ended: committed (and run) or not
+        session.info.pop(_AFTER_COMMIT, None)
 
 
 _DB_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")

@@ -7,7 +7,15 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from servicekit.db import create_engine, database_url, ensure_database, session_factory, snapshot, transaction
+from servicekit.db import (
+    after_commit,
+    create_engine,
+    database_url,
+    ensure_database,
+    session_factory,
+    snapshot,
+    transaction,
+)
 
 
 @pytest.fixture
@@ -57,3 +65,51 @@ async def test_a_snapshot_refuses_to_write(sessions):
     with pytest.raises(DBAPIError, match="read-only transaction"):
         async with snapshot(sessions) as session:
             await session.execute(text("UPDATE parcels SET status = 'LOST'"))
+
+
+async def test_after_commit_waits_for_the_outermost_commit_whatever_savepoints_do_inside(sessions):
+    """A batch of messages in one transaction: one message's savepoint commits, another's rolls
+    back; the actions added before either run once, after the whole transaction committed."""
+    ran: list[tuple[str, str]] = []
+
+    def seen_from_outside(name: str):
+        def action() -> None:
+            ran.append((name, "committed"))
+
+        return action
+
+    async with transaction(sessions) as session:
+        await session.execute(text("UPDATE parcels SET status = 'BATCHED' WHERE id = 1"))
+        after_commit(session, seen_from_outside("first"), once_per="cache")
+        kept = await session.begin_nested()
+        await session.execute(text("INSERT INTO parcel_events VALUES (1, 'KEPT')"))
+        await kept.commit()
+        undone = await session.begin_nested()
+        await session.execute(text("INSERT INTO parcel_events VALUES (1, 'UNDONE')"))
+        await undone.rollback()
+        after_commit(session, seen_from_outside("second"))
+        assert ran == []
+
+    assert ran == [("first", "committed"), ("second", "committed")]
+    async with transaction(sessions) as session:
+        statuses = set(await session.scalars(text("SELECT status FROM parcel_events")))
+    assert "KEPT" in statuses
+    assert "UNDONE" not in statuses
+
+
+async def test_after_commit_drops_its_actions_when_the_outermost_transaction_rolls_back(sessions):
+    ran: list[str] = []
+
+    async def failing_batch() -> None:
+        async with transaction(sessions) as session:
+            after_commit(session, lambda: ran.append("rolled back"))
+            inner = await session.begin_nested()
+            await inner.commit()
+            raise RuntimeError("the batch failed")
+
+    with pytest.raises(RuntimeError):
+        await failing_batch()
+    async with transaction(sessions) as session:
+        after_commit(session, lambda: ran.append("next"))
+
+    assert ran == ["next"]
