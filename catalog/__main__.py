@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from catalog import events, grpc_api
+from catalog import consumers, grpc_api
 from catalog.cache import CatalogCache
+from catalog.inventory import Inventory
 from catalog.models import inbox, outbox
 from catalog.seed import CATEGORIES, PRODUCTS
-from catalog.service import CatalogService, Inventory, SeedResult
+from catalog.service import CatalogService, SeedResult
 from catalog.settings import CatalogSettings
 from servicekit.auth import Authenticator, JwksFetcher
 from servicekit.inbox import EventConsumer
@@ -67,8 +68,8 @@ def build(settings: CatalogSettings, *, jwks: JwksFetcher | None = None) -> Cata
     )
     consumer = EventConsumer(
         name=CONSUMER_NAME,
-        topics=[events.INVENTORY_COMMANDS],
-        handlers=events.handlers(inventory),
+        topics=[consumers.INVENTORY_COMMANDS],
+        handlers=consumers.handlers(inventory),
         sessions=runtime.sessions,
         inbox=inbox,
         bootstrap_servers=settings.kafka_bootstrap_servers,

@@ -1,4 +1,4 @@
-"""The events the catalog emits, and its handlers of the saga's inventory commands.
+"""The events the catalog emits.
 
 Catalog facts go to `catalog.events` keyed by product id; answers to the saga go to
 `inventory.events` keyed by order id, with the command's event id as their causation id.
@@ -9,26 +9,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from google.protobuf import timestamp_pb2
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from catalog.convert import product_to_proto
+from catalog.views import Line, ProductView, RejectedLine
 from ecommerce.events.v1 import catalog_events_pb2, inventory_events_pb2
-from servicekit.inbox import Envelope, Handler
-from servicekit.kafka import unpack
-
-if TYPE_CHECKING:
-    from catalog.service import Inventory, ProductView, RejectedLine
 
 CATALOG_TOPIC = "catalog.events"
 INVENTORY_EVENTS = "inventory.events"
-INVENTORY_COMMANDS = "inventory.commands"
-
-RESERVE_STOCK = "inventory.reserve_stock"
-RELEASE_STOCK = "inventory.release_stock"
-COMMIT_STOCK = "inventory.commit_stock"
 
 CAUSES = {
     "ADJUSTMENT": catalog_events_pb2.STOCK_CHANGE_CAUSE_ADJUSTMENT,
@@ -42,8 +32,6 @@ REJECTION_REASONS = {
     "PRODUCT_ARCHIVED": inventory_events_pb2.STOCK_REJECTION_REASON_PRODUCT_ARCHIVED,
     "INVALID_QUANTITY": inventory_events_pb2.STOCK_REJECTION_REASON_UNSPECIFIED,
 }
-
-Line = tuple[str, int]
 
 
 @dataclass(frozen=True)
@@ -197,35 +185,3 @@ def reservation_expired(
         order_id=order_id, lines=_lines(lines), expired_at=_timestamp(expired_at)
     )
     return _reply(order_id, "inventory.reservation_expired", payload, reply_to)
-
-
-# -- handlers of inventory.commands ---------------------------------------------------------------
-
-
-def _reply_to(envelope: Envelope) -> ReplyTo:
-    return ReplyTo(causation_id=envelope.event_id, correlation_id=envelope.correlation_id)
-
-
-def handlers(inventory: Inventory) -> dict[str, Handler]:
-    """The consumer's handlers; each runs in the transaction that records the inbox row."""
-
-    async def reserve(session: AsyncSession, envelope: Envelope) -> None:
-        command = unpack(envelope, inventory_events_pb2.ReserveStock)
-        await inventory.reserve(
-            session,
-            order_id=command.order_id,
-            lines=[(line.product_id, line.quantity) for line in command.lines],
-            reply_to=_reply_to(envelope),
-        )
-
-    async def release(session: AsyncSession, envelope: Envelope) -> None:
-        command = unpack(envelope, inventory_events_pb2.ReleaseStock)
-        await inventory.release(
-            session, order_id=command.order_id, reason=command.reason, reply_to=_reply_to(envelope)
-        )
-
-    async def commit(session: AsyncSession, envelope: Envelope) -> None:
-        command = unpack(envelope, inventory_events_pb2.CommitStock)
-        await inventory.commit(session, order_id=command.order_id, reply_to=_reply_to(envelope))
-
-    return {RESERVE_STOCK: reserve, RELEASE_STOCK: release, COMMIT_STOCK: commit}

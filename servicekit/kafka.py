@@ -9,7 +9,7 @@ import logging
 import uuid
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -21,6 +21,7 @@ from google.protobuf.message import Message
 from ecommerce.events.v1 import envelope_pb2
 
 log = logging.getLogger(__name__)
+MessageT = TypeVar("MessageT", bound=Message)
 
 # Facts are published on `<domain>.events`, saga commands on `<domain>.commands` (DESIGN §4).
 TOPICS = (
@@ -71,7 +72,7 @@ def new_envelope(
     )
 
 
-def unpack(envelope: envelope_pb2.EventEnvelope, message_type: type[Message]) -> Message:
+def unpack(envelope: envelope_pb2.EventEnvelope, message_type: type[MessageT]) -> MessageT:
     """The typed payload; ValueError when the envelope carries another type."""
     message = message_type()
     if not envelope.payload.Unpack(message):
