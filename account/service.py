@@ -16,7 +16,7 @@ from sqlalchemy import func, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from account import events
+from account import messages
 from account.models import Account, RefreshToken
 from servicekit.auth import SERVICE, TokenDenylist, require_admin, require_caller
 from servicekit.context import ADMIN, CUSTOMER, ROLES, Caller
@@ -185,7 +185,7 @@ class AccountService:
                 )
                 session.add(account)
                 await session.flush()
-                await self.outbox.add(session, **events.registered(account))
+                await self.outbox.add(session, messages.registered(account))
                 tokens = await self._start_family(session, account)
                 await session.refresh(account)
         except IntegrityError as exc:
@@ -346,7 +346,7 @@ class AccountService:
             if old_role != role:
                 account.role = role
                 account.updated_at = func.now()
-                await self.outbox.add(session, **events.role_changed(account, old_role, caller.account_id))
+                await self.outbox.add(session, messages.role_changed(account, old_role, caller.account_id))
         return await self._get(str(target))
 
     async def batch_get(self, caller: Caller | None, *, ids: list[str]) -> list[Account]:
@@ -377,14 +377,14 @@ class AccountService:
                 )
                 session.add(account)
                 await session.flush()
-                await self.outbox.add(session, **events.registered(account))
+                await self.outbox.add(session, messages.registered(account))
                 return True
             old_role = account.role
             account.role = ADMIN
             account.password_hash = password_hash
             account.updated_at = func.now()
             if old_role != ADMIN:
-                await self.outbox.add(session, **events.role_changed(account, old_role, "create-admin"))
+                await self.outbox.add(session, messages.role_changed(account, old_role, "create-admin"))
             return False
 
     def jwks(self) -> dict:

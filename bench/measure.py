@@ -353,7 +353,7 @@ class TopicCounter:
     async def offsets(self) -> dict[str, int]:
         from aiokafka import TopicPartition
 
-        from servicekit.kafka import TOPICS
+        from servicekit.topics import ALL as TOPICS
 
         consumer = self._consumer
         if any(consumer.partitions_for_topic(topic) is None for topic in TOPICS):

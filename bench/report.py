@@ -698,7 +698,7 @@ def readme_table(results: dict[str, Any]) -> str:
     )
 
 
-def update_readme(readme: Path, results: dict[str, Any]) -> bool:
+def update_docs(readme: Path, results: dict[str, Any]) -> bool:
     """Replace the table between the bench markers of the README; False when the markers are missing."""
     text = readme.read_text()
     start, end = text.find(README_START), text.find(README_END)

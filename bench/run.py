@@ -85,7 +85,7 @@ class Config:
     profile: list[str] = field(default_factory=list)
     results_dir: Path = RESULTS_DIR
     keep_data: bool = False
-    update_readme: bool = False
+    update_docs: bool = False
     bcrypt_rounds: int = 12
     # Off only to iterate on one scenario quickly (profiling): the report then has no ratios.
     baselines: bool = True
@@ -475,12 +475,12 @@ class Bench:
         (self.out / "results.json").write_text(json.dumps(self.results, indent=2))
         (self.out / "report.md").write_text(report.markdown(self.results))
         log.info("report written to %s", self.out / "report.md")
-        if self.config.update_readme:
-            readme = Path(__file__).resolve().parent.parent / "README.md"
-            if report.update_readme(readme, self.results):
-                log.info("README.md's benchmark table updated")
+        if self.config.update_docs:
+            readme = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
+            if report.update_docs(readme, self.results):
+                log.info("docs/benchmarks.md's table updated")
             else:
-                log.warning("README.md has no benchmark markers; not updated")
+                log.warning("docs/benchmarks.md has no benchmark markers; not updated")
 
 
 # --- helpers --------------------------------------------------------------------------------------
@@ -592,11 +592,13 @@ def parse_args(argv: list[str] | None = None) -> Config:
         help="skip the baselines and the broker run (quicker iterations; the report has no ratios then)",
     )
     parser.add_argument(
-        "--update-readme", action="store_true", help="put this run's table into README.md (not with --smoke)"
+        "--update-docs",
+        action="store_true",
+        help="put this run's table into docs/benchmarks.md (not with --smoke)",
     )
     args = parser.parse_args(argv)
-    if args.update_readme and args.smoke:
-        parser.error("--update-readme: smoke figures mean nothing; run the full benchmark")
+    if args.update_docs and args.smoke:
+        parser.error("--update-docs: smoke figures mean nothing; run the full benchmark")
     config = Config.smoke_mode() if args.smoke else Config()
     profile = (
         list(SCENARIOS)
@@ -616,7 +618,7 @@ def parse_args(argv: list[str] | None = None) -> Config:
             setattr(config, name, value)
     config.keep_data = args.keep_data
     config.baselines = not args.no_baselines
-    config.update_readme = args.update_readme
+    config.update_docs = args.update_docs
     return config
 
 

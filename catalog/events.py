@@ -16,9 +16,9 @@ from google.protobuf import timestamp_pb2
 from catalog.convert import product_to_proto
 from catalog.views import Line, ProductView, RejectedLine
 from ecommerce.events.v1 import catalog_events_pb2, inventory_events_pb2
-
-CATALOG_TOPIC = "catalog.events"
-INVENTORY_EVENTS = "inventory.events"
+from servicekit.messages import Cause, Message
+from servicekit.topics import CATALOG_EVENTS as CATALOG_TOPIC
+from servicekit.topics import INVENTORY_EVENTS
 
 CAUSES = {
     "ADJUSTMENT": catalog_events_pb2.STOCK_CHANGE_CAUSE_ADJUSTMENT,
@@ -55,35 +55,35 @@ def _lines(lines: Sequence[Line]) -> list[inventory_events_pb2.StockLine]:
 # -- catalog.events ------------------------------------------------------------------------------
 
 
-def product_created(product: ProductView) -> dict[str, Any]:
-    return {
-        "topic": CATALOG_TOPIC,
-        "event_type": "catalog.product_created",
-        "aggregate_id": product.id,
-        "payload": catalog_events_pb2.ProductCreated(product=product_to_proto(product)),
-    }
+def product_created(product: ProductView) -> Message:
+    return Message(
+        CATALOG_TOPIC,
+        "catalog.product_created",
+        product.id,
+        catalog_events_pb2.ProductCreated(product=product_to_proto(product)),
+    )
 
 
-def product_updated(product: ProductView, changed_fields: Sequence[str]) -> dict[str, Any]:
-    return {
-        "topic": CATALOG_TOPIC,
-        "event_type": "catalog.product_updated",
-        "aggregate_id": product.id,
-        "payload": catalog_events_pb2.ProductUpdated(
+def product_updated(product: ProductView, changed_fields: Sequence[str]) -> Message:
+    return Message(
+        CATALOG_TOPIC,
+        "catalog.product_updated",
+        product.id,
+        catalog_events_pb2.ProductUpdated(
             product=product_to_proto(product), changed_fields=list(changed_fields)
         ),
-    }
+    )
 
 
-def product_archived(product_id: str, sku: str, archived_at: datetime) -> dict[str, Any]:
-    return {
-        "topic": CATALOG_TOPIC,
-        "event_type": "catalog.product_archived",
-        "aggregate_id": product_id,
-        "payload": catalog_events_pb2.ProductArchived(
+def product_archived(product_id: str, sku: str, archived_at: datetime) -> Message:
+    return Message(
+        CATALOG_TOPIC,
+        "catalog.product_archived",
+        product_id,
+        catalog_events_pb2.ProductArchived(
             product_id=product_id, sku=sku, archived_at=_timestamp(archived_at)
         ),
-    }
+    )
 
 
 def stock_changed(
@@ -95,12 +95,12 @@ def stock_changed(
     order_id: str = "",
     changed_by: str = "",
     reason: str = "",
-) -> dict[str, Any]:
-    return {
-        "topic": CATALOG_TOPIC,
-        "event_type": "catalog.stock_changed",
-        "aggregate_id": product_id,
-        "payload": catalog_events_pb2.StockChanged(
+) -> Message:
+    return Message(
+        CATALOG_TOPIC,
+        "catalog.stock_changed",
+        product_id,
+        catalog_events_pb2.StockChanged(
             product_id=product_id,
             old_stock=old_stock,
             new_stock=new_stock,
@@ -110,37 +110,31 @@ def stock_changed(
             changed_by=changed_by,
             reason=reason,
         ),
-    }
+    )
 
 
-def stock_low(*, product_id: str, sku: str, name: str, stock: int, threshold: int) -> dict[str, Any]:
-    return {
-        "topic": CATALOG_TOPIC,
-        "event_type": "catalog.stock_low",
-        "aggregate_id": product_id,
-        "payload": catalog_events_pb2.StockLow(
+def stock_low(*, product_id: str, sku: str, name: str, stock: int, threshold: int) -> Message:
+    return Message(
+        CATALOG_TOPIC,
+        "catalog.stock_low",
+        product_id,
+        catalog_events_pb2.StockLow(
             product_id=product_id, sku=sku, name=name, stock=stock, low_stock_threshold=threshold
         ),
-    }
+    )
 
 
 # -- inventory.events (answers to the saga) --------------------------------------------------------
 
 
-def _reply(order_id: str, event_type: str, payload: Any, reply_to: ReplyTo) -> dict[str, Any]:
-    return {
-        "topic": INVENTORY_EVENTS,
-        "event_type": event_type,
-        "aggregate_id": order_id,
-        "payload": payload,
-        "causation_id": reply_to.causation_id,
-        "correlation_id": reply_to.correlation_id or order_id,
-    }
+def _reply(order_id: str, event_type: str, payload: Any, reply_to: ReplyTo) -> Message:
+    cause = Cause(reply_to.causation_id, reply_to.correlation_id or order_id)
+    return Message(INVENTORY_EVENTS, event_type, order_id, payload, cause)
 
 
 def stock_reserved(
     order_id: str, lines: Sequence[Line], expires_at: datetime | None, reply_to: ReplyTo
-) -> dict[str, Any]:
+) -> Message:
     payload = inventory_events_pb2.StockReserved(order_id=order_id, lines=_lines(lines))
     if expires_at is not None:
         payload.expires_at.CopyFrom(_timestamp(expires_at))
@@ -163,24 +157,24 @@ def rejection(order_id: str, rejected: Sequence[RejectedLine]) -> bytes:
     ).SerializeToString()
 
 
-def stock_rejected(order_id: str, stored: bytes, reply_to: ReplyTo) -> dict[str, Any]:
+def stock_rejected(order_id: str, stored: bytes, reply_to: ReplyTo) -> Message:
     payload = inventory_events_pb2.StockRejected.FromString(stored)
     return _reply(order_id, "inventory.stock_rejected", payload, reply_to)
 
 
-def stock_released(order_id: str, lines: Sequence[Line], reason: str, reply_to: ReplyTo) -> dict[str, Any]:
+def stock_released(order_id: str, lines: Sequence[Line], reason: str, reply_to: ReplyTo) -> Message:
     payload = inventory_events_pb2.StockReleased(order_id=order_id, lines=_lines(lines), reason=reason)
     return _reply(order_id, "inventory.stock_released", payload, reply_to)
 
 
-def stock_committed(order_id: str, lines: Sequence[Line], reply_to: ReplyTo) -> dict[str, Any]:
+def stock_committed(order_id: str, lines: Sequence[Line], reply_to: ReplyTo) -> Message:
     payload = inventory_events_pb2.StockCommitted(order_id=order_id, lines=_lines(lines))
     return _reply(order_id, "inventory.stock_committed", payload, reply_to)
 
 
 def reservation_expired(
     order_id: str, lines: Sequence[Line], expired_at: datetime, reply_to: ReplyTo
-) -> dict[str, Any]:
+) -> Message:
     payload = inventory_events_pb2.ReservationExpired(
         order_id=order_id, lines=_lines(lines), expired_at=_timestamp(expired_at)
     )

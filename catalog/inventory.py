@@ -56,7 +56,7 @@ async def record_stock_change(
     """catalog.stock_changed for every change, and catalog.stock_low when it crosses the threshold."""
     await outbox.add(
         session,
-        **events.stock_changed(
+        events.stock_changed(
             product_id=product_id,
             old_stock=old,
             new_stock=new,
@@ -69,7 +69,7 @@ async def record_stock_change(
     if _crossed_threshold(old, new, threshold):
         await outbox.add(
             session,
-            **events.stock_low(product_id=product_id, sku=sku, name=name, stock=new, threshold=threshold),
+            events.stock_low(product_id=product_id, sku=sku, name=name, stock=new, threshold=threshold),
         )
 
 
@@ -168,7 +168,7 @@ class Inventory:
                 .where(StockOrder.order_id == oid)
                 .values(status=REJECTED, rejection=stored, updated_at=func.now())
             )
-            await self.outbox.add(session, **events.stock_rejected(order_id, stored, reply_to))
+            await self.outbox.add(session, events.stock_rejected(order_id, stored, reply_to))
             return REJECTED
 
         await savepoint.commit()
@@ -198,7 +198,7 @@ class Inventory:
                 order_id=order_id,
             )
         lines_out = [(str(pid), quantity) for pid, quantity, _ in taken]
-        await self.outbox.add(session, **events.stock_reserved(order_id, lines_out, expires_at, reply_to))
+        await self.outbox.add(session, events.stock_reserved(order_id, lines_out, expires_at, reply_to))
         self.cache.invalidate_after_commit(session)
         return RESERVED
 
@@ -216,23 +216,23 @@ class Inventory:
                 .returning(StockOrder.order_id)
             )
             if remembered is not None:
-                await self.outbox.add(session, **events.stock_released(order_id, [], reason, reply_to))
+                await self.outbox.add(session, events.stock_released(order_id, [], reason, reply_to))
                 return RELEASED
             # A concurrent command for this order (a duplicate release, or the reserve) came first.
             order = await session.get(StockOrder, oid, with_for_update=True)
             assert order is not None
         if order.status == RELEASED:
             lines = await self._lines(session, oid)
-            await self.outbox.add(session, **events.stock_released(order_id, lines, order.reason, reply_to))
+            await self.outbox.add(session, events.stock_released(order_id, lines, order.reason, reply_to))
             return RELEASED
         if order.status in (REJECTED, EXPIRED):
-            await self.outbox.add(session, **events.stock_released(order_id, [], reason, reply_to))
+            await self.outbox.add(session, events.stock_released(order_id, [], reason, reply_to))
             return order.status
         restored = await self._restore(session, [oid], cause="RELEASE", new_status=RELEASED)
         order.status = RELEASED
         order.reason = reason
         order.updated_at = func.now()
-        await self.outbox.add(session, **events.stock_released(order_id, restored[oid], reason, reply_to))
+        await self.outbox.add(session, events.stock_released(order_id, restored[oid], reason, reply_to))
         self.cache.invalidate_after_commit(session)
         return RELEASED
 
@@ -244,7 +244,7 @@ class Inventory:
         if order is None:
             await self.outbox.add(
                 session,
-                **events.stock_released(order_id, [], "nothing was reserved for this order", reply_to),
+                events.stock_released(order_id, [], "nothing was reserved for this order", reply_to),
             )
             return RELEASED
         lines = await self._lines(session, oid)
@@ -256,18 +256,18 @@ class Inventory:
             )
             order.status = COMMITTED
             order.updated_at = func.now()
-            await self.outbox.add(session, **events.stock_committed(order_id, lines, reply_to))
+            await self.outbox.add(session, events.stock_committed(order_id, lines, reply_to))
         elif order.status == COMMITTED:
-            await self.outbox.add(session, **events.stock_committed(order_id, lines, reply_to))
+            await self.outbox.add(session, events.stock_committed(order_id, lines, reply_to))
         elif order.status == EXPIRED:
             await self.outbox.add(
-                session, **events.reservation_expired(order_id, lines, order.updated_at, reply_to)
+                session, events.reservation_expired(order_id, lines, order.updated_at, reply_to)
             )
         elif order.status == RELEASED:
-            await self.outbox.add(session, **events.stock_released(order_id, lines, order.reason, reply_to))
+            await self.outbox.add(session, events.stock_released(order_id, lines, order.reason, reply_to))
         else:
             assert order.rejection is not None
-            await self.outbox.add(session, **events.stock_rejected(order_id, order.rejection, reply_to))
+            await self.outbox.add(session, events.stock_rejected(order_id, order.rejection, reply_to))
         return order.status
 
     async def sweep(self) -> int:
@@ -297,7 +297,7 @@ class Inventory:
                 order_id = str(order.order_id)
                 await self.outbox.add(
                     session,
-                    **events.reservation_expired(
+                    events.reservation_expired(
                         order_id, released[order.order_id], now, ReplyTo(correlation_id=order_id)
                     ),
                 )
@@ -324,19 +324,19 @@ class Inventory:
         order_id = str(oid)
         if order.status == REJECTED:
             assert order.rejection is not None
-            await self.outbox.add(session, **events.stock_rejected(order_id, order.rejection, reply_to))
+            await self.outbox.add(session, events.stock_rejected(order_id, order.rejection, reply_to))
             return REJECTED
         lines = await self._lines(session, oid)
         if order.status == EXPIRED:
             await self.outbox.add(
-                session, **events.reservation_expired(order_id, lines, order.updated_at, reply_to)
+                session, events.reservation_expired(order_id, lines, order.updated_at, reply_to)
             )
             return EXPIRED
         if order.status == RELEASED:
-            await self.outbox.add(session, **events.stock_released(order_id, lines, order.reason, reply_to))
+            await self.outbox.add(session, events.stock_released(order_id, lines, order.reason, reply_to))
             return RELEASED
         # Held, or already sold to this order.
-        await self.outbox.add(session, **events.stock_reserved(order_id, lines, order.expires_at, reply_to))
+        await self.outbox.add(session, events.stock_reserved(order_id, lines, order.expires_at, reply_to))
         return RESERVED
 
     async def _why_not(self, session: AsyncSession, pid: uuid.UUID, quantity: int) -> RejectedLine | None:

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from chaos.ledger import GROUPS
-from servicekit.kafka import TOPICS, create_producer, dead_letter_topic
+from servicekit import topics
+from servicekit.kafka import create_producer, dead_letter_topic
 
 if TYPE_CHECKING:
     from chaos.run import Chaos
@@ -131,7 +132,7 @@ async def _replay_everything_reversed(chaos: Chaos) -> None:
     try:
         await reader.topics()
         partitions = [
-            TopicPartition(t, p) for t in TOPICS for p in sorted(reader.partitions_for_topic(t) or ())
+            TopicPartition(t, p) for t in topics.ALL for p in sorted(reader.partitions_for_topic(t) or ())
         ]
         ends = await reader.end_offsets(partitions)
         reader.assign(partitions)

@@ -71,7 +71,7 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(parts)
 
 
-def update_readme(readme: Path, results: dict[str, Any]) -> bool:
+def update_docs(readme: Path, results: dict[str, Any]) -> bool:
     text = readme.read_text()
     start, end = text.find(README_START), text.find(README_END)
     if start < 0 or end < start:

@@ -78,7 +78,7 @@ class Config:
     settle_timeout: float = 240.0
     results_dir: Path = RESULTS_DIR
     keep_data: bool = False
-    update_readme: bool = False
+    update_docs: bool = False
 
     @classmethod
     def short_mode(cls) -> Config:
@@ -357,10 +357,10 @@ class Chaos:
         (self.out / "results.json").write_text(json.dumps(results, indent=2))
         (self.out / "report.md").write_text(report.markdown(results))
         log.info("report: %s", self.out / "report.md")
-        if self.config.update_readme:
-            readme = Path(__file__).resolve().parent.parent / "README.md"
-            if not report.update_readme(readme, results):
-                log.warning("README.md has no chaos markers; not updated")
+        if self.config.update_docs:
+            readme = Path(__file__).resolve().parent.parent / "docs" / "reliability.md"
+            if not report.update_docs(readme, results):
+                log.warning("docs/reliability.md has no chaos markers; not updated")
 
 
 def parse_args(argv: list[str] | None = None) -> Config:
@@ -373,7 +373,7 @@ def parse_args(argv: list[str] | None = None) -> Config:
     parser.add_argument("--rate", type=float, help="orders per second")
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
     parser.add_argument("--keep-data", action="store_true", help="keep the data directory and logs")
-    parser.add_argument("--update-readme", action="store_true", help="put the table into README.md")
+    parser.add_argument("--update-docs", action="store_true", help="put the table into docs/reliability.md")
     args = parser.parse_args(argv)
     if args.list:
         for fault in FAULTS:
@@ -390,7 +390,7 @@ def parse_args(argv: list[str] | None = None) -> Config:
         config.rate = args.rate
     config.results_dir = args.results_dir
     config.keep_data = args.keep_data
-    config.update_readme = args.update_readme
+    config.update_docs = args.update_docs
     return config
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from order import events, grpc_api
+from order import consumers, grpc_api
 from order.models import inbox, outbox
 from order.peers import CatalogClient, PaymentClient
 from order.service import OrderService, policy_from
@@ -78,7 +78,7 @@ def build(settings: OrderSettings) -> OrderApp:
         max_quantity=settings.max_quantity,
         tick_batch=settings.saga_tick_batch,
     )
-    consumer = events.saga_consumer(
+    consumer = consumers.saga_consumer(
         handle=service.handle_reply,
         sessions=runtime.sessions,
         inbox=inbox,

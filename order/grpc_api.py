@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ecommerce.order.v1 import order_pb2, order_pb2_grpc
-from order import events, models
+from order import convert, models
 from order.service import LineRequest, OrderPage, OrderService, PlaceOrder
 from servicekit.context import current_caller
 
@@ -15,23 +15,23 @@ def order_to_proto(order: models.Order) -> order_pb2.Order:
     return order_pb2.Order(
         id=str(order.id),
         account_id=str(order.account_id),
-        status=events.status_proto(order.status),
-        cancellation_reason=events.reason_proto(order.cancellation_reason),
-        items=events.items_to_proto(order),
-        total=events.money(order.total_minor, order.currency),
+        status=convert.status_proto(order.status),
+        cancellation_reason=convert.reason_proto(order.cancellation_reason),
+        items=convert.items_to_proto(order),
+        total=convert.money(order.total_minor, order.currency),
         payment_id=order.payment_id or "",
         history=[
             order_pb2.StatusChange(
-                status=events.status_proto(entry.status),
-                at=events.timestamp(entry.at),
+                status=convert.status_proto(entry.status),
+                at=convert.timestamp(entry.at),
                 reason=entry.reason,
                 changed_by=entry.changed_by or "",
             )
             for entry in order.history
         ],
-        shipping_address=events.address_to_proto(order),
-        created_at=events.timestamp(order.created_at),
-        updated_at=events.timestamp(order.updated_at),
+        shipping_address=convert.address_to_proto(order),
+        created_at=convert.timestamp(order.created_at),
+        updated_at=convert.timestamp(order.updated_at),
     )
 
 
@@ -77,7 +77,7 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
     async def ListOrders(self, request, context):  # type: ignore[no-untyped-def]
         status = ""
         if request.status != order_pb2.ORDER_STATUS_UNSPECIFIED:
-            known = events.STATUS_FROM_PROTO.get(request.status)
+            known = convert.STATUS_FROM_PROTO.get(request.status)
             status = known.value if known is not None else str(request.status)
         page = await self.service.list_orders(
             current_caller(),

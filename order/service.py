@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
-from order import domain, events
+from order import domain, messages
 from order.models import Order, OrderHistory, OrderItem
 from order.peers import ProductInfo
 from servicekit import metrics
@@ -289,7 +289,7 @@ class OrderService:
                 self._set_saga(order, outcome.saga)
                 await session.flush()
                 await session.refresh(order, ["created_at", "updated_at"])
-                await self.outbox.add(session, **events.created(order))
+                await self.outbox.add(session, messages.created(order))
                 await self._record(session, order, None, outcome, now)
         except IntegrityError as exc:
             if key is None or IDEMPOTENCY_CONSTRAINT not in str(exc.orig):
@@ -635,7 +635,7 @@ class OrderService:
         causation_id: str = "",
     ) -> None:
         for cmd in outcome.commands:
-            await self.outbox.add(session, **events.command(order, cmd, causation_id=causation_id))
+            await self.outbox.add(session, messages.command(order, cmd, causation_id=causation_id))
         if outcome.commands:
             order.saga_sent_at = now
         previous = old_status
@@ -648,8 +648,8 @@ class OrderService:
                     changed_by=entry.changed_by or None,
                 )
             )
-            for message in events.transition(order, previous, entry, now, causation_id=causation_id):
-                await self.outbox.add(session, **message)
+            for message in messages.transition(order, previous, entry, now, causation_id=causation_id):
+                await self.outbox.add(session, message)
             _after_commit(session, lambda old=previous, entry=entry: _count_transition(order, old, entry))
             previous = entry.status.value
         if outcome.history:

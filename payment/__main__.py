@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from payment import events, grpc_api
+from payment import consumers, grpc_api
 from payment.models import inbox, outbox
 from payment.provider import GuardedProvider, SimulatedProvider
 from payment.service import PaymentService
@@ -56,8 +56,8 @@ def build(settings: PaymentSettings, *, jwks: JwksFetcher | None = None) -> Paym
     service = PaymentService(sessions=runtime.sessions, outbox=runtime.outbox, provider=guarded)
     consumer = EventConsumer(
         name="payment",
-        topics=[events.COMMANDS_TOPIC],
-        handlers=events.handlers(service),
+        topics=list(consumers.TOPICS),
+        handlers=consumers.handlers(service),
         sessions=runtime.sessions,
         inbox=inbox,
         bootstrap_servers=settings.kafka_bootstrap_servers,

@@ -9,7 +9,7 @@ from google.protobuf import timestamp_pb2
 from ecommerce.common.v1 import money_pb2
 from ecommerce.payment.v1 import payment_pb2, payment_pb2_grpc
 from payment import models
-from payment.events import FAILURE_REASON_TO_PROTO
+from payment.messages import FAILURE_REASON_TO_PROTO
 from payment.service import PaymentService
 from servicekit.context import current_caller
 from servicekit.resilience import BreakerState

@@ -22,8 +22,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from payment import events, models
-from payment.events import Cause
+from payment import messages, models
 from payment.models import Payment, Refund, VoidedOrder
 from payment.provider import MAX_TOKEN_LENGTH, GuardedProvider, Outcome
 from servicekit.auth import require_admin, require_caller
@@ -31,6 +30,7 @@ from servicekit.context import Caller
 from servicekit.db import transaction
 from servicekit.errors import Conflict, InvalidArgument, NotFound, Unavailable, Violations
 from servicekit.inbox import FollowUp
+from servicekit.messages import Cause, Message
 from servicekit.metrics import PAYMENT_OUTCOMES
 from servicekit.money import is_currency
 from servicekit.outbox import Outbox
@@ -223,7 +223,7 @@ class PaymentService:
         payment = await self._lock_by_order(session, oid)
         if payment is None:
             if voided is not None:
-                await self._emit(session, events.voided(str(oid), None, voided.created_at, cause))
+                await self._emit(session, messages.voided(str(oid), None, voided.created_at, cause))
                 return None
             problem = token_problem(token)
             payment = Payment(
@@ -256,7 +256,7 @@ class PaymentService:
                 "AuthorizePayment for order %s differs from its payment's amount; the first stands", oid
             )
         if voided is not None and payment.status in (models.PENDING, models.FAILED, models.VOIDED):
-            await self._emit(session, events.voided(str(oid), payment, voided.created_at, cause))
+            await self._emit(session, messages.voided(str(oid), payment, voided.created_at, cause))
             return None
         if payment.status == models.PENDING:
             log.info("resuming the PENDING payment %s of order %s", payment.id, oid)
@@ -382,12 +382,12 @@ class PaymentService:
         assert marker is not None
         payment = await self._lock_by_order(session, oid)
         if payment is None:
-            await self._emit(session, events.voided(str(oid), None, marker.created_at, cause))
+            await self._emit(session, messages.voided(str(oid), None, marker.created_at, cause))
             return None
         if payment.status not in (models.PENDING, models.SUCCEEDED):
             # Nothing was charged (FAILED), or the money is back already (VOIDED, REFUNDED).
             at = payment.updated_at if payment.status == models.VOIDED else marker.created_at
-            await self._emit(session, events.voided(str(oid), payment, at, cause))
+            await self._emit(session, messages.voided(str(oid), payment, at, cause))
             return None
         payment_id, reference, key = payment.id, payment.provider_reference, payment.idempotency_key
 
@@ -404,7 +404,7 @@ class PaymentService:
                 if current.status in (models.PENDING, models.SUCCEEDED):
                     current.status = models.VOIDED
                     await tx.flush()
-                await self._emit(tx, events.voided(str(oid), current, current.updated_at, cause))
+                await self._emit(tx, messages.voided(str(oid), current, current.updated_at, cause))
 
         return call_provider_then_record
 
@@ -416,18 +416,18 @@ class PaymentService:
     async def _reply(self, session: AsyncSession, payment: Payment, cause: Cause) -> None:
         """Answer an AuthorizePayment with what the payment came to (again, for a repeated one)."""
         if payment.status in (models.SUCCEEDED, models.REFUNDED):
-            await self._emit(session, events.succeeded(payment, cause))
+            await self._emit(session, messages.succeeded(payment, cause))
         elif payment.status == models.FAILED:
-            await self._emit(session, events.failed(payment, cause))
+            await self._emit(session, messages.failed(payment, cause))
         elif payment.status == models.VOIDED:
             await self._emit(
-                session, events.voided(str(payment.order_id), payment, payment.updated_at, cause)
+                session, messages.voided(str(payment.order_id), payment, payment.updated_at, cause)
             )
 
     async def _reply_refunded(self, session: AsyncSession, payment: Payment, cause: Cause | None) -> None:
         refund = await session.scalar(select(Refund).where(Refund.payment_id == payment.id))
         assert refund is not None
-        await self._emit(session, events.refunded(payment, refund, cause))
+        await self._emit(session, messages.refunded(payment, refund, cause))
 
-    async def _emit(self, session: AsyncSession, event: dict[str, Any]) -> None:
-        await self.outbox.add(session, **event)
+    async def _emit(self, session: AsyncSession, message: Message) -> None:
+        await self.outbox.add(session, message)

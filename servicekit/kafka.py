@@ -19,21 +19,11 @@ from google.protobuf import any_pb2, timestamp_pb2
 from google.protobuf.message import Message
 
 from ecommerce.events.v1 import envelope_pb2
+from servicekit import topics
 
 log = logging.getLogger(__name__)
 MessageT = TypeVar("MessageT", bound=Message)
 
-# Facts are published on `<domain>.events`, saga commands on `<domain>.commands` (DESIGN §4).
-TOPICS = (
-    "account.events",
-    "catalog.events",
-    "inventory.commands",
-    "inventory.events",
-    "order.events",
-    "payment.commands",
-    "payment.events",
-    "notification.events",
-)
 DEAD_LETTER_SUFFIX = ".dlq"
 
 
@@ -42,7 +32,7 @@ def dead_letter_topic(topic: str) -> str:
 
 
 def all_topics() -> list[str]:
-    return [*TOPICS, *(dead_letter_topic(t) for t in TOPICS)]
+    return [*topics.ALL, *(dead_letter_topic(t) for t in topics.ALL)]
 
 
 def new_envelope(

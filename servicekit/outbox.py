@@ -18,7 +18,6 @@ from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
-from google.protobuf.message import Message
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -42,6 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from servicekit.context import current_request_id
 from servicekit.db import transaction
 from servicekit.kafka import RenewingProducer, dead_letter_topic, ensure_topics, new_envelope
+from servicekit.messages import Message
 from servicekit.metrics import OUTBOX_PUBLISHED
 from servicekit.tracing import inject
 
@@ -78,26 +78,17 @@ class Outbox:
         self.table = table
         self.producer_name = producer_name
 
-    async def add(
-        self,
-        session: AsyncSession,
-        *,
-        topic: str,
-        event_type: str,
-        aggregate_id: str,
-        payload: Message,
-        causation_id: str = "",
-        correlation_id: str = "",
-    ) -> str:
-        """Stage one event in the session's transaction; returns its event id."""
+    async def add(self, session: AsyncSession, message: Message) -> str:
+        """Stage one message in the session's transaction; returns its event id."""
         envelope = new_envelope(
-            event_type=event_type,
-            aggregate_id=aggregate_id,
+            event_type=message.event_type,
+            aggregate_id=message.aggregate_id,
             producer=self.producer_name,
-            payload=payload,
-            causation_id=causation_id,
-            correlation_id=correlation_id,
+            payload=message.payload,
+            causation_id=message.cause.event_id,
+            correlation_id=message.cause.correlation_id,
         )
+        event_type = message.event_type
         headers = {"event_type": event_type}
         if request_id := current_request_id():
             headers["x-request-id"] = request_id
@@ -105,8 +96,8 @@ class Outbox:
         await session.execute(
             insert(self.table).values(
                 event_id=envelope.event_id,
-                topic=topic,
-                key=aggregate_id,
+                topic=message.topic,
+                key=message.aggregate_id,
                 event_type=event_type,
                 payload=envelope.SerializeToString(),
                 headers=headers,

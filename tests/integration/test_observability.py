@@ -26,6 +26,7 @@ from servicekit.db import create_engine, database_url, ensure_database, session_
 from servicekit.inbox import EventConsumer, inbox_table
 from servicekit.kafka import create_producer, dead_letter_topic, ensure_topics
 from servicekit.logging import _ContextFilter
+from servicekit.messages import Message
 from servicekit.outbox import Outbox, OutboxRelay, outbox_table
 from tests.helpers import eventually, group_timeouts, unique_email
 
@@ -190,10 +191,12 @@ async def add_event(kit: dict, topic: str, aggregate_id: str) -> str:
     async with transaction(kit["sessions"]) as session:
         return await Outbox(outbox, "observability-test").add(
             session,
-            topic=topic,
-            event_type="account.registered",
-            aggregate_id=aggregate_id,
-            payload=account_events_pb2.AccountRegistered(account_id=aggregate_id, email="a@example.com"),
+            Message(
+                topic=topic,
+                event_type="account.registered",
+                aggregate_id=aggregate_id,
+                payload=account_events_pb2.AccountRegistered(account_id=aggregate_id, email="a@example.com"),
+            ),
         )
 
 

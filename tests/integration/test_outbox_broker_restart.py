@@ -20,6 +20,7 @@ from ecommerce.events.v1 import account_events_pb2
 from servicekit.db import create_engine, database_url, ensure_database, session_factory, transaction
 from servicekit.embedded import EmbeddedBroker
 from servicekit.kafka import create_producer, dead_letter_topic, ensure_topics
+from servicekit.messages import Message
 from servicekit.outbox import Outbox, OutboxRelay, outbox_table
 from tests.helpers import eventually, group_timeouts
 
@@ -66,10 +67,12 @@ async def publish(kit: dict, marker: str) -> None:
     async with transaction(kit["sessions"]) as session:
         await kit["outbox"].add(
             session,
-            topic=TOPIC,
-            event_type="test.registered",
-            aggregate_id=marker,
-            payload=account_events_pb2.AccountRegistered(account_id=marker),
+            Message(
+                topic=TOPIC,
+                event_type="test.registered",
+                aggregate_id=marker,
+                payload=account_events_pb2.AccountRegistered(account_id=marker),
+            ),
         )
 
 

@@ -18,6 +18,7 @@ from servicekit.db import create_engine, database_url, ensure_database, session_
 from servicekit.embedded import EmbeddedBroker
 from servicekit.inbox import BATCH_CHECK, EventConsumer, inbox_table
 from servicekit.kafka import RenewingProducer, create_producer, dead_letter_topic, ensure_topics, new_envelope
+from servicekit.messages import Message
 from servicekit.outbox import Outbox, OutboxRelay, outbox_table
 from tests.helpers import eventually, group_timeouts
 
@@ -101,10 +102,9 @@ async def add_registered(session, topic: str, account_id: str, *, key: str) -> N
     """Write one account.registered to the outbox, in the caller's transaction."""
     await Outbox(outbox, "kit").add(
         session,
-        topic=topic,
-        event_type="account.registered",
-        aggregate_id=key,
-        payload=registered(account_id),
+        Message(
+            topic=topic, event_type="account.registered", aggregate_id=key, payload=registered(account_id)
+        ),
     )
 
 

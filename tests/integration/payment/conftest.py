@@ -24,15 +24,17 @@ from sqlalchemy import text
 from ecommerce.common.v1 import money_pb2
 from ecommerce.events.v1 import envelope_pb2, payment_events_pb2
 from ecommerce.payment.v1 import payment_pb2_grpc
-from payment import events, grpc_api
+from payment import grpc_api
 from payment.__main__ import PaymentApp, build
-from payment.events import Cause
 from payment.settings import PaymentSettings
+from servicekit import topics
 from servicekit.db import database_url, ensure_database, transaction
 from servicekit.kafka import create_producer, dead_letter_topic, ensure_topics, new_envelope
+from servicekit.messages import Cause
 from servicekit.migrations import upgrade_async
 from servicekit.runtime import shutdown, start
 from servicekit.security import SigningKey, TokenIssuer, jwks
+from servicekit.topics import PaymentCommand
 from tests.helpers import eventually
 
 Envelope = envelope_pb2.EventEnvelope
@@ -101,7 +103,7 @@ class PaymentHarness:
         command = authorize_command(
             order_id, token, account_id=account_id, amount_minor=amount_minor, currency=currency
         )
-        sent = await self.send(events.AUTHORIZE_PAYMENT, order_id, command, event_id=event_id)
+        sent = await self.send(PaymentCommand.AUTHORIZE_PAYMENT, order_id, command, event_id=event_id)
         return await self.reply_to(sent)
 
     async def reply_to(self, sent: Envelope, *, timeout: float = 20.0) -> Envelope:
@@ -164,7 +166,7 @@ def authorize_command(
 
 async def _collect(bootstrap: str, replies: Replies, assigned: asyncio.Event) -> None:
     consumer = AIOKafkaConsumer(
-        events.TOPIC,
+        topics.PAYMENT_EVENTS,
         bootstrap_servers=bootstrap,
         group_id=f"payment-it-replies-{uuid.uuid4().hex}",
         auto_offset_reset="earliest",
@@ -192,7 +194,7 @@ async def payment(infra, data_dir: Path) -> AsyncIterator[PaymentHarness]:
     commands_topic = f"payment.commands.it-{uuid.uuid4().hex[:8]}"
     await ensure_topics(
         infra.kafka_bootstrap_servers,
-        [commands_topic, dead_letter_topic(commands_topic), events.TOPIC],
+        [commands_topic, dead_letter_topic(commands_topic), topics.PAYMENT_EVENTS],
         partitions=3,
     )
     settings = PaymentSettings(

@@ -9,9 +9,9 @@ import pytest
 
 from ecommerce.events.v1 import envelope_pb2, payment_events_pb2
 from ecommerce.payment.v1 import payment_pb2
-from payment import events
 from servicekit.kafka import unpack
 from servicekit.rpc_status import parse_rpc_error
+from servicekit.topics import PaymentEvent
 
 pytestmark = pytest.mark.usefixtures("clean_payments")
 
@@ -228,7 +228,7 @@ async def test_an_admin_refunds_a_succeeded_payment_once_and_it_is_published(pay
     rows = await payment.execute(
         "SELECT event_type, payload FROM outbox WHERE key = :id AND event_type = :type",
         id=order_id,
-        type=events.REFUNDED,
+        type=PaymentEvent.REFUNDED,
     )
     assert len(rows) == 1
     body = unpack(envelope_pb2.EventEnvelope.FromString(rows[0][1]), payment_events_pb2.PaymentRefunded)

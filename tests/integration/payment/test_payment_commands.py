@@ -8,10 +8,10 @@ import pytest
 
 from ecommerce.events.v1 import payment_events_pb2
 from ecommerce.payment.v1 import payment_pb2
-from payment import events
-from payment.events import Cause
 from servicekit.db import transaction
 from servicekit.kafka import new_envelope, unpack
+from servicekit.messages import Cause
+from servicekit.topics import PaymentCommand, PaymentEvent
 from tests.helpers import eventually
 from tests.integration.payment.conftest import authorize_command
 
@@ -27,12 +27,12 @@ def key(order_id: str) -> str:
 
 
 def succeeded(envelope) -> payment_events_pb2.PaymentSucceeded:
-    assert envelope.event_type == events.SUCCEEDED, envelope.event_type
+    assert envelope.event_type == PaymentEvent.SUCCEEDED, envelope.event_type
     return unpack(envelope, payment_events_pb2.PaymentSucceeded)  # type: ignore[return-value]
 
 
 def failed(envelope) -> payment_events_pb2.PaymentFailed:
-    assert envelope.event_type == events.FAILED, envelope.event_type
+    assert envelope.event_type == PaymentEvent.FAILED, envelope.event_type
     return unpack(envelope, payment_events_pb2.PaymentFailed)  # type: ignore[return-value]
 
 
@@ -63,7 +63,9 @@ async def test_tok_visa_charges_once_and_answers_payment_succeeded_keyed_by_orde
     order_id, account_id = new_order(), str(uuid.uuid4())
 
     sent = await payment.send(
-        events.AUTHORIZE_PAYMENT, order_id, authorize_command(order_id, "tok_visa", account_id=account_id)
+        PaymentCommand.AUTHORIZE_PAYMENT,
+        order_id,
+        authorize_command(order_id, "tok_visa", account_id=account_id),
     )
     reply = await payment.reply_to(sent)
 
@@ -95,13 +97,13 @@ async def test_a_duplicate_delivery_makes_one_payment_and_one_charge(payment):
     order_id = new_order()
     command = authorize_command(order_id, "tok_visa")
     first = new_envelope(
-        event_type=events.AUTHORIZE_PAYMENT, aggregate_id=order_id, producer="order", payload=command
+        event_type=PaymentCommand.AUTHORIZE_PAYMENT, aggregate_id=order_id, producer="order", payload=command
     )
     duplicates_before = payment.app.consumer.duplicates
 
     await payment.send_envelope(first)
     await payment.send_envelope(first)
-    resent = await payment.send(events.AUTHORIZE_PAYMENT, order_id, command)
+    resent = await payment.send(PaymentCommand.AUTHORIZE_PAYMENT, order_id, command)
 
     first_reply = succeeded(await payment.reply_to(first))
     resent_reply = succeeded(await payment.reply_to(resent))
@@ -170,7 +172,7 @@ async def test_tok_timeout_times_out_retries_opens_the_breaker_fails_fast_and_cl
     admin = payment.admin()
 
     # The payment is committed as PENDING before the provider is called, outside any transaction.
-    sent = await payment.send(events.AUTHORIZE_PAYMENT, slow, authorize_command(slow, "tok_timeout"))
+    sent = await payment.send(PaymentCommand.AUTHORIZE_PAYMENT, slow, authorize_command(slow, "tok_timeout"))
 
     async def pending() -> bool:
         listed = await payment.stub.ListPayments(
@@ -286,7 +288,7 @@ async def test_a_poison_command_is_dead_lettered_and_the_partition_keeps_flowing
     poison = authorize_command(new_order())
     poison.order_id = "'; DROP TABLE payments; --"
 
-    await payment.send(events.AUTHORIZE_PAYMENT, "poison", poison)
+    await payment.send(PaymentCommand.AUTHORIZE_PAYMENT, "poison", poison)
     order_id = new_order()
     reply = succeeded(await payment.authorize(order_id, "tok_visa"))
 
@@ -308,7 +310,7 @@ async def test_an_authorize_command_with_a_bad_amount_writes_nothing_and_is_dead
     order_id = new_order()
 
     await payment.send(
-        events.AUTHORIZE_PAYMENT,
+        PaymentCommand.AUTHORIZE_PAYMENT,
         order_id,
         authorize_command(order_id, amount_minor=amount_minor, currency=currency),
     )
@@ -328,10 +330,10 @@ async def test_refund_command_pays_a_succeeded_payment_back_once(payment):
     charged = succeeded(await payment.authorize(order_id, "tok_visa"))
     command = payment_events_pb2.RefundPayment(order_id=order_id, reason="order cancelled by customer")
 
-    first = await payment.reply_to(await payment.send(events.REFUND_PAYMENT, order_id, command))
-    again = await payment.reply_to(await payment.send(events.REFUND_PAYMENT, order_id, command))
+    first = await payment.reply_to(await payment.send(PaymentCommand.REFUND_PAYMENT, order_id, command))
+    again = await payment.reply_to(await payment.send(PaymentCommand.REFUND_PAYMENT, order_id, command))
 
-    assert (first.event_type, again.event_type) == (events.REFUNDED, events.REFUNDED)
+    assert (first.event_type, again.event_type) == (PaymentEvent.REFUNDED, PaymentEvent.REFUNDED)
     body = unpack(first, payment_events_pb2.PaymentRefunded)
     assert (body.payment_id, body.amount.amount_minor, body.reason, body.refunded_by) == (
         charged.payment_id,
@@ -348,11 +350,13 @@ async def test_void_before_authorize_answers_voided_and_the_late_authorize_never
     order_id = new_order()
 
     voided = await payment.reply_to(
-        await payment.send(events.VOID_PAYMENT, order_id, payment_events_pb2.VoidPayment(order_id=order_id))
+        await payment.send(
+            PaymentCommand.VOID_PAYMENT, order_id, payment_events_pb2.VoidPayment(order_id=order_id)
+        )
     )
     late = await payment.authorize(order_id, "tok_visa")
 
-    assert (voided.event_type, late.event_type) == (events.VOIDED, events.VOIDED)
+    assert (voided.event_type, late.event_type) == (PaymentEvent.VOIDED, PaymentEvent.VOIDED)
     assert unpack(voided, payment_events_pb2.PaymentVoided).payment_id == ""
     assert payment.app.provider.calls_for(key(order_id)) == 0
     assert await payment.count("payments") == 0
@@ -364,7 +368,7 @@ async def test_void_after_success_reverses_the_charge(payment):
 
     reply = await payment.reply_to(
         await payment.send(
-            events.VOID_PAYMENT,
+            PaymentCommand.VOID_PAYMENT,
             order_id,
             payment_events_pb2.VoidPayment(order_id=order_id, reason="cancelled"),
         )
@@ -372,7 +376,7 @@ async def test_void_after_success_reverses_the_charge(payment):
 
     body = unpack(reply, payment_events_pb2.PaymentVoided)
     assert (reply.event_type, body.payment_id, body.amount.amount_minor) == (
-        events.VOIDED,
+        PaymentEvent.VOIDED,
         charged.payment_id,
         4999,
     )

@@ -1,0 +1,38 @@
+"""What the account service publishes on `account.events` (it consumes nothing)."""
+
+from __future__ import annotations
+
+from google.protobuf import timestamp_pb2
+
+from account.models import Account
+from ecommerce.events.v1 import account_events_pb2
+from servicekit.messages import Message
+from servicekit.topics import ACCOUNT_EVENTS, AccountEvent
+
+
+def _now() -> timestamp_pb2.Timestamp:
+    stamp = timestamp_pb2.Timestamp()
+    stamp.GetCurrentTime()
+    return stamp
+
+
+def registered(account: Account) -> Message:
+    return Message(
+        ACCOUNT_EVENTS,
+        AccountEvent.REGISTERED,
+        str(account.id),
+        account_events_pb2.AccountRegistered(
+            account_id=str(account.id), email=account.email, name=account.name, registered_at=_now()
+        ),
+    )
+
+
+def role_changed(account: Account, old_role: str, changed_by: str) -> Message:
+    return Message(
+        ACCOUNT_EVENTS,
+        AccountEvent.ROLE_CHANGED,
+        str(account.id),
+        account_events_pb2.AccountRoleChanged(
+            account_id=str(account.id), old_role=old_role, new_role=account.role, changed_by=changed_by
+        ),
+    )

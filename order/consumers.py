@@ -1,0 +1,119 @@
+"""What the order service consumes: the saga's replies on `inventory.events` and `payment.events`.
+
+Each reply is translated into a `domain` event and handed to the saga (`OrderService.handle_reply`)
+in the consumer's transaction, with its inbox row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from google.protobuf.message import Message as Payload
+from sqlalchemy import Table
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from ecommerce.events.v1 import envelope_pb2, inventory_events_pb2, payment_events_pb2
+from ecommerce.payment.v1 import payment_pb2
+from order import domain
+from servicekit.inbox import EventConsumer
+from servicekit.kafka import unpack
+from servicekit.topics import INVENTORY_EVENTS, PAYMENT_EVENTS, InventoryEvent, PaymentEvent
+
+REPLY_TOPICS = (INVENTORY_EVENTS, PAYMENT_EVENTS)
+CONSUMER_NAME = "order-saga"
+
+REJECTION_NAMES = {
+    inventory_events_pb2.STOCK_REJECTION_REASON_INSUFFICIENT_STOCK: "insufficient stock",
+    inventory_events_pb2.STOCK_REJECTION_REASON_PRODUCT_NOT_FOUND: "product not found",
+    inventory_events_pb2.STOCK_REJECTION_REASON_PRODUCT_ARCHIVED: "product archived",
+}
+
+
+Translate = Callable[[Any], domain.Event]
+
+_PAYMENT_FAILURES = {
+    payment_pb2.PAYMENT_FAILURE_REASON_DECLINED: "declined by the provider",
+    payment_pb2.PAYMENT_FAILURE_REASON_INVALID_TOKEN: "the payment token is not valid",
+    payment_pb2.PAYMENT_FAILURE_REASON_PROVIDER_TIMEOUT: "the provider timed out",
+    payment_pb2.PAYMENT_FAILURE_REASON_PROVIDER_UNAVAILABLE: "the provider is unavailable",
+}
+
+
+def _rejected(message: inventory_events_pb2.StockRejected) -> domain.Event:
+    detail = "; ".join(
+        f"{line.product_id} ({REJECTION_NAMES.get(line.reason, 'rejected')}: "
+        f"{line.requested} requested, {line.available} available)"
+        for line in message.lines
+    )
+    return domain.StockRejected(detail)
+
+
+def _failed(message: payment_events_pb2.PaymentFailed) -> domain.Event:
+    detail = _PAYMENT_FAILURES.get(message.reason, "") or message.message
+    return domain.PaymentFailed(retryable=message.retryable, detail=detail, payment_id=message.payment_id)
+
+
+REPLIES: dict[str, tuple[type[Payload], Translate]] = {
+    InventoryEvent.STOCK_RESERVED: (inventory_events_pb2.StockReserved, lambda m: domain.StockReserved()),
+    InventoryEvent.STOCK_REJECTED: (inventory_events_pb2.StockRejected, _rejected),
+    InventoryEvent.STOCK_RELEASED: (inventory_events_pb2.StockReleased, lambda m: domain.StockReleased()),
+    InventoryEvent.STOCK_COMMITTED: (inventory_events_pb2.StockCommitted, lambda m: domain.StockCommitted()),
+    InventoryEvent.RESERVATION_EXPIRED: (
+        inventory_events_pb2.ReservationExpired,
+        lambda m: domain.ReservationExpired(),
+    ),
+    PaymentEvent.SUCCEEDED: (
+        payment_events_pb2.PaymentSucceeded,
+        lambda m: domain.PaymentSucceeded(payment_id=m.payment_id),
+    ),
+    PaymentEvent.FAILED: (payment_events_pb2.PaymentFailed, _failed),
+    PaymentEvent.VOIDED: (
+        payment_events_pb2.PaymentVoided,
+        lambda m: domain.PaymentVoided(payment_id=m.payment_id),
+    ),
+    PaymentEvent.REFUNDED: (
+        payment_events_pb2.PaymentRefunded,
+        lambda m: domain.PaymentRefunded(payment_id=m.payment_id),
+    ),
+}
+
+
+def translate(envelope: envelope_pb2.EventEnvelope) -> tuple[str, domain.Event]:
+    """The order id and domain event of a reply; ValueError for a payload of the wrong type."""
+    message_type, convert = REPLIES[envelope.event_type]
+    message = unpack(envelope, message_type)
+    order_id = getattr(message, "order_id", "") or envelope.aggregate_id
+    return order_id, convert(message)
+
+
+ReplyHandler = Callable[[AsyncSession, str, domain.Event, str], Awaitable[None]]
+
+
+def saga_consumer(
+    *,
+    handle: ReplyHandler,
+    sessions: async_sessionmaker[AsyncSession],
+    inbox: Table,
+    bootstrap_servers: str,
+    dead_letters: Any,
+    max_attempts: int,
+    session_timeout_ms: int,
+) -> EventConsumer:
+    """The consumer of the saga's replies; each runs in one transaction with its inbox row."""
+
+    async def on_reply(session: AsyncSession, envelope: envelope_pb2.EventEnvelope) -> None:
+        order_id, event = translate(envelope)
+        await handle(session, order_id, event, envelope.event_id)
+
+    return EventConsumer(
+        name=CONSUMER_NAME,
+        topics=REPLY_TOPICS,
+        handlers=dict.fromkeys(REPLIES, on_reply),
+        sessions=sessions,
+        inbox=inbox,
+        bootstrap_servers=bootstrap_servers,
+        dead_letters=dead_letters,
+        max_attempts=max_attempts,
+        session_timeout_ms=session_timeout_ms,
+    )

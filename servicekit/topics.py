@@ -1,0 +1,93 @@
+"""The names on the wire: every topic and every event type, in one place.
+
+Facts are published on `<domain>.events`, saga commands on `<domain>.commands`, keyed by the
+aggregate they concern so that one aggregate's messages stay in order. A service imports the
+names it publishes and the names it consumes from here, never spells them itself.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+ACCOUNT_EVENTS = "account.events"
+CATALOG_EVENTS = "catalog.events"
+INVENTORY_COMMANDS = "inventory.commands"
+INVENTORY_EVENTS = "inventory.events"
+ORDER_EVENTS = "order.events"
+PAYMENT_COMMANDS = "payment.commands"
+PAYMENT_EVENTS = "payment.events"
+NOTIFICATION_EVENTS = "notification.events"
+
+ALL = (
+    ACCOUNT_EVENTS,
+    CATALOG_EVENTS,
+    INVENTORY_COMMANDS,
+    INVENTORY_EVENTS,
+    ORDER_EVENTS,
+    PAYMENT_COMMANDS,
+    PAYMENT_EVENTS,
+    NOTIFICATION_EVENTS,
+)
+
+
+class AccountEvent(StrEnum):
+    """On `account.events`, keyed by account id."""
+
+    REGISTERED = "account.registered"
+    ROLE_CHANGED = "account.role_changed"
+
+
+class CatalogEvent(StrEnum):
+    """On `catalog.events`, keyed by product id."""
+
+    PRODUCT_CREATED = "catalog.product_created"
+    PRODUCT_UPDATED = "catalog.product_updated"
+    PRODUCT_ARCHIVED = "catalog.product_archived"
+    STOCK_CHANGED = "catalog.stock_changed"
+    STOCK_LOW = "catalog.stock_low"
+
+
+class InventoryCommand(StrEnum):
+    """On `inventory.commands`, keyed by order id: the saga asks the catalog."""
+
+    RESERVE_STOCK = "inventory.reserve_stock"
+    COMMIT_STOCK = "inventory.commit_stock"
+    RELEASE_STOCK = "inventory.release_stock"
+
+
+class InventoryEvent(StrEnum):
+    """On `inventory.events`, keyed by order id: the catalog answers the saga."""
+
+    STOCK_RESERVED = "inventory.stock_reserved"
+    STOCK_REJECTED = "inventory.stock_rejected"
+    STOCK_COMMITTED = "inventory.stock_committed"
+    STOCK_RELEASED = "inventory.stock_released"
+    RESERVATION_EXPIRED = "inventory.reservation_expired"
+
+
+class OrderEvent(StrEnum):
+    """On `order.events`, keyed by order id."""
+
+    CREATED = "order.created"
+    STATUS_CHANGED = "order.status_changed"
+    CONFIRMED = "order.confirmed"
+    CANCELLED = "order.cancelled"
+    SHIPPED = "order.shipped"
+    DELIVERED = "order.delivered"
+
+
+class PaymentCommand(StrEnum):
+    """On `payment.commands`, keyed by order id: the saga asks the payment service."""
+
+    AUTHORIZE_PAYMENT = "payment.authorize_payment"
+    VOID_PAYMENT = "payment.void_payment"
+    REFUND_PAYMENT = "payment.refund_payment"
+
+
+class PaymentEvent(StrEnum):
+    """On `payment.events`, keyed by order id."""
+
+    SUCCEEDED = "payment.succeeded"
+    FAILED = "payment.failed"
+    VOIDED = "payment.voided"
+    REFUNDED = "payment.refunded"
