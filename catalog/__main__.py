@@ -68,7 +68,7 @@ def build(settings: CatalogSettings, *, jwks: JwksFetcher | None = None) -> Cata
     )
     consumer = EventConsumer(
         name=CONSUMER_NAME,
-        topics=[consumers.INVENTORY_COMMANDS],
+        topics=list(consumers.TOPICS),
         handlers=consumers.handlers(inventory),
         sessions=runtime.sessions,
         inbox=inbox,

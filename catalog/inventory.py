@@ -13,9 +13,8 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from catalog import events
+from catalog import messages
 from catalog.cache import CatalogCache
-from catalog.events import ReplyTo
 from catalog.models import (
     COMMITTED,
     EXPIRED,
@@ -28,6 +27,7 @@ from catalog.models import (
 )
 from catalog.views import Line, RejectedLine
 from servicekit.db import transaction
+from servicekit.messages import NO_CAUSE, Cause
 from servicekit.outbox import Outbox
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ async def record_stock_change(
     """catalog.stock_changed for every change, and catalog.stock_low when it crosses the threshold."""
     await outbox.add(
         session,
-        events.stock_changed(
+        messages.stock_changed(
             product_id=product_id,
             old_stock=old,
             new_stock=new,
@@ -69,7 +69,7 @@ async def record_stock_change(
     if _crossed_threshold(old, new, threshold):
         await outbox.add(
             session,
-            events.stock_low(product_id=product_id, sku=sku, name=name, stock=new, threshold=threshold),
+            messages.stock_low(product_id=product_id, sku=sku, name=name, stock=new, threshold=threshold),
         )
 
 
@@ -101,7 +101,7 @@ class Inventory:
         self.expired_total = 0
 
     async def reserve(
-        self, session: AsyncSession, *, order_id: str, lines: Sequence[Line], reply_to: ReplyTo
+        self, session: AsyncSession, *, order_id: str, lines: Sequence[Line], cause: Cause
     ) -> str:
         """ReserveStock: every line or none. Returns the outcome: RESERVED or REJECTED, or for a
         repeated command how the first one's reservation ended (EXPIRED, RELEASED)."""
@@ -113,7 +113,7 @@ class Inventory:
             .returning(StockOrder.order_id)
         )
         if first is None:
-            return await self._replay_reservation(session, oid, reply_to)
+            return await self._replay_reservation(session, oid, cause)
 
         rejected: list[RejectedLine] = []
         merged: dict[str, int] = {}
@@ -162,13 +162,13 @@ class Inventory:
 
         if rejected or not wanted:
             await savepoint.rollback()
-            stored = events.rejection(order_id, rejected)
+            stored = messages.rejection(order_id, rejected)
             await session.execute(
                 update(StockOrder)
                 .where(StockOrder.order_id == oid)
                 .values(status=REJECTED, rejection=stored, updated_at=func.now())
             )
-            await self.outbox.add(session, events.stock_rejected(order_id, stored, reply_to))
+            await self.outbox.add(session, messages.stock_rejected(order_id, stored, cause))
             return REJECTED
 
         await savepoint.commit()
@@ -198,11 +198,11 @@ class Inventory:
                 order_id=order_id,
             )
         lines_out = [(str(pid), quantity) for pid, quantity, _ in taken]
-        await self.outbox.add(session, events.stock_reserved(order_id, lines_out, expires_at, reply_to))
+        await self.outbox.add(session, messages.stock_reserved(order_id, lines_out, expires_at, cause))
         self.cache.invalidate_after_commit(session)
         return RESERVED
 
-    async def release(self, session: AsyncSession, *, order_id: str, reason: str, reply_to: ReplyTo) -> str:
+    async def release(self, session: AsyncSession, *, order_id: str, reason: str, cause: Cause) -> str:
         """ReleaseStock: give the order's units back, exactly once (also after CommitStock: a
         confirmed order that is cancelled). Returns the order's status afterwards."""
         oid = uuid.UUID(order_id)
@@ -216,27 +216,27 @@ class Inventory:
                 .returning(StockOrder.order_id)
             )
             if remembered is not None:
-                await self.outbox.add(session, events.stock_released(order_id, [], reason, reply_to))
+                await self.outbox.add(session, messages.stock_released(order_id, [], reason, cause))
                 return RELEASED
             # A concurrent command for this order (a duplicate release, or the reserve) came first.
             order = await session.get(StockOrder, oid, with_for_update=True)
             assert order is not None
         if order.status == RELEASED:
             lines = await self._lines(session, oid)
-            await self.outbox.add(session, events.stock_released(order_id, lines, order.reason, reply_to))
+            await self.outbox.add(session, messages.stock_released(order_id, lines, order.reason, cause))
             return RELEASED
         if order.status in (REJECTED, EXPIRED):
-            await self.outbox.add(session, events.stock_released(order_id, [], reason, reply_to))
+            await self.outbox.add(session, messages.stock_released(order_id, [], reason, cause))
             return order.status
         restored = await self._restore(session, [oid], cause="RELEASE", new_status=RELEASED)
         order.status = RELEASED
         order.reason = reason
         order.updated_at = func.now()
-        await self.outbox.add(session, events.stock_released(order_id, restored[oid], reason, reply_to))
+        await self.outbox.add(session, messages.stock_released(order_id, restored[oid], reason, cause))
         self.cache.invalidate_after_commit(session)
         return RELEASED
 
-    async def commit(self, session: AsyncSession, *, order_id: str, reply_to: ReplyTo) -> str:
+    async def commit(self, session: AsyncSession, *, order_id: str, cause: Cause) -> str:
         """CommitStock: the order is paid; its units are sold and no longer expire. A reservation
         that already ended answers with how it ended, so the saga can compensate."""
         oid = uuid.UUID(order_id)
@@ -244,7 +244,7 @@ class Inventory:
         if order is None:
             await self.outbox.add(
                 session,
-                events.stock_released(order_id, [], "nothing was reserved for this order", reply_to),
+                messages.stock_released(order_id, [], "nothing was reserved for this order", cause),
             )
             return RELEASED
         lines = await self._lines(session, oid)
@@ -256,18 +256,18 @@ class Inventory:
             )
             order.status = COMMITTED
             order.updated_at = func.now()
-            await self.outbox.add(session, events.stock_committed(order_id, lines, reply_to))
+            await self.outbox.add(session, messages.stock_committed(order_id, lines, cause))
         elif order.status == COMMITTED:
-            await self.outbox.add(session, events.stock_committed(order_id, lines, reply_to))
+            await self.outbox.add(session, messages.stock_committed(order_id, lines, cause))
         elif order.status == EXPIRED:
             await self.outbox.add(
-                session, events.reservation_expired(order_id, lines, order.updated_at, reply_to)
+                session, messages.reservation_expired(order_id, lines, order.updated_at, cause)
             )
         elif order.status == RELEASED:
-            await self.outbox.add(session, events.stock_released(order_id, lines, order.reason, reply_to))
+            await self.outbox.add(session, messages.stock_released(order_id, lines, order.reason, cause))
         else:
             assert order.rejection is not None
-            await self.outbox.add(session, events.stock_rejected(order_id, order.rejection, reply_to))
+            await self.outbox.add(session, messages.stock_rejected(order_id, order.rejection, cause))
         return order.status
 
     async def sweep(self) -> int:
@@ -297,9 +297,7 @@ class Inventory:
                 order_id = str(order.order_id)
                 await self.outbox.add(
                     session,
-                    events.reservation_expired(
-                        order_id, released[order.order_id], now, ReplyTo(correlation_id=order_id)
-                    ),
+                    messages.reservation_expired(order_id, released[order.order_id], now, NO_CAUSE),
                 )
         self.expired_total += len(expired)
         log.info("released %d expired reservations", len(expired))
@@ -315,7 +313,7 @@ class Inventory:
 
     # -- helpers ----------------------------------------------------------------------------------------
 
-    async def _replay_reservation(self, session: AsyncSession, oid: uuid.UUID, reply_to: ReplyTo) -> str:
+    async def _replay_reservation(self, session: AsyncSession, oid: uuid.UUID, cause: Cause) -> str:
         """A repeated ReserveStock answers with what holds now, as CommitStock does: a reservation
         that has since expired or been released is not answered as reserved (the saga would take
         the payment, then have to refund it)."""
@@ -324,19 +322,19 @@ class Inventory:
         order_id = str(oid)
         if order.status == REJECTED:
             assert order.rejection is not None
-            await self.outbox.add(session, events.stock_rejected(order_id, order.rejection, reply_to))
+            await self.outbox.add(session, messages.stock_rejected(order_id, order.rejection, cause))
             return REJECTED
         lines = await self._lines(session, oid)
         if order.status == EXPIRED:
             await self.outbox.add(
-                session, events.reservation_expired(order_id, lines, order.updated_at, reply_to)
+                session, messages.reservation_expired(order_id, lines, order.updated_at, cause)
             )
             return EXPIRED
         if order.status == RELEASED:
-            await self.outbox.add(session, events.stock_released(order_id, lines, order.reason, reply_to))
+            await self.outbox.add(session, messages.stock_released(order_id, lines, order.reason, cause))
             return RELEASED
         # Held, or already sold to this order.
-        await self.outbox.add(session, events.stock_reserved(order_id, lines, order.expires_at, reply_to))
+        await self.outbox.add(session, messages.stock_reserved(order_id, lines, order.expires_at, cause))
         return RESERVED
 
     async def _why_not(self, session: AsyncSession, pid: uuid.UUID, quantity: int) -> RejectedLine | None:

@@ -14,7 +14,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from catalog import events
+from catalog import messages
 from catalog.cache import CatalogCache
 from catalog.inventory import record_stock_change
 from catalog.listing import ProductFilter, ProductListing, category_by_slug, search_terms
@@ -142,7 +142,7 @@ class CatalogService:
                 session.add(product)
                 await session.flush()
                 view = await self._view(session, product.id)
-                await self.outbox.add(session, events.product_created(view))
+                await self.outbox.add(session, messages.product_created(view))
         except IntegrityError as exc:
             raise self._conflict(exc) from None
         await self.cache.invalidate()
@@ -212,7 +212,7 @@ class CatalogService:
                 product.updated_at = func.now()
                 await session.flush()
                 view = await self._view(session, pid)
-                await self.outbox.add(session, events.product_updated(view, changed))
+                await self.outbox.add(session, messages.product_updated(view, changed))
         except IntegrityError as exc:
             raise self._conflict(exc) from None
         await self.cache.invalidate()
@@ -232,7 +232,7 @@ class CatalogService:
             await session.refresh(product)
             assert product.archived_at is not None
             await self.outbox.add(
-                session, events.product_archived(str(pid), product.sku, product.archived_at)
+                session, messages.product_archived(str(pid), product.sku, product.archived_at)
             )
             view = await self._view(session, pid)
         await self.cache.invalidate()
@@ -464,7 +464,7 @@ class CatalogService:
                 if inserted is not None:
                     created_products += 1
                     await self.outbox.add(
-                        session, events.product_created(await self._view(session, inserted))
+                        session, messages.product_created(await self._view(session, inserted))
                     )
         if created_categories or created_products:
             await self.cache.invalidate()

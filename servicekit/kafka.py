@@ -9,7 +9,7 @@ import logging
 import uuid
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -22,7 +22,6 @@ from ecommerce.events.v1 import envelope_pb2
 from servicekit import topics
 
 log = logging.getLogger(__name__)
-MessageT = TypeVar("MessageT", bound=Message)
 
 DEAD_LETTER_SUFFIX = ".dlq"
 
@@ -62,7 +61,7 @@ def new_envelope(
     )
 
 
-def unpack(envelope: envelope_pb2.EventEnvelope, message_type: type[MessageT]) -> MessageT:
+def unpack(envelope: envelope_pb2.EventEnvelope, message_type: type[Message]) -> Message:
     """The typed payload; ValueError when the envelope carries another type."""
     message = message_type()
     if not envelope.payload.Unpack(message):

@@ -1,24 +1,23 @@
-"""The events the catalog emits.
+"""What the catalog publishes: facts about products and stock, and its answers to the saga.
 
-Catalog facts go to `catalog.events` keyed by product id; answers to the saga go to
-`inventory.events` keyed by order id, with the command's event id as their causation id.
+Catalog facts go to `catalog.events` keyed by product id. Answers to the saga's inventory
+commands go to `inventory.events` keyed by order id, caused by the command they answer
+(`servicekit.messages.Cause`); an expiry the sweeper finds answers no command (`NO_CAUSE`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from google.protobuf import timestamp_pb2
+from google.protobuf.message import Message as Payload
 
 from catalog.convert import product_to_proto
 from catalog.views import Line, ProductView, RejectedLine
 from ecommerce.events.v1 import catalog_events_pb2, inventory_events_pb2
 from servicekit.messages import Cause, Message
-from servicekit.topics import CATALOG_EVENTS as CATALOG_TOPIC
-from servicekit.topics import INVENTORY_EVENTS
+from servicekit.topics import CATALOG_EVENTS, INVENTORY_EVENTS, CatalogEvent, InventoryEvent
 
 CAUSES = {
     "ADJUSTMENT": catalog_events_pb2.STOCK_CHANGE_CAUSE_ADJUSTMENT,
@@ -34,14 +33,6 @@ REJECTION_REASONS = {
 }
 
 
-@dataclass(frozen=True)
-class ReplyTo:
-    """Where a saga answer belongs: the command it answers and the flow it is part of."""
-
-    causation_id: str = ""
-    correlation_id: str = ""
-
-
 def _timestamp(value: datetime | None = None) -> timestamp_pb2.Timestamp:
     stamp = timestamp_pb2.Timestamp()
     stamp.FromDatetime(value or datetime.now(UTC))
@@ -52,22 +43,26 @@ def _lines(lines: Sequence[Line]) -> list[inventory_events_pb2.StockLine]:
     return [inventory_events_pb2.StockLine(product_id=pid, quantity=qty) for pid, qty in lines]
 
 
-# -- catalog.events ------------------------------------------------------------------------------
+def _fact(event_type: CatalogEvent, product_id: str, payload: Payload) -> Message:
+    return Message(CATALOG_EVENTS, event_type, product_id, payload)
+
+
+def _answer(event_type: InventoryEvent, order_id: str, payload: Payload, cause: Cause) -> Message:
+    """An answer in the order's flow: the cause's, or one named by the order id."""
+    return Message(INVENTORY_EVENTS, event_type, order_id, payload, cause)
 
 
 def product_created(product: ProductView) -> Message:
-    return Message(
-        CATALOG_TOPIC,
-        "catalog.product_created",
+    return _fact(
+        CatalogEvent.PRODUCT_CREATED,
         product.id,
         catalog_events_pb2.ProductCreated(product=product_to_proto(product)),
     )
 
 
 def product_updated(product: ProductView, changed_fields: Sequence[str]) -> Message:
-    return Message(
-        CATALOG_TOPIC,
-        "catalog.product_updated",
+    return _fact(
+        CatalogEvent.PRODUCT_UPDATED,
         product.id,
         catalog_events_pb2.ProductUpdated(
             product=product_to_proto(product), changed_fields=list(changed_fields)
@@ -76,9 +71,8 @@ def product_updated(product: ProductView, changed_fields: Sequence[str]) -> Mess
 
 
 def product_archived(product_id: str, sku: str, archived_at: datetime) -> Message:
-    return Message(
-        CATALOG_TOPIC,
-        "catalog.product_archived",
+    return _fact(
+        CatalogEvent.PRODUCT_ARCHIVED,
         product_id,
         catalog_events_pb2.ProductArchived(
             product_id=product_id, sku=sku, archived_at=_timestamp(archived_at)
@@ -96,9 +90,9 @@ def stock_changed(
     changed_by: str = "",
     reason: str = "",
 ) -> Message:
-    return Message(
-        CATALOG_TOPIC,
-        "catalog.stock_changed",
+    """`cause` is one of CAUSES: ADJUSTMENT, RESERVATION, RELEASE or EXPIRY."""
+    return _fact(
+        CatalogEvent.STOCK_CHANGED,
         product_id,
         catalog_events_pb2.StockChanged(
             product_id=product_id,
@@ -114,9 +108,8 @@ def stock_changed(
 
 
 def stock_low(*, product_id: str, sku: str, name: str, stock: int, threshold: int) -> Message:
-    return Message(
-        CATALOG_TOPIC,
-        "catalog.stock_low",
+    return _fact(
+        CatalogEvent.STOCK_LOW,
         product_id,
         catalog_events_pb2.StockLow(
             product_id=product_id, sku=sku, name=name, stock=stock, low_stock_threshold=threshold
@@ -124,21 +117,13 @@ def stock_low(*, product_id: str, sku: str, name: str, stock: int, threshold: in
     )
 
 
-# -- inventory.events (answers to the saga) --------------------------------------------------------
-
-
-def _reply(order_id: str, event_type: str, payload: Any, reply_to: ReplyTo) -> Message:
-    cause = Cause(reply_to.causation_id, reply_to.correlation_id or order_id)
-    return Message(INVENTORY_EVENTS, event_type, order_id, payload, cause)
-
-
 def stock_reserved(
-    order_id: str, lines: Sequence[Line], expires_at: datetime | None, reply_to: ReplyTo
+    order_id: str, lines: Sequence[Line], expires_at: datetime | None, cause: Cause
 ) -> Message:
     payload = inventory_events_pb2.StockReserved(order_id=order_id, lines=_lines(lines))
     if expires_at is not None:
         payload.expires_at.CopyFrom(_timestamp(expires_at))
-    return _reply(order_id, "inventory.stock_reserved", payload, reply_to)
+    return _answer(InventoryEvent.STOCK_RESERVED, order_id, payload, cause)
 
 
 def rejection(order_id: str, rejected: Sequence[RejectedLine]) -> bytes:
@@ -157,25 +142,24 @@ def rejection(order_id: str, rejected: Sequence[RejectedLine]) -> bytes:
     ).SerializeToString()
 
 
-def stock_rejected(order_id: str, stored: bytes, reply_to: ReplyTo) -> Message:
+def stock_rejected(order_id: str, stored: bytes, cause: Cause) -> Message:
+    """The rejection as `rejection` stored it."""
     payload = inventory_events_pb2.StockRejected.FromString(stored)
-    return _reply(order_id, "inventory.stock_rejected", payload, reply_to)
+    return _answer(InventoryEvent.STOCK_REJECTED, order_id, payload, cause)
 
 
-def stock_released(order_id: str, lines: Sequence[Line], reason: str, reply_to: ReplyTo) -> Message:
+def stock_released(order_id: str, lines: Sequence[Line], reason: str, cause: Cause) -> Message:
     payload = inventory_events_pb2.StockReleased(order_id=order_id, lines=_lines(lines), reason=reason)
-    return _reply(order_id, "inventory.stock_released", payload, reply_to)
+    return _answer(InventoryEvent.STOCK_RELEASED, order_id, payload, cause)
 
 
-def stock_committed(order_id: str, lines: Sequence[Line], reply_to: ReplyTo) -> Message:
+def stock_committed(order_id: str, lines: Sequence[Line], cause: Cause) -> Message:
     payload = inventory_events_pb2.StockCommitted(order_id=order_id, lines=_lines(lines))
-    return _reply(order_id, "inventory.stock_committed", payload, reply_to)
+    return _answer(InventoryEvent.STOCK_COMMITTED, order_id, payload, cause)
 
 
-def reservation_expired(
-    order_id: str, lines: Sequence[Line], expired_at: datetime, reply_to: ReplyTo
-) -> Message:
+def reservation_expired(order_id: str, lines: Sequence[Line], expired_at: datetime, cause: Cause) -> Message:
     payload = inventory_events_pb2.ReservationExpired(
         order_id=order_id, lines=_lines(lines), expired_at=_timestamp(expired_at)
     )
-    return _reply(order_id, "inventory.reservation_expired", payload, reply_to)
+    return _answer(InventoryEvent.RESERVATION_EXPIRED, order_id, payload, cause)
