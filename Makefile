@@ -1,60 +1,87 @@
 # One entry point for people and CI. Every target installs what it needs first.
 SHELL := /bin/bash
 PYTHON ?= python3
-VENV := .venv
+# VENV=/some/dir installs and runs everything in another virtual environment.
+VENV ?= .venv
 PY := $(VENV)/bin/python
-INSTALLED := $(VENV)/.installed
 PROTOS := $(shell find protos -name '*.proto')
 STUBS := protos/.generated
 
+# Every target installs from uv.lock what it needs, and only that: make run the runtime and the
+# embedded servers, make test the dev, k8s and bench extras too. uv installs into $(VENV) exactly
+# the locked versions (--locked: it stops when pyproject.toml and uv.lock disagree; `uv lock` updates
+# the lock) and keeps what another target added (--inexact). A change to either file reinstalls.
+UV_VERSION := 0.13.9
+UV := $(VENV)/bin/uv
+UV_STAMP := $(VENV)/.uv-$(UV_VERSION)
+UV_SYNC := UV_PROJECT_ENVIRONMENT="$(abspath $(VENV))" $(UV) sync --locked --inexact
+EXTRAS_runtime :=
+EXTRAS_dev := dev
+EXTRAS_k8s := k8s
+EXTRAS_bench := bench
+EXTRAS_test := dev k8s bench
+RUNTIME := $(VENV)/.installed-runtime
+# What one install also provides, so that it is not redone: every install has the runtime.
+COVERS_test := dev k8s bench
+
 .PHONY: install proto-gen run test test-unit test-integration test-e2e lint fmt schema k8s-validate clean bench chaos
 
-install: $(INSTALLED) $(STUBS)
+install: $(RUNTIME) $(STUBS)
 
-# With the bench extra (k6, matplotlib, py-spy): make test runs the benchmark's smoke version.
-$(INSTALLED): pyproject.toml
+$(UV_STAMP):
+	@echo "==> [1/3] Creating $(VENV) with uv $(UV_VERSION), which installs from uv.lock"
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	$(PY) -m pip install --disable-pip-version-check uv==$(UV_VERSION)
 	touch $@
 
+$(VENV)/.installed-%: pyproject.toml uv.lock | $(UV_STAMP)
+	@echo "==> [2/3] Installing the project's locked dependencies$(if $(EXTRAS_$*), with the extras: $(EXTRAS_$*),, the runtime and the embedded servers only) into $(VENV)"
+	$(UV_SYNC) $(addprefix --extra ,$(EXTRAS_$*))
+	touch $(sort $@ $(RUNTIME) $(foreach p,$(COVERS_$*),$(VENV)/.installed-$p))
+
 # Python stubs and mypy .pyi stubs next to their sources; never committed.
-$(STUBS): $(INSTALLED) $(PROTOS)
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m grpc_tools.protoc -Iprotos \
+$(STUBS): $(RUNTIME) $(PROTOS)
+	@echo "==> [3/3] Generating the gRPC stubs from protos/"
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m grpc_tools.protoc -Iprotos \
 		--python_out=protos --grpc_python_out=protos \
 		--mypy_out=protos --mypy_grpc_out=protos $(PROTOS)
 	touch $@
 
-proto-gen: $(INSTALLED)
+proto-gen: $(RUNTIME)
 	rm -f $(STUBS)
 	$(MAKE) $(STUBS)
 
 run: install
 	$(VENV)/bin/ecommerce dev
 
-lint: install
+# ruff, the import-linter contracts, buf's STANDARD lint rules (buf.yaml), and buf breaking: the
+# protos must stay wire- and generated-code-compatible with the last release tag (before one exists,
+# with the previous commit).
+lint: $(VENV)/.installed-dev $(STUBS)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/buf lint
+	$(PY) -m tools.proto_breaking
 
-fmt: install
+fmt: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
 # Re-export the gateway's SDL after an API change (a test fails when it is stale).
-schema: install
+schema: $(VENV)/.installed-dev $(STUBS)
 	$(VENV)/bin/strawberry export-schema gateway.schema:schema --output gateway/schema.graphql
 
 # Render every overlay (kubectl kustomize, or kustomize build) and validate each object against the
 # Kubernetes schemas and our rules (probes, limits, restricted security context, PDBs, policies).
-k8s-validate: install
+k8s-validate: $(VENV)/.installed-k8s $(STUBS)
 	$(PY) -m tools.k8s_validate
 
-test: install lint k8s-validate
+test: $(VENV)/.installed-test $(STUBS) lint k8s-validate
 	$(PY) -m pytest tests
 
 # The benchmark (README "Benchmarks"): about ten minutes on a quiet machine; writes
 # bench/results/<date>/. BENCH_ARGS passes options, e.g. BENCH_ARGS="--profile search".
-bench: install
+bench: $(VENV)/.installed-bench $(STUBS)
 	$(PY) -m bench.run $(BENCH_ARGS)
 
 # The fault-injection suite (README "Reliability"): every fault under a steady load of orders,
@@ -63,13 +90,13 @@ bench: install
 chaos: install
 	$(PY) -m chaos.run $(CHAOS_ARGS)
 
-test-unit: install
+test-unit: $(VENV)/.installed-test $(STUBS)
 	$(PY) -m pytest tests/unit
 
-test-integration: install
+test-integration: $(VENV)/.installed-test $(STUBS)
 	$(PY) -m pytest tests/integration
 
-test-e2e: install
+test-e2e: $(VENV)/.installed-test $(STUBS)
 	$(PY) -m pytest tests/e2e
 
 clean:

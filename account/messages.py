@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-from google.protobuf import timestamp_pb2
-
 from account.models import Account
 from ecommerce.events.v1 import account_events_pb2
 from servicekit.messages import Message
+from servicekit.timestamps import now_timestamp
 from servicekit.topics import ACCOUNT_EVENTS, AccountEvent
-
-
-def _now() -> timestamp_pb2.Timestamp:
-    stamp = timestamp_pb2.Timestamp()
-    stamp.GetCurrentTime()
-    return stamp
 
 
 def registered(account: Account) -> Message:
@@ -22,7 +15,7 @@ def registered(account: Account) -> Message:
         AccountEvent.REGISTERED,
         str(account.id),
         account_events_pb2.AccountRegistered(
-            account_id=str(account.id), email=account.email, name=account.name, registered_at=_now()
+            account_id=str(account.id), email=account.email, name=account.name, registered_at=now_timestamp()
         ),
     )
 

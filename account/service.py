@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from account import messages
 from account.models import Account, RefreshToken
+from servicekit import pages
 from servicekit.auth import SERVICE, TokenDenylist, require_admin, require_caller
 from servicekit.context import ADMIN, CUSTOMER, ROLES, Caller
 from servicekit.cursor import CursorCodec
@@ -32,7 +33,9 @@ from servicekit.errors import (
     Unauthenticated,
     Violations,
 )
+from servicekit.ids import parse_id
 from servicekit.outbox import Outbox
+from servicekit.pages import Page
 from servicekit.security import (
     PasswordHasher,
     SigningKey,
@@ -42,12 +45,14 @@ from servicekit.security import (
     new_refresh_token,
     validate_password,
 )
+from servicekit.text import CONTROL_CHARACTERS, has_control_characters
 
 log = logging.getLogger(__name__)
 
 MAX_EMAIL_LENGTH = 254
 MAX_NAME_LENGTH = 100
 MAX_REFRESH_TOKEN_LENGTH = 256
+MAX_PAGE_SIZE = 100
 BAD_CREDENTIALS = "e-mail or password is incorrect"
 BAD_REFRESH = "refresh token is invalid, expired or revoked"
 
@@ -63,14 +68,6 @@ class TokenPair:
 class Session:
     account: Account
     tokens: TokenPair
-
-
-@dataclass(frozen=True)
-class AccountPage:
-    accounts: list[Account]
-    cursors: list[str]
-    has_next_page: bool
-    total_count: int
 
 
 def normalize_email(raw: str, violations: Violations, field: str = "email") -> str:
@@ -95,8 +92,8 @@ def normalize_name(raw: str, violations: Violations, field: str = "name") -> str
         violations.add(field, "is required")
     elif len(name) > MAX_NAME_LENGTH:
         violations.add(field, f"must be at most {MAX_NAME_LENGTH} characters")
-    elif any(unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co") for ch in name):
-        violations.add(field, "must not contain control characters")
+    elif has_control_characters(name):
+        violations.add(field, CONTROL_CHARACTERS)
     return name
 
 
@@ -172,12 +169,7 @@ class AccountService:
     # -- sessions ---------------------------------------------------------------------------
 
     async def register(self, *, email: str, name: str, password: str) -> Session:
-        violations = Violations()
-        email = normalize_email(email, violations)
-        name = normalize_name(name, violations)
-        check_password(password, violations)
-        violations.raise_if_any()
-        password_hash = await self.hasher.hash_async(password)
+        email, name, password_hash = await self._new_credentials(email, name, password)
         try:
             async with transaction(self.sessions) as session:
                 account = Account(
@@ -227,7 +219,6 @@ class AccountService:
         if not refresh_token or len(refresh_token) > MAX_REFRESH_TOKEN_LENGTH:
             raise InvalidArgument.field("refresh_token", "is not a valid refresh token")
         token_hash = hash_refresh_token(refresh_token)
-        reused = False
         async with transaction(self.sessions) as session:
             # The row lock serialises concurrent refreshes of one token: at most one rotates it.
             row = await session.scalar(
@@ -235,22 +226,16 @@ class AccountService:
             )
             if row is None or row.revoked_at is not None or row.expires_at <= datetime.now(UTC):
                 raise Unauthenticated(BAD_REFRESH, reason="INVALID_REFRESH_TOKEN")
-            if row.rotated_at is not None:
-                # A rotated token came back: someone holds a copy. Revoke the whole family.
-                await self._revoke_family(session, row.family_id)
-                reused = True
-            else:
+            if row.rotated_at is None:
                 row.rotated_at = func.now()
                 account = await session.get(Account, row.account_id)
                 if account is None:
                     raise Unauthenticated(BAD_REFRESH, reason="INVALID_REFRESH_TOKEN")
-                tokens = await self._issue(session, account, row.family_id)
-        if reused:
-            log.warning(
-                "refresh token reuse detected; family revoked", extra={"account_id": str(row.account_id)}
-            )
-            raise Unauthenticated(BAD_REFRESH, reason="REFRESH_TOKEN_REUSED")
-        return Session(account, tokens)
+                return Session(account, await self._issue(session, account, row.family_id))
+            # A rotated token came back: someone holds a copy. Revoke the whole family.
+            await self._revoke_family(session, row.family_id)
+        log.warning("refresh token reuse detected; family revoked", extra={"account_id": str(row.account_id)})
+        raise Unauthenticated(BAD_REFRESH, reason="REFRESH_TOKEN_REUSED")
 
     async def logout(self, caller: Caller | None, *, refresh_token: str) -> None:
         if not refresh_token or len(refresh_token) > MAX_REFRESH_TOKEN_LENGTH:
@@ -313,31 +298,23 @@ class AccountService:
 
     # -- administration -------------------------------------------------------------------------
 
-    async def list_accounts(self, caller: Caller | None, *, page_size: int, page_token: str) -> AccountPage:
+    async def list_accounts(self, caller: Caller | None, *, page_size: int, page_token: str) -> Page[Account]:
         require_admin(caller)
-        if not 1 <= page_size <= 100:
-            raise InvalidArgument.field("page_size", "must be between 1 and 100")
-        query = select(Account).order_by(Account.created_at, Account.id).limit(page_size + 1)
+        size = pages.page_size(page_size, maximum=MAX_PAGE_SIZE)
+        query = select(Account).order_by(Account.created_at, Account.id).limit(size + 1)
         if page_token:
-            position = self.cursors.decode(page_token, field="page_token")
-            try:
-                after = (datetime.fromisoformat(position["c"]), uuid.UUID(position["i"]))
-            except (KeyError, TypeError, ValueError):
-                raise InvalidArgument.field("page_token", "is not a valid cursor") from None
+            after = pages.position_after(self.cursors, page_token)
             query = query.where(tuple_(Account.created_at, Account.id) > after)
         async with self.sessions() as session:
             rows = list((await session.scalars(query)).all())
             total = await session.scalar(select(func.count()).select_from(Account)) or 0
-        has_next_page = len(rows) > page_size
-        rows = rows[:page_size]
-        cursors = [self.cursors.encode({"c": a.created_at.isoformat(), "i": str(a.id)}) for a in rows]
-        return AccountPage(rows, cursors, has_next_page, total)
+        return pages.page_of(rows, size, total, lambda a: pages.position_cursor(self.cursors, a))
 
     async def set_role(self, caller: Caller | None, *, account_id: str, role: str) -> Account:
         caller = require_admin(caller)
         if role not in ROLES:
             raise InvalidArgument.field("role", "must be CUSTOMER or ADMIN")
-        target = _parse_id(account_id, "account_id")
+        target = parse_id(account_id, "account_id")
         if str(target) == caller.account_id and role != ADMIN:
             raise Conflict("an administrator cannot remove their own ADMIN role")
         async with transaction(self.sessions) as session:
@@ -353,7 +330,7 @@ class AccountService:
         caller = require_caller(caller)
         if len(ids) > 100:
             raise InvalidArgument.field("ids", "at most 100 ids")
-        wanted = {_parse_id(i, "ids") for i in ids}
+        wanted = {parse_id(i, "ids") for i in ids}
         if caller.role not in (ADMIN, SERVICE) and any(str(i) != caller.account_id for i in wanted):
             raise PermissionDenied("only administrators may read other accounts")
         if not wanted:
@@ -363,12 +340,7 @@ class AccountService:
 
     async def create_or_promote_admin(self, *, email: str, name: str, password: str) -> bool:
         """For the operator's `create-admin` command. True when the account was created."""
-        violations = Violations()
-        email = normalize_email(email, violations)
-        name = normalize_name(name, violations)
-        check_password(password, violations)
-        violations.raise_if_any()
-        password_hash = await self.hasher.hash_async(password)
+        email, name, password_hash = await self._new_credentials(email, name, password)
         async with transaction(self.sessions) as session:
             account = await session.scalar(select(Account).where(Account.email == email).with_for_update())
             if account is None:
@@ -392,15 +364,25 @@ class AccountService:
 
     # -- helpers ------------------------------------------------------------------------------
 
+    async def _new_credentials(self, email: str, name: str, password: str) -> tuple[str, str, str]:
+        """The normalised e-mail and name and the password's hash; InvalidArgument naming every
+        field that fails its check."""
+        violations = Violations()
+        email = normalize_email(email, violations)
+        name = normalize_name(name, violations)
+        check_password(password, violations)
+        violations.raise_if_any()
+        return email, name, await self.hasher.hash_async(password)
+
     async def _get(self, account_id: str) -> Account:
         async with self.sessions() as session:
-            account = await session.get(Account, _parse_id(account_id, "account_id"))
+            account = await session.get(Account, parse_id(account_id, "account_id"))
         if account is None:
             raise NotFound("account not found")
         return account
 
     async def _get_for_update(self, session: AsyncSession, account_id: str) -> Account:
-        account = await session.get(Account, _parse_id(account_id, "account_id"), with_for_update=True)
+        account = await session.get(Account, parse_id(account_id, "account_id"), with_for_update=True)
         if account is None:
             raise NotFound("account not found")
         return account
@@ -427,10 +409,3 @@ class AccountService:
             .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
             .values(revoked_at=func.now())
         )
-
-
-def _parse_id(value: str, field: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(value)
-    except (ValueError, AttributeError, TypeError):
-        raise InvalidArgument.field(field, "is not a valid id") from None

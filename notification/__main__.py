@@ -6,11 +6,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from notification import events, grpc_api
+from notification import consumers, grpc_api
+from notification.delivery import Backoff
 from notification.mailer import Mailer, SmtpConfig
 from notification.models import inbox, outbox
 from notification.peers import AccountDirectory
-from notification.service import Backoff, NotificationService
+from notification.service import NotificationService
 from notification.settings import NotificationSettings
 from notification.templates import TemplateRenderer
 from notification.webhooks import SecretBox, UrlPolicy, WebhookSender
@@ -110,7 +111,7 @@ def build(settings: NotificationSettings) -> NotificationApp:
         lease_seconds=settings.delivery_lease,
         cursor_secret=settings.cursor_secret,
     )
-    consumer = events.consumer(
+    consumer = consumers.consumer(
         service,
         sessions=runtime.sessions,
         inbox=inbox,

@@ -10,6 +10,9 @@ from servicekit.settings import ServiceSettings
 
 # SMTP conversations at a time per process.
 SMTP_CONNECTIONS = 4
+# Rows per page of the notification and webhook delivery listings: unless asked, and at most.
+DEFAULT_PAGE_SIZE = 20
+MAX_PAGE_SIZE = 100
 
 
 class NotificationSettings(ServiceSettings):

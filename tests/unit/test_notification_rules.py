@@ -8,7 +8,7 @@ from google.protobuf import timestamp_pb2
 
 from ecommerce.order.v1 import order_pb2
 from gateway.schema.subscription import as_of
-from notification.service import Backoff
+from notification.delivery import Backoff
 from notification.settings import NotificationSettings
 from notification.templates import TemplateRenderer
 from notification.webhooks import SecretBox, UrlPolicy, UrlRefused, sign, verify_signature

@@ -29,9 +29,9 @@ from ecommerce.common.v1 import money_pb2
 from ecommerce.events.v1 import envelope_pb2, order_events_pb2
 from ecommerce.notification.v1 import notification_pb2_grpc
 from ecommerce.order.v1 import order_pb2
-from notification import events, grpc_api
+from notification import consumers, grpc_api
 from notification.__main__ import NotificationApp, build
-from notification.service import Backoff
+from notification.delivery import Backoff
 from notification.settings import NotificationSettings
 from notification.webhooks import UrlPolicy
 from servicekit.db import database_url, ensure_database
@@ -107,7 +107,7 @@ class NotificationHarness:
     async def deliver(self, envelope: envelope_pb2.EventEnvelope) -> None:
         """Produce an envelope as it is: delivering one twice is a duplicate delivery."""
         await self.producer.send_and_wait(
-            events.source_topic(envelope.event_type),
+            consumers.source_topic(envelope.event_type),
             envelope.SerializeToString(),
             key=envelope.aggregate_id.encode(),
         )

@@ -8,7 +8,7 @@ import uuid
 
 from ecommerce.events.v1 import account_events_pb2, order_events_pb2, payment_events_pb2
 from ecommerce.order.v1 import order_pb2
-from notification.service import Backoff
+from notification.delivery import Backoff
 from tests.helpers import eventually
 from tests.integration.notification.conftest import (
     NotificationHarness,

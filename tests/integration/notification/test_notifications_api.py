@@ -8,7 +8,7 @@ import grpc
 
 from ecommerce.events.v1 import envelope_pb2
 from ecommerce.notification.v1 import notification_pb2
-from notification.service import NewNotification
+from notification.recording import NewNotification
 from servicekit.db import transaction
 from tests.integration.notification.conftest import Customer, NotificationHarness, rpc_error
 

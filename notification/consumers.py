@@ -1,4 +1,5 @@
-"""The events this service consumes: e-mails for shoppers, signed webhooks for the shop's systems.
+"""What the notification service consumes: facts that call for e-mails to shoppers and signed
+webhooks to the shop's systems.
 
 One consumer reads the facts topics through the inbox, so a redelivered event finds its inbox row
 and changes nothing. Its handlers only record work, in the inbox's transaction: a PENDING e-mail
@@ -29,23 +30,42 @@ from ecommerce.events.v1 import (
     payment_events_pb2,
 )
 from ecommerce.order.v1 import order_pb2
-from notification.service import WEBHOOK_EVENTS, NewNotification, NotificationService
-from servicekit.inbox import Envelope, EventConsumer, FollowUp
+from notification.recording import NewNotification, record_notification, record_webhook_deliveries
+from notification.service import NotificationService
+from notification.subscriptions import WEBHOOK_EVENTS
+from servicekit.inbox import Envelope, EventConsumer, FollowUp, Handler
 from servicekit.kafka import unpack
+from servicekit.timestamps import from_timestamp
+from servicekit.topics import (
+    ACCOUNT_EVENTS,
+    CATALOG_EVENTS,
+    ORDER_EVENTS,
+    PAYMENT_EVENTS,
+    AccountEvent,
+    CatalogEvent,
+    OrderEvent,
+    PaymentEvent,
+)
 
 log = logging.getLogger(__name__)
 
 CONSUMER = "notification"
-TOPICS = ("account.events", "order.events", "payment.events", "catalog.events")
+TOPICS = (ACCOUNT_EVENTS, ORDER_EVENTS, PAYMENT_EVENTS, CATALOG_EVENTS)
+SOURCE_TOPICS: dict[str, str] = {
+    **dict.fromkeys(AccountEvent, ACCOUNT_EVENTS),
+    **dict.fromkeys(OrderEvent, ORDER_EVENTS),
+    **dict.fromkeys(PaymentEvent, PAYMENT_EVENTS),
+    **dict.fromkeys(CatalogEvent, CATALOG_EVENTS),
+}
 
 # event type -> (template, payload type)
 EMAIL_EVENTS: dict[str, tuple[str, type[Message]]] = {
-    "account.registered": ("welcome", account_events_pb2.AccountRegistered),
-    "order.confirmed": ("order_confirmed", order_events_pb2.OrderConfirmed),
-    "order.cancelled": ("order_cancelled", order_events_pb2.OrderCancelled),
-    "order.shipped": ("order_shipped", order_events_pb2.OrderShipped),
-    "order.delivered": ("order_delivered", order_events_pb2.OrderDelivered),
-    "payment.refunded": ("payment_refunded", payment_events_pb2.PaymentRefunded),
+    AccountEvent.REGISTERED: ("welcome", account_events_pb2.AccountRegistered),
+    OrderEvent.CONFIRMED: ("order_confirmed", order_events_pb2.OrderConfirmed),
+    OrderEvent.CANCELLED: ("order_cancelled", order_events_pb2.OrderCancelled),
+    OrderEvent.SHIPPED: ("order_shipped", order_events_pb2.OrderShipped),
+    OrderEvent.DELIVERED: ("order_delivered", order_events_pb2.OrderDelivered),
+    PaymentEvent.REFUNDED: ("payment_refunded", payment_events_pb2.PaymentRefunded),
 }
 
 CANCELLATION_REASONS = {
@@ -60,8 +80,8 @@ CANCELLATION_REASONS = {
 
 
 def source_topic(event_type: str) -> str:
-    """Facts travel on `<domain>.events`: `order.confirmed` came from `order.events`."""
-    return f"{event_type.partition('.')[0]}.events"
+    """The topic a fact travels on: `order.confirmed` comes from `order.events`."""
+    return SOURCE_TOPICS[event_type]
 
 
 # -- e-mail variables -------------------------------------------------------------------------
@@ -128,12 +148,12 @@ def _refunded_variables(payload: payment_events_pb2.PaymentRefunded) -> dict[str
 
 
 VARIABLES: dict[str, Callable[[Any], dict[str, Any]]] = {
-    "account.registered": lambda p: {"name": p.name, "email": p.email},
-    "order.confirmed": _order_variables,
-    "order.cancelled": _cancelled_variables,
-    "order.shipped": _order_variables,
-    "order.delivered": _order_variables,
-    "payment.refunded": _refunded_variables,
+    AccountEvent.REGISTERED: lambda p: {"name": p.name, "email": p.email},
+    OrderEvent.CONFIRMED: _order_variables,
+    OrderEvent.CANCELLED: _cancelled_variables,
+    OrderEvent.SHIPPED: _order_variables,
+    OrderEvent.DELIVERED: _order_variables,
+    PaymentEvent.REFUNDED: _refunded_variables,
 }
 
 
@@ -151,7 +171,7 @@ def email_for(envelope: Envelope) -> NewNotification | None:
             payload.account_id,
         )
         return None
-    recipient = payload.email if envelope.event_type == "account.registered" else ""
+    recipient = payload.email if envelope.event_type == AccountEvent.REGISTERED else ""
     return NewNotification(
         account_id=account_id,
         event_id=envelope.event_id,
@@ -184,7 +204,7 @@ def _payload_dict(envelope: Envelope) -> dict[str, Any]:
 def webhook_body(envelope: Envelope) -> bytes:
     """The JSON a webhook receives: the event's identity and its payload as proto3 JSON."""
     occurred_at = (
-        envelope.occurred_at.ToDatetime(tzinfo=UTC) if envelope.HasField("occurred_at") else datetime.now(UTC)
+        from_timestamp(envelope.occurred_at) if envelope.HasField("occurred_at") else datetime.now(UTC)
     )
     return orjson.dumps(
         {
@@ -200,16 +220,19 @@ def webhook_body(envelope: Envelope) -> bytes:
 # -- the consumer -----------------------------------------------------------------------------
 
 
-def handler(service: NotificationService) -> Callable[[AsyncSession, Envelope], Any]:
+def handler(service: NotificationService) -> Handler:
+    """Records, in the inbox transaction, the e-mail and the webhook deliveries an event calls for;
+    the follow-up wakes the delivery loops once that transaction has committed."""
+
     async def handle(session: AsyncSession, envelope: Envelope) -> FollowUp | None:
         mail = hooks = False
         if envelope.event_type in EMAIL_EVENTS:
             new = email_for(envelope)
             if new is not None:
-                mail = await service.record_notification(session, new)
+                mail = await record_notification(session, new)
         if envelope.event_type in WEBHOOK_EVENTS:
             hooks = (
-                await service.record_webhook_deliveries(
+                await record_webhook_deliveries(
                     session,
                     event_id=envelope.event_id,
                     event_type=envelope.event_type,
