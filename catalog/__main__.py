@@ -5,17 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from catalog import events, grpc_api
+from catalog import consumers, grpc_api
 from catalog.cache import CatalogCache
+from catalog.inventory import Inventory
 from catalog.models import inbox, outbox
 from catalog.seed import CATEGORIES, PRODUCTS
-from catalog.service import CatalogService, Inventory, SeedResult
+from catalog.service import CatalogService, SeedResult
 from catalog.settings import CatalogSettings
 from servicekit.auth import Authenticator, JwksFetcher
 from servicekit.inbox import EventConsumer
 from servicekit.logging import configure_service_logging
 from servicekit.runtime import ServiceRuntime, serve
-from servicekit.topics import INVENTORY_COMMANDS
 
 CONSUMER_NAME = "catalog"
 
@@ -68,8 +68,8 @@ def build(settings: CatalogSettings, *, jwks: JwksFetcher | None = None) -> Cata
     )
     consumer = EventConsumer(
         name=CONSUMER_NAME,
-        topics=[INVENTORY_COMMANDS],
-        handlers=events.handlers(inventory),
+        topics=list(consumers.TOPICS),
+        handlers=consumers.handlers(inventory),
         sessions=runtime.sessions,
         inbox=inbox,
         bootstrap_servers=settings.kafka_bootstrap_servers,

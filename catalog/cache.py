@@ -24,7 +24,7 @@ import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -130,7 +130,8 @@ class CatalogCache:
         if not keys:
             return []
         try:
-            values = await self.redis.mget(keys)
+            # The client is created without decode_responses: values are bytes.
+            values = cast("list[bytes | None]", await self.redis.mget(keys))
         except (RedisError, OSError) as exc:
             self._unavailable(exc)
             values = [None] * len(keys)

@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
 from google.protobuf import timestamp_pb2
 
+from catalog.views import CategoryView, ProductView
 from ecommerce.catalog.v1 import catalog_pb2
 from ecommerce.common.v1 import money_pb2
-
-if TYPE_CHECKING:
-    from catalog.service import CategoryView, ProductView
-
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 

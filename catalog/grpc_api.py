@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from google.protobuf.message import Message
+from grpc import aio
+
 from catalog.convert import category_to_proto, product_to_proto
-from catalog.service import CatalogService, ProductFilter, ProductPage
+from catalog.listing import ProductFilter
+from catalog.service import CatalogService
+from catalog.views import ProductPage
 from ecommerce.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 from servicekit.context import current_caller
+from servicekit.grpc_server import Registration
 
 SERVICE_NAME = catalog_pb2.DESCRIPTOR.services_by_name["CatalogService"].full_name
 SORT_FROM_PROTO = {
@@ -17,7 +25,8 @@ SORT_FROM_PROTO = {
 }
 
 
-def _optional(message, name: str):  # type: ignore[no-untyped-def]
+def _optional(message: Message, name: str) -> Any:
+    """The value of an `optional` field, None when it is not set."""
     return getattr(message, name) if message.HasField(name) else None
 
 
@@ -34,14 +43,14 @@ def filter_from_proto(message: catalog_pb2.ProductFilter) -> ProductFilter:
     )
 
 
-def _sort(value: int, default: str) -> str:
+def _sort(value: catalog_pb2.ProductSort.ValueType, default: str) -> str:
     # An unknown enum number is passed on as such, for the use case to refuse.
     return (
         default if value == catalog_pb2.PRODUCT_SORT_UNSPECIFIED else SORT_FROM_PROTO.get(value, str(value))
     )
 
 
-def _page(page: ProductPage):  # type: ignore[no-untyped-def]
+def _page(page: ProductPage) -> dict[str, Any]:
     return {
         "products": [product_to_proto(p) for p in page.products],
         "cursors": page.cursors,
@@ -55,7 +64,9 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
     def __init__(self, service: CatalogService) -> None:
         self.service = service
 
-    async def CreateProduct(self, request, context):  # type: ignore[no-untyped-def]
+    async def CreateProduct(
+        self, request: catalog_pb2.CreateProductRequest, context: aio.ServicerContext
+    ) -> catalog_pb2.CreateProductResponse:
         product = await self.service.create_product(
             current_caller(),
             sku=request.sku,
@@ -70,7 +81,9 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
         )
         return catalog_pb2.CreateProductResponse(product=product_to_proto(product))
 
-    async def UpdateProduct(self, request, context):  # type: ignore[no-untyped-def]
+    async def UpdateProduct(
+        self, request: catalog_pb2.UpdateProductRequest, context: aio.ServicerContext
+    ) -> catalog_pb2.UpdateProductResponse:
         has_price = request.HasField("price")
         product = await self.service.update_product(
             current_caller(),
@@ -86,19 +99,27 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
         )
         return catalog_pb2.UpdateProductResponse(product=product_to_proto(product))
 
-    async def ArchiveProduct(self, request, context):  # type: ignore[no-untyped-def]
+    async def ArchiveProduct(
+        self, request: catalog_pb2.ArchiveProductRequest, context: aio.ServicerContext
+    ) -> catalog_pb2.ArchiveProductResponse:
         product = await self.service.archive_product(current_caller(), product_id=request.product_id)
         return catalog_pb2.ArchiveProductResponse(product=product_to_proto(product))
 
-    async def GetProduct(self, request, context):  # type: ignore[no-untyped-def]
+    async def GetProduct(
+        self, request: catalog_pb2.GetProductRequest, context: aio.ServicerContext
+    ) -> catalog_pb2.GetProductResponse:
         product = await self.service.get_product(product_id=request.product_id)
         return catalog_pb2.GetProductResponse(product=product_to_proto(product))
 
-    async def BatchGetProducts(self, request, context):  # type: ignore[no-untyped-def]
+    async def BatchGetProducts(
+        self, request: catalog_pb2.BatchGetProductsRequest, context: aio.ServicerContext
+    ) -> catalog_pb2.BatchGetProductsResponse:
         products = await self.service.batch_get_products(product_ids=list(request.product_ids))
         return catalog_pb2.BatchGetProductsResponse(products=[product_to_proto(p) for p in products])
 
-    async def ListProducts(self, request, context):  # type: ignore[no-untyped-def]
+    async def ListProducts(
+        self, request: catalog_pb2.ListProductsRequest, context: aio.ServicerContext
+    ) -> catalog_pb2.ListProductsResponse:
         page = await self.service.list_products(
             current_caller(),
             filter=filter_from_proto(request.filter),
@@ -108,7 +129,9 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
         )
         return catalog_pb2.ListProductsResponse(**_page(page))
 
-    async def SearchProducts(self, request, context):  # type: ignore[no-untyped-def]
+    async def SearchProducts(
+        self, request: catalog_pb2.SearchProductsRequest, context: aio.ServicerContext
+    ) -> catalog_pb2.SearchProductsResponse:
         page = await self.service.search_products(
             current_caller(),
             query=request.query,
@@ -119,21 +142,29 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
         )
         return catalog_pb2.SearchProductsResponse(**_page(page))
 
-    async def ListCategories(self, request, context):  # type: ignore[no-untyped-def]
+    async def ListCategories(
+        self, request: catalog_pb2.ListCategoriesRequest, context: aio.ServicerContext
+    ) -> catalog_pb2.ListCategoriesResponse:
         categories = await self.service.list_categories()
         return catalog_pb2.ListCategoriesResponse(categories=[category_to_proto(c) for c in categories])
 
-    async def CreateCategory(self, request, context):  # type: ignore[no-untyped-def]
+    async def CreateCategory(
+        self, request: catalog_pb2.CreateCategoryRequest, context: aio.ServicerContext
+    ) -> catalog_pb2.CreateCategoryResponse:
         category = await self.service.create_category(current_caller(), name=request.name, slug=request.slug)
         return catalog_pb2.CreateCategoryResponse(category=category_to_proto(category))
 
-    async def AdjustStock(self, request, context):  # type: ignore[no-untyped-def]
+    async def AdjustStock(
+        self, request: catalog_pb2.AdjustStockRequest, context: aio.ServicerContext
+    ) -> catalog_pb2.AdjustStockResponse:
         product = await self.service.adjust_stock(
             current_caller(), product_id=request.product_id, delta=request.delta, reason=request.reason
         )
         return catalog_pb2.AdjustStockResponse(product=product_to_proto(product))
 
-    async def GetStock(self, request, context):  # type: ignore[no-untyped-def]
+    async def GetStock(
+        self, request: catalog_pb2.GetStockRequest, context: aio.ServicerContext
+    ) -> catalog_pb2.GetStockResponse:
         levels = await self.service.get_stock(current_caller(), product_ids=list(request.product_ids))
         return catalog_pb2.GetStockResponse(
             levels=[
@@ -148,5 +179,5 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
         )
 
 
-def registration(servicer: CatalogServicer) -> tuple:
+def registration(servicer: CatalogServicer) -> Registration:
     return (catalog_pb2_grpc.add_CatalogServiceServicer_to_server, servicer)

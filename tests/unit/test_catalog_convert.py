@@ -9,7 +9,7 @@ import pytest
 from google.protobuf import timestamp_pb2
 
 from catalog.convert import product_to_proto, timestamp
-from catalog.service import CategoryView, ProductView
+from catalog.views import CategoryView, ProductView
 from ecommerce.catalog.v1 import catalog_pb2
 
 

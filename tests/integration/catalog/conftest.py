@@ -22,9 +22,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from google.protobuf.message import Message
 from sqlalchemy import text
 
-from catalog import events, grpc_api
+from catalog import consumers, grpc_api
 from catalog.__main__ import CatalogApp, build
-from catalog.service import Inventory
+from catalog.inventory import Inventory
 from catalog.settings import CatalogSettings
 from ecommerce.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 from ecommerce.common.v1 import money_pb2
@@ -99,7 +99,7 @@ class CatalogHarness:
         envelope = new_envelope(
             event_type=event_type, aggregate_id=order_id, producer="order", payload=command
         )
-        handlers = self.app.consumer.handlers if inventory is None else events.handlers(inventory)
+        handlers = self.app.consumer.handlers if inventory is None else consumers.handlers(inventory)
         async with transaction(self.app.runtime.sessions) as session:
             await handlers[event_type](session, envelope)
         return envelope

@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from catalog.service import Inventory
+from catalog.inventory import Inventory
 from ecommerce.catalog.v1 import catalog_pb2
 from ecommerce.events.v1 import catalog_events_pb2, envelope_pb2, inventory_events_pb2
 from tests.helpers import eventually
