@@ -115,16 +115,27 @@ async def _dev(data_dir: Path, *, reload: bool = False) -> None:
             )
             + "\nCreate an administrator (in another terminal):\n"
             "  .venv/bin/ecommerce create-admin --email admin@example.com --name Admin\n"
-            "\nPress Ctrl-C to stop.\n",
+            + ("\nReloading: a process restarts when its code changes.\n" if reload else "")
+            + "\nPress Ctrl-C to stop.\n",
             flush=True,
         )
         stopped = asyncio.create_task(stop.wait())
-        crashed = asyncio.create_task(_watch(platform))
-        done, _ = await asyncio.wait({stopped, crashed}, return_when=asyncio.FIRST_COMPLETED)
-        for task in (stopped, crashed):
+        crashed = asyncio.create_task(_watch_reloading(platform) if reload else _watch(platform))
+        watchers = {stopped, crashed}
+        if reload:
+            watchers.add(asyncio.create_task(_reload(platform)))
+        done, _ = await asyncio.wait(watchers, return_when=asyncio.FIRST_COMPLETED)
+        for task in watchers:
             task.cancel()
         if crashed in done and not crashed.cancelled() and crashed.exception() is None:
             print(f"{crashed.result()} exited; stopping the platform.", file=sys.stderr, flush=True)
+        for task in done - {stopped, crashed}:
+            if not task.cancelled() and task.exception() is not None:
+                print(
+                    f"Reloading failed ({task.exception()}); stopping the platform.",
+                    file=sys.stderr,
+                    flush=True,
+                )
     finally:
         print("\nStopping ...", flush=True)
         platform.stop()

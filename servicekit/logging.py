@@ -54,7 +54,8 @@ class _ContextFilter(logging.Filter):
 
 # Attributes every LogRecord has; anything else on a record is an extra worth showing.
 _RECORD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
-_CONTEXT_ATTRIBUTES = ("service", "request_id", "trace_id", "span_id", "account_id")
+# Shown otherwise (the prefix, `req=`, `account=`), or a copy of the message (uvicorn's).
+_CONTEXT_ATTRIBUTES = ("service", "request_id", "trace_id", "span_id", "account_id", "color_message")
 _COLOURS = ("36", "32", "33", "35", "34", "96", "92", "93")
 _LEVEL_COLOURS = {"WARNING": "33", "ERROR": "31", "CRITICAL": "1;31"}
 
@@ -68,11 +69,11 @@ def use_colour(stream: TextIO) -> bool:
 
 
 class ConsoleFormatter(logging.Formatter):
-    """`catalog       12:03:04.512 rpc ecommerce.catalog.v1.CatalogService/GetProduct OK 1.3 ms req=...`
+    """`catalog      12:03:04.512 rpc /ecommerce.catalog.v1.CatalogService/GetProduct OK 1.3 ms req=...`
 
     The process name first (coloured, a fixed width so that messages line up), the local time,
     the level when it is not INFO, the message, then the useful fields; the access line of an RPC
-    reads as method, code and duration.
+    or a GraphQL operation reads as what was called, its code and its duration.
     """
 
     def __init__(self, *, colour: bool) -> None:
@@ -103,6 +104,17 @@ class ConsoleFormatter(logging.Formatter):
                 [
                     "rpc",
                     str(extras.pop("rpc_method")),
+                    self._paint(code, None if code == "OK" else "31"),
+                    f"{extras.pop('duration_ms', '?')} ms",
+                ]
+            )
+        elif message == "graphql" and "operation" in extras:
+            code = str(extras.pop("code", ""))
+            message = " ".join(
+                [
+                    "graphql",
+                    str(extras.pop("operation_type", "")),
+                    str(extras.pop("operation")),
                     self._paint(code, None if code == "OK" else "31"),
                     f"{extras.pop('duration_ms', '?')} ms",
                 ]
@@ -166,7 +178,7 @@ def configure_logging(
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     # Libraries that talk a lot at INFO.
-    for noisy in ("aiokafka", "kafka", "sqlalchemy.engine", "alembic.runtime.migration"):
+    for noisy in ("aiokafka", "kafka", "sqlalchemy.engine", "alembic.runtime.migration", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     _configured = True
 

@@ -156,3 +156,22 @@ def test_an_unknown_log_format_is_refused(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setattr(logging.getLogger(), "handlers", [])
     with pytest.raises(ValueError, match="fmt must be json or console"):
         configure_logging("test", fmt="xml")
+
+
+def test_a_console_graphql_line_reads_as_the_operation_its_code_and_duration() -> None:
+    record = logging.makeLogRecord(
+        {
+            "name": "gateway.metrics",
+            "levelno": logging.INFO,
+            "levelname": "INFO",
+            "msg": "graphql",
+            "operation": "Products",
+            "operation_type": "query",
+            "code": "OK",
+            "duration_ms": 12.5,
+            "color_message": "graphql",
+        }
+    )
+    line = console_line(record, colour=False)
+
+    assert re.fullmatch(r"catalog {6}\S+ graphql query Products OK 12\.5 ms", line), line
