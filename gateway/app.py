@@ -245,7 +245,17 @@ def cors_middleware(origins: tuple[str, ...]) -> list[Middleware]:
             allow_origins=list(origins),
             allow_credentials="*" not in origins,
             allow_methods=["GET", "POST"],
-            allow_headers=["Authorization", "Content-Type", "X-Request-Id", "traceparent", "tracestate"],
+            allow_headers=[
+                "Authorization",
+                "Content-Type",
+                "X-Request-Id",
+                "traceparent",
+                "tracestate",
+                # The headers the CSRF check accepts (gateway/guard.py).
+                "X-Requested-With",
+                "Apollo-Require-Preflight",
+                "X-Apollo-Operation-Name",
+            ],
             max_age=600,
         )
     ]

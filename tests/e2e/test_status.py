@@ -51,10 +51,19 @@ async def test_with_everything_up_the_status_is_200_with_every_part_and_its_late
     assert all(any(line.split()[:2] == [part, "up"] for line in shown.stdout.splitlines()) for part in PARTS)
 
 
-async def test_concurrent_callers_share_one_round_of_checks(gateway):
-    responses = await asyncio.gather(*(get_status(gateway.platform) for _ in range(20)))
+async def test_concurrent_callers_share_one_round_of_checks_whatever_they_send(gateway):
+    url = status_url(gateway.platform)
+    async with httpx.AsyncClient(timeout=30) as client:
+        responses = await asyncio.gather(
+            *(
+                client.get(url, params={"refresh": str(i)}, headers={"Cache-Control": "no-cache"})
+                for i in range(20)
+            )
+        )
+        posted = await client.post(url, json={"refresh": True})
 
     assert len({response.json()["checked_at"] for response in responses}) <= 2
+    assert posted.status_code == 405
 
 
 async def test_a_stopped_service_makes_the_status_503_naming_it(gateway):

@@ -26,7 +26,7 @@ async def preflight(origins: str | None, origin: str) -> httpx.Response:
             headers={
                 "Origin": origin,
                 "Access-Control-Request-Method": "POST",
-                "Access-Control-Request-Headers": "authorization, content-type",
+                "Access-Control-Request-Headers": "authorization, content-type, apollo-require-preflight",
             },
         )
 
