@@ -69,7 +69,7 @@ def use_colour(stream: TextIO) -> bool:
 
 
 class ConsoleFormatter(logging.Formatter):
-    """`catalog      12:03:04.512 rpc /ecommerce.catalog.v1.CatalogService/GetProduct OK 1.3 ms req=...`
+    """`catalog       12:03:04.512 rpc /ecommerce.catalog.v1.CatalogService/GetProduct OK 1.3 ms req=...`
 
     The process name first (coloured, a fixed width so that messages line up), the local time,
     the level when it is not INFO, the message, then the useful fields; the access line of an RPC
@@ -87,7 +87,7 @@ class ConsoleFormatter(logging.Formatter):
         service = str(getattr(record, "service", "") or record.name)
         colour = _COLOURS[sum(service.encode()) % len(_COLOURS)]
         parts = [
-            self._paint(f"{service:<12}", colour),
+            self._paint(f"{service:<13}", colour),
             datetime.fromtimestamp(record.created).strftime("%H:%M:%S.%f")[:-3],
         ]
         if record.levelno != logging.INFO:
@@ -178,7 +178,14 @@ def configure_logging(
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     # Libraries that talk a lot at INFO.
-    for noisy in ("aiokafka", "kafka", "sqlalchemy.engine", "alembic.runtime.migration", "httpx"):
+    for noisy in (
+        "aiokafka",
+        "kafka",
+        "sqlalchemy.engine",
+        "alembic.runtime.migration",
+        "httpx",
+        "watchfiles",
+    ):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     _configured = True
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import signal
 import sys
 import uuid
@@ -36,7 +37,9 @@ def dev_environment(data_dir: Path) -> dict[str, str]:
     return env
 
 
-async def start_dev(env: dict[str, str], *options: str) -> tuple[asyncio.subprocess.Process, list[str]]:
+async def start_dev(
+    env: dict[str, str], *options: str, stderr: int = asyncio.subprocess.DEVNULL
+) -> tuple[asyncio.subprocess.Process, list[str]]:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -45,7 +48,7 @@ async def start_dev(env: dict[str, str], *options: str) -> tuple[asyncio.subproc
         *options,
         env=env,
         stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
+        stderr=stderr,
     )
     lines: list[str] = []
 
@@ -133,10 +136,11 @@ def service_pids(dev: asyncio.subprocess.Process) -> dict[str, int]:
 
 async def test_dev_reload_restarts_only_the_process_whose_code_changed(tmp_path):
     env = dev_environment(tmp_path / "data")
+    del env["LOG_FORMAT"]  # the default of `ecommerce dev`: readable lines prefixed with the process
     # A new module in the notification service's folder, removed afterwards: the checkout's own
     # files are never edited.
     probe = ROOT / "notification" / f"_reload_probe_{uuid.uuid4().hex}.py"
-    dev, lines = await start_dev(env, "--reload")
+    dev, lines = await start_dev(env, "--reload", stderr=asyncio.subprocess.STDOUT)
     try:
         assert "Reloading: a process restarts when its code changes.\n" in lines
         before = service_pids(dev)
@@ -156,6 +160,8 @@ async def test_dev_reload_restarts_only_the_process_whose_code_changed(tmp_path)
         await stop_dev(dev)
 
     assert "Code changed: restarting notification ...\n" in lines
+    serving = r"notification  \d\d:\d\d:\d\d\.\d{3} servicekit\.runtime: notification serving gRPC on \S+\n"
+    assert len([line for line in lines if re.fullmatch(serving, line)]) == 2  # at the start and after
     assert set(before) == set(after) == {"account", "catalog", "order", "payment", "notification", "gateway"}
     assert after["notification"] != before["notification"]
     assert {n: p for n, p in after.items() if n != "notification"} == {

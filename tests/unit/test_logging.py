@@ -100,7 +100,7 @@ def test_a_console_line_starts_with_the_process_and_keeps_the_rpc_code_duration_
         request_id_var.reset(token)
 
     assert re.fullmatch(
-        r"catalog {6}\d\d:\d\d:\d\d\.\d{3} rpc /ecommerce\.catalog\.v1\.CatalogService/GetProduct "
+        r"catalog {7}\d\d:\d\d:\d\d\.\d{3} rpc /ecommerce\.catalog\.v1\.CatalogService/GetProduct "
         r"NOT_FOUND 1\.25 ms req=req-123",
         line,
     ), line
@@ -125,7 +125,7 @@ def test_a_console_line_names_the_level_the_logger_and_the_exception() -> None:
     line = console_line(record, colour=False)
 
     first, *rest = line.splitlines()
-    assert re.fullmatch(r"catalog {6}\S+ ERROR catalog\.service: sweep failed", first), first
+    assert re.fullmatch(r"catalog {7}\S+ ERROR catalog\.service: sweep failed", first), first
     assert "RuntimeError: boom" in rest[-1]
 
 
@@ -174,4 +174,4 @@ def test_a_console_graphql_line_reads_as_the_operation_its_code_and_duration() -
     )
     line = console_line(record, colour=False)
 
-    assert re.fullmatch(r"catalog {6}\S+ graphql query Products OK 12\.5 ms", line), line
+    assert re.fullmatch(r"catalog {7}\S+ graphql query Products OK 12\.5 ms", line), line
