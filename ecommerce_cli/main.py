@@ -339,13 +339,13 @@ def status_table(checks: list[dict]) -> str:
 
 
 def _command(
-    commands: argparse._SubParsersAction,  # type: ignore[type-arg]
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
     name: str,
     summary: str,
     description: str,
     examples: list[str],
 ) -> argparse.ArgumentParser:
-    return commands.add_parser(  # type: ignore[no-any-return]
+    return commands.add_parser(
         name,
         help=summary,
         description=textwrap.fill(description, 100),

@@ -17,7 +17,7 @@ SHARED_FOLDERS = ("servicekit", "protos")
 
 def watched_folders(root: Path, processes: Sequence[str]) -> dict[Path, tuple[str, ...]]:
     """The checkout's folders that exist under `root`, each with the processes it restarts."""
-    folders = {root / name: (name,) for name in processes}
+    folders: dict[Path, tuple[str, ...]] = {root / name: (name,) for name in processes}
     folders.update({root / name: tuple(processes) for name in SHARED_FOLDERS})
     return {folder.resolve(): names for folder, names in folders.items() if folder.is_dir()}
 

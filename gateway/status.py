@@ -195,6 +195,7 @@ class PlatformStatus:
 
     async def _timed(self, name: str, probe: Callable[[], Awaitable[None]]) -> Check:
         started = time.perf_counter()
+        error: str | None = None
         try:
             async with asyncio.timeout(self.timeout):
                 await probe()
@@ -206,8 +207,6 @@ class PlatformStatus:
             error = str(exc)
         except Exception as exc:
             error = type(exc).__name__
-        else:
-            error = None
         latency = round((time.perf_counter() - started) * 1000, 2)
         if error is not None:
             log.warning("status: %s is failing: %s", name, error)

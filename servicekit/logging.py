@@ -15,7 +15,7 @@ import logging
 import os
 import sys
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Literal, TextIO
+from typing import TYPE_CHECKING, Any, Literal, TextIO
 
 from pythonjsonlogger.orjson import OrjsonFormatter
 
@@ -147,7 +147,9 @@ class JsonFormatter(OrjsonFormatter):
             timestamp=False,
         )
 
-    def add_fields(self, log_data: dict, record: logging.LogRecord, message_dict: dict) -> None:  # type: ignore[type-arg]
+    def add_fields(
+        self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]
+    ) -> None:
         log_data["timestamp"] = (
             datetime.fromtimestamp(record.created, tz=UTC)
             .isoformat(timespec="milliseconds")
