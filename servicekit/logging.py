@@ -56,6 +56,8 @@ class _ContextFilter(logging.Filter):
 _RECORD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 # Shown otherwise (the prefix, `req=`, `account=`), or a copy of the message (uvicorn's).
 _CONTEXT_ATTRIBUTES = ("service", "request_id", "trace_id", "span_id", "account_id", "color_message")
+# How an access line reads: the fields that name what was called, then the field of its code.
+_ACCESS_LINES = {"rpc": (("rpc_method",), "grpc_code"), "graphql": (("operation_type", "operation"), "code")}
 _COLOURS = ("36", "32", "33", "35", "34", "96", "92", "93")
 _LEVEL_COLOURS = {"WARNING": "33", "ERROR": "31", "CRITICAL": "1;31"}
 
@@ -98,23 +100,14 @@ class ConsoleFormatter(logging.Formatter):
             if k not in _RECORD_ATTRIBUTES and k not in _CONTEXT_ATTRIBUTES
         }
         message = record.getMessage()
-        if message == "rpc" and "rpc_method" in extras:
-            code = str(extras.pop("grpc_code", ""))
+        layout = _ACCESS_LINES.get(message)
+        if layout is not None and all(name in extras for name in layout[0]):
+            called, code_field = layout
+            code = str(extras.pop(code_field, ""))
             message = " ".join(
                 [
-                    "rpc",
-                    str(extras.pop("rpc_method")),
-                    self._paint(code, None if code == "OK" else "31"),
-                    f"{extras.pop('duration_ms', '?')} ms",
-                ]
-            )
-        elif message == "graphql" and "operation" in extras:
-            code = str(extras.pop("code", ""))
-            message = " ".join(
-                [
-                    "graphql",
-                    str(extras.pop("operation_type", "")),
-                    str(extras.pop("operation")),
+                    message,
+                    *(str(extras.pop(name)) for name in called),
                     self._paint(code, None if code == "OK" else "31"),
                     f"{extras.pop('duration_ms', '?')} ms",
                 ]
