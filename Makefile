@@ -24,9 +24,9 @@ RUNTIME := $(VENV)/.installed-runtime
 # What one install also provides, so that it is not redone: every install has the runtime.
 COVERS_test := dev k8s bench
 
-.PHONY: install proto-gen run test test-unit test-integration test-e2e lint fmt schema k8s-validate clean bench chaos
+.PHONY: install proto-gen run test test-unit test-integration test-e2e lint fmt schema k8s-validate clean bench chaos help
 
-install: $(RUNTIME) $(STUBS)
+install: $(RUNTIME) $(STUBS) ## install the runtime and generate the gRPC stubs
 
 $(UV_STAMP):
 	@echo "==> [1/3] Creating $(VENV) with uv $(UV_VERSION), which installs from uv.lock"
@@ -47,59 +47,62 @@ $(STUBS): $(RUNTIME) $(PROTOS)
 		--mypy_out=protos --mypy_grpc_out=protos $(PROTOS)
 	touch $@
 
-proto-gen: $(RUNTIME)
+proto-gen: $(RUNTIME) ## regenerate the gRPC stubs from protos/
 	rm -f $(STUBS)
 	$(MAKE) $(STUBS)
 
-run: install
+run: install ## run the whole platform (ecommerce dev)
 	$(VENV)/bin/ecommerce dev
 
 # ruff, the import-linter contracts, buf's STANDARD lint rules (buf.yaml), and buf breaking: the
 # protos must stay wire- and generated-code-compatible with the last release tag (before one exists,
 # with the previous commit).
-lint: $(VENV)/.installed-dev $(STUBS)
+lint: $(VENV)/.installed-dev $(STUBS) ## ruff, the import contracts, mypy, buf lint and buf breaking
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/buf lint
 	$(PY) -m tools.proto_breaking
 
-fmt: $(VENV)/.installed-dev
+fmt: $(VENV)/.installed-dev ## format and fix with ruff
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
 # Re-export the gateway's SDL after an API change (a test fails when it is stale).
-schema: $(VENV)/.installed-dev $(STUBS)
+schema: $(VENV)/.installed-dev $(STUBS) ## re-export gateway/schema.graphql after an API change
 	$(VENV)/bin/strawberry export-schema gateway.schema:schema --output gateway/schema.graphql
 
 # Render every overlay (kubectl kustomize, or kustomize build) and validate each object against the
 # Kubernetes schemas and our rules (probes, limits, restricted security context, PDBs, policies).
-k8s-validate: $(VENV)/.installed-k8s $(STUBS)
+k8s-validate: $(VENV)/.installed-k8s $(STUBS) ## render and validate every Kubernetes overlay
 	$(PY) -m tools.k8s_validate
 
-test: $(VENV)/.installed-test $(STUBS) lint k8s-validate
+test: $(VENV)/.installed-test $(STUBS) lint k8s-validate ## lint, type check, validate the manifests and run every test
 	$(PY) -m pytest tests
 
 # The benchmark (README "Benchmarks"): about ten minutes on a quiet machine; writes
 # bench/results/<date>/. BENCH_ARGS passes options, e.g. BENCH_ARGS="--profile search".
-bench: $(VENV)/.installed-bench $(STUBS)
+bench: $(VENV)/.installed-bench $(STUBS) ## the benchmark (about ten minutes; BENCH_ARGS)
 	$(PY) -m bench.run $(BENCH_ARGS)
 
 # The fault-injection suite (README "Reliability"): every fault under a steady load of orders,
 # the invariants checked after each; about fifteen minutes; writes bench/results/<date>-chaos/.
 # make test runs its short version. CHAOS_ARGS passes options, e.g. CHAOS_ARGS="--faults 'kill order'".
-chaos: install
+chaos: install ## the fault-injection suite (about fifteen minutes; CHAOS_ARGS)
 	$(PY) -m chaos.run $(CHAOS_ARGS)
 
-test-unit: $(VENV)/.installed-test $(STUBS)
+test-unit: $(VENV)/.installed-test $(STUBS) ## the unit tests
 	$(PY) -m pytest tests/unit
 
-test-integration: $(VENV)/.installed-test $(STUBS)
+test-integration: $(VENV)/.installed-test $(STUBS) ## the integration tests
 	$(PY) -m pytest tests/integration
 
-test-e2e: $(VENV)/.installed-test $(STUBS)
+test-e2e: $(VENV)/.installed-test $(STUBS) ## the end-to-end tests
 	$(PY) -m pytest tests/e2e
 
-clean:
+clean: ## remove the virtualenv, stubs and caches
 	rm -rf $(VENV) .pytest_cache .ruff_cache $(STUBS)
 	find protos -name '*_pb2*.py*' -delete
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+help: ## list the targets
+	@awk -F':.*## ' '/^[a-zA-Z0-9_-]+:.*## / { printf "  %-18s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)

@@ -1,4 +1,5 @@
-"""`ecommerce dev | serve | migrate | create-admin | seed`."""
+"""Run and operate the e-commerce platform: the whole of it on this machine (`dev`), one
+process (`serve`), its databases (`migrate`), topics, demo data, administrators and health."""
 
 from __future__ import annotations
 
@@ -12,26 +13,24 @@ import json
 import os
 import signal
 import sys
+import textwrap
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ecommerce_cli.stack import (
-    ALL_SERVICES,
-    Infrastructure,
-    Platform,
-    available_services,
-    configured_metrics_ports,
-    configured_ports,
-    prepare,
-)
-from servicekit.errors import DomainError
-from servicekit.kafka import all_topics, ensure_topics
-from servicekit.logging import configure_logging
-from servicekit.settings import PlatformSettings
+from ecommerce_cli import ALL_SERVICES
+
+# Each command imports what it needs when it runs, so that `ecommerce --help` answers at once.
+if TYPE_CHECKING:
+    from ecommerce_cli.stack import Infrastructure, Platform
 
 STATE_FILE = "dev-state.json"
+DEFAULT_GATEWAY_URL = "http://127.0.0.1:8000"
+CHECKOUT = Path(__file__).resolve().parent.parent  # the folders `dev --reload` watches
 
 
 def _data_dir() -> Path:
+    from servicekit.settings import PlatformSettings
+
     return PlatformSettings().data_dir.resolve()
 
 
@@ -62,13 +61,26 @@ def _single_instance(data_dir: Path):  # type: ignore[no-untyped-def]
 
 
 def cmd_dev(args: argparse.Namespace) -> None:
+    from servicekit.logging import configure_logging
+
+    # Readable lines in the terminal; LOG_FORMAT=json still chooses JSON.
+    os.environ.setdefault("LOG_FORMAT", "console")
     configure_logging("ecommerce-dev", fmt="console")
     data_dir = _data_dir()
     with _single_instance(data_dir):
-        asyncio.run(_dev(data_dir))
+        asyncio.run(_dev(data_dir, reload=args.reload))
 
 
-async def _dev(data_dir: Path) -> None:
+async def _dev(data_dir: Path, *, reload: bool = False) -> None:
+    from ecommerce_cli.stack import (
+        Infrastructure,
+        Platform,
+        available_services,
+        configured_metrics_ports,
+        configured_ports,
+        prepare,
+    )
+
     services = available_services()
     print(f"Starting PostgreSQL, Redis and the broker (data in {data_dir}) ...", flush=True)
     infra = Infrastructure(data_dir).start()
@@ -103,16 +115,27 @@ async def _dev(data_dir: Path) -> None:
             )
             + "\nCreate an administrator (in another terminal):\n"
             "  .venv/bin/ecommerce create-admin --email admin@example.com --name Admin\n"
-            "\nPress Ctrl-C to stop.\n",
+            + ("\nReloading: a process restarts when its code changes.\n" if reload else "")
+            + "\nPress Ctrl-C to stop.\n",
             flush=True,
         )
         stopped = asyncio.create_task(stop.wait())
-        crashed = asyncio.create_task(_watch(platform))
-        done, _ = await asyncio.wait({stopped, crashed}, return_when=asyncio.FIRST_COMPLETED)
-        for task in (stopped, crashed):
+        crashed = asyncio.create_task(_watch_reloading(platform) if reload else _watch(platform))
+        watchers = {stopped, crashed}
+        if reload:
+            watchers.add(asyncio.create_task(_reload(platform)))
+        done, _ = await asyncio.wait(watchers, return_when=asyncio.FIRST_COMPLETED)
+        for task in watchers:
             task.cancel()
         if crashed in done and not crashed.cancelled() and crashed.exception() is None:
             print(f"{crashed.result()} exited; stopping the platform.", file=sys.stderr, flush=True)
+        for task in done - {stopped, crashed}:
+            if not task.cancelled() and task.exception() is not None:
+                print(
+                    f"Reloading failed ({task.exception()}); stopping the platform.",
+                    file=sys.stderr,
+                    flush=True,
+                )
     finally:
         print("\nStopping ...", flush=True)
         platform.stop()
@@ -130,6 +153,33 @@ async def _watch(platform: Platform) -> str:
         await asyncio.sleep(0.5)
 
 
+async def _watch_reloading(platform: Platform) -> str:
+    """While reloading, a process that exits waits for the next change instead of stopping all."""
+    reported: set[int] = set()
+    while True:
+        for name, process in list(platform.processes.items()):
+            code = process.popen.poll()
+            if code is not None and process.popen.pid not in reported:
+                reported.add(process.popen.pid)
+                print(f"{name} exited with code {code}; it restarts when its code changes.", flush=True)
+        await asyncio.sleep(0.5)
+
+
+async def _reload(platform: Platform) -> None:
+    from ecommerce_cli.reload import reload_on_changes, watched_folders
+
+    async def restart(names: list[str]) -> None:
+        print(f"Code changed: restarting {', '.join(names)} ...", flush=True)
+        results = await asyncio.gather(*(platform.restart(name) for name in names), return_exceptions=True)
+        for name, result in zip(names, results, strict=True):
+            if isinstance(result, Exception):
+                print(f"{name} did not restart ({result}); fix it and save again.", flush=True)
+            else:
+                print(f"{name} restarted.", flush=True)
+
+    await reload_on_changes(watched_folders(CHECKOUT, [*platform.services, "gateway"]), restart)
+
+
 def cmd_serve(args: argparse.Namespace) -> None:
     module = importlib.import_module(f"{args.service}.__main__")
     if args.service == "gateway":
@@ -141,6 +191,9 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
 
 def cmd_migrate(args: argparse.Namespace) -> None:
+    from ecommerce_cli.stack import available_services
+    from servicekit.logging import configure_logging
+
     configure_logging("ecommerce-migrate", fmt="console")
     services = [args.service] if args.service else available_services()
 
@@ -196,6 +249,8 @@ def _from_dev_state(key: str, variable: str) -> str:
 
 
 def cmd_seed(args: argparse.Namespace) -> None:
+    from servicekit.logging import configure_logging
+
     configure_logging("ecommerce-seed", fmt="console")
     catalog = importlib.import_module("catalog.__main__")
     seeded = asyncio.run(
@@ -212,6 +267,10 @@ def cmd_seed(args: argparse.Namespace) -> None:
 
 def cmd_topics(args: argparse.Namespace) -> None:
     """Create the platform's topics (Kubernetes runs this as a Job; `ecommerce dev` does it itself)."""
+    from servicekit.kafka import all_topics, ensure_topics
+    from servicekit.logging import configure_logging
+    from servicekit.settings import PlatformSettings
+
     configure_logging("ecommerce-topics", fmt="console")
     settings = PlatformSettings()
     asyncio.run(
@@ -232,6 +291,8 @@ def cmd_register_queries(args: argparse.Namespace) -> None:
 
 
 def cmd_create_admin(args: argparse.Namespace) -> None:
+    from servicekit.errors import DomainError
+
     if sys.stdin.isatty():
         password = getpass.getpass("Password: ")
         if getpass.getpass("Repeat password: ") != password:
@@ -247,43 +308,162 @@ def cmd_create_admin(args: argparse.Namespace) -> None:
     print(f"{'Created' if created else 'Promoted'} administrator {args.email.strip().lower()}.")
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="ecommerce", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+def cmd_status(args: argparse.Namespace) -> None:
+    import httpx
 
-    dev = commands.add_parser("dev", help="run the whole platform on embedded servers")
+    url = args.url.rstrip("/") + "/status"
+    try:
+        response = httpx.get(url, timeout=10)
+        report = response.json()
+        checks = report["checks"]
+    except (httpx.HTTPError, httpx.InvalidURL, ValueError, KeyError, TypeError) as exc:
+        raise SystemExit(f"No status from {url}: {exc or type(exc).__name__}") from None
+    print(status_table(checks))
+    failing = report.get("failing") or []
+    print(f"\n{'All up.' if not failing else 'Failing: ' + ', '.join(failing)}")
+    if response.status_code != 200:
+        raise SystemExit(1)
+
+
+def status_table(checks: list[dict]) -> str:
+    """One line per check: name, up or DOWN, latency, and the reason it failed."""
+    width = max([len("CHECK"), *(len(str(c.get("name", ""))) for c in checks)])
+    lines = [f"{'CHECK':<{width}}  STATUS  {'LATENCY':>10}  ERROR"]
+    for check in checks:
+        state = "up" if check.get("ok") else "DOWN"
+        latency = f"{check.get('latency_ms', 0):.1f} ms"
+        lines.append(
+            f"{check.get('name', '?'):<{width}}  {state:<6}  {latency:>10}  {check.get('error') or ''}".rstrip()
+        )
+    return "\n".join(lines)
+
+
+def _command(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    summary: str,
+    description: str,
+    examples: list[str],
+) -> argparse.ArgumentParser:
+    return commands.add_parser(
+        name,
+        help=summary,
+        description=textwrap.fill(description, 100),
+        epilog="Examples:\n" + "".join(f"  {example}\n" for example in examples),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ecommerce",
+        description=__doc__,
+        epilog="Run `ecommerce <command> --help` for a command's options and examples.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="<command>")
+
+    dev = _command(
+        commands,
+        "dev",
+        "run the whole platform on embedded servers",
+        "Start PostgreSQL, Redis, the broker and a mail catcher (embedded, data in ECOMMERCE_DATA_DIR), "
+        "migrate, load the demo catalog on a first start, then run every service and the gateway "
+        "until Ctrl-C. Each process logs readable lines prefixed with its name (LOG_FORMAT=json for "
+        "JSON; NO_COLOR for no colour).",
+        ["ecommerce dev", "ecommerce dev --reload", "LOG_FORMAT=json ecommerce dev"],
+    )
+    dev.add_argument(
+        "--reload",
+        action="store_true",
+        help="restart a process when its code changes (servicekit/ restarts them all)",
+    )
     dev.set_defaults(func=cmd_dev)
 
-    serve = commands.add_parser("serve", help="run one service (for Kubernetes)")
+    serve = _command(
+        commands,
+        "serve",
+        "run one service (for Kubernetes)",
+        "Run one service or the gateway in the foreground, configured by its environment variables.",
+        ["ecommerce serve catalog", "GATEWAY_PORT=8080 ecommerce serve gateway"],
+    )
     serve.add_argument("service", choices=[*ALL_SERVICES, "gateway"])
     serve.set_defaults(func=cmd_serve)
 
-    migrate = commands.add_parser("migrate", help="create and migrate service databases")
+    migrate = _command(
+        commands,
+        "migrate",
+        "create and migrate service databases",
+        "Create each service's database if missing and apply its migrations "
+        "(<SERVICE>_DATABASE_URL); all services unless one is named.",
+        ["ecommerce migrate", "ecommerce migrate order"],
+    )
     migrate.add_argument("service", nargs="?", choices=ALL_SERVICES)
     migrate.set_defaults(func=cmd_migrate)
 
-    admin = commands.add_parser(
-        "create-admin", help="create or promote an administrator; the password is read from standard input"
+    admin = _command(
+        commands,
+        "create-admin",
+        "create or promote an administrator; the password is read from standard input",
+        "Create an administrator account, or promote an existing account. The password is asked "
+        "twice on a terminal, or read from the first line of standard input. Uses "
+        "ACCOUNT_DATABASE_URL, or the running `ecommerce dev`.",
+        [
+            "ecommerce create-admin --email admin@example.com --name Admin",
+            "printf '%s\\n' \"$ADMIN_PASSWORD\" | ecommerce create-admin --email admin@example.com --name Admin",
+        ],
     )
     admin.add_argument("--email", required=True)
     admin.add_argument("--name", required=True)
     admin.set_defaults(func=cmd_create_admin)
 
-    seed = commands.add_parser("seed", help="load the demo catalog (idempotent: adds only what is missing)")
+    seed = _command(
+        commands,
+        "seed",
+        "load the demo catalog (idempotent: adds only what is missing)",
+        "Add the demo categories and products to the catalog; what is there already is kept. Uses "
+        "CATALOG_DATABASE_URL and REDIS_URL, or the running `ecommerce dev`.",
+        ["ecommerce seed"],
+    )
     seed.set_defaults(func=cmd_seed)
 
-    topics = commands.add_parser(
-        "topics", help="create the Kafka topics (KAFKA_TOPIC_PARTITIONS, KAFKA_TOPIC_REPLICATION_FACTOR)"
+    topics = _command(
+        commands,
+        "topics",
+        "create the Kafka topics (KAFKA_TOPIC_PARTITIONS, KAFKA_TOPIC_REPLICATION_FACTOR)",
+        "Create the platform's topics and their dead-letter topics on KAFKA_BOOTSTRAP_SERVERS; "
+        "existing topics are left as they are.",
+        ["KAFKA_BOOTSTRAP_SERVERS=kafka:9092 KAFKA_TOPIC_REPLICATION_FACTOR=3 ecommerce topics"],
     )
     topics.set_defaults(func=cmd_topics)
 
-    queries = commands.add_parser(
-        "register-queries", help="add GraphQL documents to the gateway's persisted query allowlist"
+    queries = _command(
+        commands,
+        "register-queries",
+        "add GraphQL documents to the gateway's persisted query allowlist",
+        "Register GraphQL documents in the allowlist the gateway reads in allowlist mode "
+        "(GATEWAY_PERSISTED_QUERIES_ONLY).",
+        ["ecommerce register-queries storefront.graphql", "ecommerce register-queries queries.json"],
     )
     queries.add_argument("files", nargs="+", help=".graphql (one document) or .json (many)")
     queries.set_defaults(func=cmd_register_queries)
 
-    args = parser.parse_args(argv)
+    status = _command(
+        commands,
+        "status",
+        "show the platform's health: services, databases, Redis, broker",
+        "Ask the gateway's /status for every part of the platform, checked by a round trip, and "
+        "print a table. Exits with 1 when a part is failing.",
+        ["ecommerce status", "ecommerce status --url https://api.example.com"],
+    )
+    status.add_argument(
+        "--url", default=DEFAULT_GATEWAY_URL, help=f"the gateway (default {DEFAULT_GATEWAY_URL})"
+    )
+    status.set_defaults(func=cmd_status)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
     args.func(args)
 
 

@@ -26,6 +26,7 @@ import grpc
 import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from ecommerce_cli import ALL_SERVICES
 from servicekit.db import database_url, ensure_database
 from servicekit.embedded import EmbeddedBroker, EmbeddedPostgres, EmbeddedRedis
 from servicekit.kafka import all_topics, ensure_topics
@@ -34,7 +35,6 @@ from servicekit.migrations import upgrade_async
 
 log = logging.getLogger(__name__)
 
-ALL_SERVICES = ("account", "catalog", "order", "payment", "notification")
 DEFAULT_PORTS = {
     "gateway": 8000,
     "account": 50051,

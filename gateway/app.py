@@ -1,4 +1,5 @@
-"""The ASGI application: GraphQL at /graphql (GraphiQL in development), health endpoints."""
+"""The ASGI application: GraphQL at /graphql (GraphiQL in development), health endpoints, the
+platform's status at /status, and CORS for the origins in GATEWAY_CORS_ORIGINS."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from collections.abc import AsyncIterator
 import orjson
 import redis.asyncio as aioredis
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
@@ -24,6 +27,7 @@ from gateway.live import OrderEventHub
 from gateway.protection import Protection
 from gateway.schema import create_schema
 from gateway.settings import GatewaySettings
+from gateway.status import PlatformStatus
 from servicekit.auth import Authenticator, JwksKeySet, TokenDenylist, bearer_token
 from servicekit.context import new_request_id, request_id_var
 from servicekit.errors import Unauthenticated
@@ -56,8 +60,10 @@ class GatewayState:
             min_refresh_interval=settings.jwks_min_refresh_interval,
         )
         self.authenticator = Authenticator(keys, TokenDenylist(self.redis))
+        self.status = PlatformStatus(settings, self.redis, timeout=settings.status_timeout)
 
     async def close(self) -> None:
+        await self.status.close()
         await self.order_events.stop()
         await self.services.close()
         await self.redis.aclose()
@@ -208,13 +214,48 @@ def create_app(settings: GatewaySettings | None = None) -> ASGIApp:
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
+    async def status(request: Request) -> Response:
+        report = await graphql.state.status.report()
+        return JSONResponse(
+            report.as_json(), status_code=200 if report.ok else 503, headers={"Cache-Control": "no-store"}
+        )
+
     app = Starlette(
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
             Route("/healthz", healthz),
             Route("/readyz", healthz),
+            Route("/status", status),
         ],
+        middleware=cors_middleware(settings.cors_origins),
         lifespan=lifespan,
     )
     return BodySizeLimit(app, settings.max_body_bytes)
+
+
+def cors_middleware(origins: tuple[str, ...]) -> list[Middleware]:
+    """Cross-origin answers for `origins` only (none when empty). Cookies and the Authorization
+    header are allowed only for a listed origin, never for `*`."""
+    if not origins:
+        return []
+    return [
+        Middleware(
+            CORSMiddleware,
+            allow_origins=list(origins),
+            allow_credentials="*" not in origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=[
+                "Authorization",
+                "Content-Type",
+                "X-Request-Id",
+                "traceparent",
+                "tracestate",
+                # The headers the CSRF check accepts (gateway/guard.py).
+                "X-Requested-With",
+                "Apollo-Require-Preflight",
+                "X-Apollo-Operation-Name",
+            ],
+            max_age=600,
+        )
+    ]

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
+from urllib.parse import urlsplit
 
-from pydantic import Field
-from pydantic_settings import SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
 
 from servicekit.settings import PlatformSettings
 
@@ -20,6 +22,15 @@ class GatewaySettings(PlatformSettings):
     max_tokens: int = Field(2000, ge=10)
     max_body_bytes: int = Field(2 * 1024 * 1024, ge=1024, description="Largest accepted request body.")
     jwks_min_refresh_interval: float = Field(5.0, ge=0)
+    cors_origins: Annotated[tuple[str, ...], NoDecode] = Field(
+        (),
+        description="Browser origins allowed to call the gateway, comma-separated "
+        "(`https://shop.example.com,https://admin.example.com`), or `*` for any origin without "
+        "credentials. None by default: no cross-origin answers.",
+    )
+    status_timeout: float = Field(
+        2.0, gt=0, le=30, description="Time bound of each /status check, in seconds."
+    )
 
     # -- protection (README "Gateway limits") ---------------------------------------------------
     max_query_cost: int = Field(1000, ge=1, description="Largest static cost of one operation.")
@@ -40,4 +51,44 @@ class GatewaySettings(PlatformSettings):
     )
     report_rpc_calls: bool = Field(
         False, description="Add `extensions.rpcCalls` (gRPC calls per method) to each answer; tests only."
+    )
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if not isinstance(value, list | tuple):
+            return value
+        origins = tuple(value)
+        if "*" in origins and len(origins) > 1:
+            raise ValueError("'*' allows every origin: give it alone or list the origins")
+        for origin in origins:
+            if origin != "*" and not _is_origin(origin):
+                raise ValueError(f"{origin[:100]!r} is not an origin such as https://shop.example.com")
+        return origins
+
+
+def _is_origin(value: str) -> bool:
+    """scheme://host[:port] as a browser sends it in `Origin`: no path, query or credentials."""
+    if (
+        not isinstance(value, str)
+        or len(value) > 300
+        or not value.isascii()
+        or any(c.isspace() for c in value)
+    ):
+        return False
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        return False
+    return (
+        parts.scheme in ("http", "https")
+        and bool(parts.hostname)
+        and not parts.path
+        and not parts.query
+        and not parts.fragment
+        and "@" not in parts.netloc
+        and value == f"{parts.scheme}://{parts.netloc}"
     )

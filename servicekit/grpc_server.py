@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import grpc
@@ -37,6 +37,11 @@ _READ_METADATA = frozenset(
 )
 
 
+# Probes (Kubernetes, the gateway's /status, `ecommerce dev` waiting for a start) call it every few
+# seconds: they are neither access-logged nor traced, so that the log shows what people did.
+_HEALTH_PREFIX = "/" + health_pb2.DESCRIPTOR.services_by_name["Health"].full_name + "/"
+
+
 def _read_metadata(context: grpc.aio.ServicerContext) -> dict[str, str]:
     found: dict[str, str] = {}
     for item in context.invocation_metadata() or ():
@@ -52,8 +57,8 @@ class RpcInterceptor(grpc.aio.ServerInterceptor):
     trace, RED metrics, the access log line, error mapping, token verification.
 
     One interceptor rather than six: the wrapper of each method is built on its first call and
-    reused, and the metadata is read once, so the fixed cost per RPC stays small. Streams pass
-    through untouched.
+    reused, and the metadata is read once, so the fixed cost per RPC stays small. Streams and
+    health checks pass through untouched.
     """
 
     def __init__(self, authenticator: Authenticator | None) -> None:
@@ -62,9 +67,9 @@ class RpcInterceptor(grpc.aio.ServerInterceptor):
 
     async def intercept_service(self, continuation, handler_call_details):  # type: ignore[no-untyped-def]
         handler = await continuation(handler_call_details)
-        if handler is None or handler.unary_unary is None:
-            return handler
         method = handler_call_details.method
+        if handler is None or handler.unary_unary is None or method.startswith(_HEALTH_PREFIX):
+            return handler
         cached = self._wrapped.get(method)
         if cached is not None and cached[0] is handler:
             return cached[1]
@@ -162,6 +167,38 @@ class RpcInterceptor(grpc.aio.ServerInterceptor):
 
 
 Registration = tuple[Callable[[Any, grpc.aio.Server], None], Any]
+Probe = Callable[[], Awaitable[None]]
+
+# The health "service" name whose check is a round trip to the service's own database.
+DATABASE_CHECK = "database"
+PROBE_TIMEOUT = 2.0
+
+
+class ProbingHealthServicer(health.aio.HealthServicer):
+    """The standard health service, plus names whose `Check` runs a probe when asked.
+
+    `Check("database")` answers SERVING when the probe (a query to the service's database)
+    returns within `PROBE_TIMEOUT` seconds, NOT_SERVING when it fails or takes longer. The
+    process's own status (`""` and the service names, what Kubernetes probes) never depends on
+    the probe: a database outage does not make a liveness probe restart healthy processes.
+    """
+
+    def __init__(self, probes: Mapping[str, Probe], *, timeout: float = PROBE_TIMEOUT) -> None:
+        super().__init__()
+        self.probes = dict(probes)
+        self.timeout = timeout
+
+    async def Check(self, request: health_pb2.HealthCheckRequest, context: Any) -> Any:
+        probe = self.probes.get(request.service)
+        if probe is None:
+            return await super().Check(request, context)
+        try:
+            async with asyncio.timeout(self.timeout):
+                await probe()
+        except Exception as exc:
+            log.warning("health probe %s failed: %s: %s", request.service, type(exc).__name__, exc)
+            return health_pb2.HealthCheckResponse(status=health_pb2.HealthCheckResponse.NOT_SERVING)
+        return health_pb2.HealthCheckResponse(status=health_pb2.HealthCheckResponse.SERVING)
 
 
 def create_server(
@@ -170,11 +207,13 @@ def create_server(
     *,
     authenticator: Authenticator | None,
     extra_interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+    probes: Mapping[str, Probe] | None = None,
 ) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
     """A configured server with our servicers, health checking and reflection; not yet bound or started.
 
     `extra_interceptors` run inside `RpcInterceptor`: after the caller is verified, within the
-    error mapping, the metrics and the trace.
+    error mapping, the metrics and the trace. `probes` are health names checked on demand
+    (`ProbingHealthServicer`).
     """
     interceptors: list[grpc.aio.ServerInterceptor] = [RpcInterceptor(authenticator), *extra_interceptors]
     server = grpc.aio.server(
@@ -192,7 +231,7 @@ def create_server(
     )
     for add, servicer in registrations:
         add(servicer, server)
-    health_servicer = health.aio.HealthServicer()
+    health_servicer = ProbingHealthServicer(probes or {})
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = list(service_names)
     reflection.enable_server_reflection(

@@ -1,4 +1,8 @@
-"""JSON logs, one object a line, each carrying the service, request id, trace id and caller.
+"""Logs, one event a line, each carrying the service, request id, trace id and caller.
+
+`LOG_FORMAT=json` (the default) writes one JSON object a line with an ISO-8601 UTC `timestamp`;
+`console` (what `ecommerce dev` uses) writes one readable line prefixed with the process name,
+in colour on a terminal unless `NO_COLOR` is set.
 
 Every RPC and every GraphQL operation leaves an access line (`rpc`, `graphql`). `LOG_ACCESS`
 chooses which: `all` (the default), `errors` (only those that did not end OK) or `off`; errors
@@ -8,8 +12,10 @@ and warnings of the code itself are logged whatever it says.
 from __future__ import annotations
 
 import logging
+import os
 import sys
-from typing import TYPE_CHECKING, Literal
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Literal, TextIO
 
 from pythonjsonlogger.orjson import OrjsonFormatter
 
@@ -46,6 +52,105 @@ class _ContextFilter(logging.Filter):
         return True
 
 
+# Attributes every LogRecord has; anything else on a record is an extra worth showing.
+_RECORD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+# Shown otherwise (the prefix, `req=`, `account=`), or a copy of the message (uvicorn's).
+_CONTEXT_ATTRIBUTES = ("service", "request_id", "trace_id", "span_id", "account_id", "color_message")
+# How an access line reads: the fields that name what was called, then the field of its code.
+_ACCESS_LINES = {"rpc": (("rpc_method",), "grpc_code"), "graphql": (("operation_type", "operation"), "code")}
+_COLOURS = ("36", "32", "33", "35", "34", "96", "92", "93")
+_LEVEL_COLOURS = {"WARNING": "33", "ERROR": "31", "CRITICAL": "1;31"}
+
+
+def use_colour(stream: TextIO) -> bool:
+    """Colour only on a terminal, and never when NO_COLOR is set (https://no-color.org)."""
+    if os.environ.get("NO_COLOR"):
+        return False
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
+class ConsoleFormatter(logging.Formatter):
+    """`catalog       12:03:04.512 rpc /ecommerce.catalog.v1.CatalogService/GetProduct OK 1.3 ms req=...`
+
+    The process name first (coloured, a fixed width so that messages line up), the local time,
+    the level when it is not INFO, the message, then the useful fields; the access line of an RPC
+    or a GraphQL operation reads as what was called, its code and its duration.
+    """
+
+    def __init__(self, *, colour: bool) -> None:
+        super().__init__()
+        self.colour = colour
+
+    def _paint(self, text: str, code: str | None) -> str:
+        return f"\x1b[{code}m{text}\x1b[0m" if self.colour and code else text
+
+    def format(self, record: logging.LogRecord) -> str:
+        service = str(getattr(record, "service", "") or record.name)
+        colour = _COLOURS[sum(service.encode()) % len(_COLOURS)]
+        parts = [
+            self._paint(f"{service:<13}", colour),
+            datetime.fromtimestamp(record.created).strftime("%H:%M:%S.%f")[:-3],
+        ]
+        if record.levelno != logging.INFO:
+            parts.append(self._paint(record.levelname, _LEVEL_COLOURS.get(record.levelname)))
+        extras = {
+            k: v
+            for k, v in vars(record).items()
+            if k not in _RECORD_ATTRIBUTES and k not in _CONTEXT_ATTRIBUTES
+        }
+        message = record.getMessage()
+        layout = _ACCESS_LINES.get(message)
+        if layout is not None and all(name in extras for name in layout[0]):
+            called, code_field = layout
+            code = str(extras.pop(code_field, ""))
+            message = " ".join(
+                [
+                    message,
+                    *(str(extras.pop(name)) for name in called),
+                    self._paint(code, None if code == "OK" else "31"),
+                    f"{extras.pop('duration_ms', '?')} ms",
+                ]
+            )
+        elif record.name not in ("root", "__main__"):
+            message = f"{record.name}: {message}"
+        parts.append(message)
+        fields = [f"{k}={v}" for k, v in extras.items() if v is not None]
+        account_id = getattr(record, "account_id", None)
+        if account_id:
+            fields.append(f"account={account_id}")
+        request_id = getattr(record, "request_id", None)
+        if request_id:
+            fields.append(f"req={request_id}")
+        if fields:
+            parts.append(self._paint(" ".join(fields), "2"))
+        line = " ".join(parts)
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+class JsonFormatter(OrjsonFormatter):
+    """One JSON object a line; `timestamp` is ISO-8601 in UTC (`2026-12-07T01:02:03.456Z`)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "%(levelname)s %(name)s %(message)s",
+            rename_fields={"levelname": "level", "name": "logger"},
+            timestamp=False,
+        )
+
+    def add_fields(
+        self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]
+    ) -> None:
+        log_data["timestamp"] = (
+            datetime.fromtimestamp(record.created, tz=UTC)
+            .isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z")
+        )
+        super().add_fields(log_data, record, message_dict)
+
+
 def configure_logging(
     service: str, *, level: str = "INFO", fmt: str = "json", access: AccessLog = "all"
 ) -> None:
@@ -58,24 +163,24 @@ def configure_logging(
     if _configured:
         root.setLevel(level.upper())
         return
+    if fmt not in ("json", "console"):
+        raise ValueError("fmt must be json or console")
     handler = logging.StreamHandler(sys.stderr)
-    if fmt == "json":
-        handler.setFormatter(
-            OrjsonFormatter(
-                "%(asctime)s %(levelname)s %(name)s %(message)s",
-                rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
-                timestamp=False,
-            )
-        )
-    else:
-        handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)-7s %(service)s %(name)s: %(message)s")
-        )
+    handler.setFormatter(
+        JsonFormatter() if fmt == "json" else ConsoleFormatter(colour=use_colour(sys.stderr))
+    )
     handler.addFilter(_ContextFilter(service))
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     # Libraries that talk a lot at INFO.
-    for noisy in ("aiokafka", "kafka", "sqlalchemy.engine", "alembic.runtime.migration"):
+    for noisy in (
+        "aiokafka",
+        "kafka",
+        "sqlalchemy.engine",
+        "alembic.runtime.migration",
+        "httpx",
+        "watchfiles",
+    ):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     _configured = True
 

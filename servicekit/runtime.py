@@ -16,13 +16,13 @@ from collections.abc import Awaitable, Callable, Sequence
 import grpc
 import redis.asyncio as aioredis
 from grpc_health.v1 import health
-from sqlalchemy import Table
+from sqlalchemy import Table, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from ecommerce.account.v1 import account_pb2, account_pb2_grpc
 from servicekit.auth import Authenticator, JwksFetcher, JwksKeySet, TokenDenylist, jwks_from_json
 from servicekit.db import create_engine, session_factory
-from servicekit.grpc_server import Registration, create_server, set_serving
+from servicekit.grpc_server import DATABASE_CHECK, Registration, create_server, set_serving
 from servicekit.kafka import RenewingProducer, create_producer
 from servicekit.metrics import SideServer, refresh_forever
 from servicekit.outbox import Outbox, OutboxRelay
@@ -101,6 +101,11 @@ class ServiceRuntime:
         self._producer_ready = asyncio.Event()
         # /metrics, /healthz, /readyz on the metrics port, started with the server.
         self.side_server = SideServer()
+
+    async def check_database(self) -> None:
+        """A round trip to the service's database; raises when it does not answer."""
+        async with self.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
 
     def channel(self, address: str) -> grpc.aio.Channel:
         """A channel to a peer; calls carry the current trace context."""
@@ -202,7 +207,12 @@ async def start(
     """Start the service's server and loops; returns the server, its health servicer and the bound port."""
     settings = runtime.settings
     configure_tracing(runtime.name, endpoint=settings.otel_exporter_otlp_endpoint)
-    server, health_servicer = create_server(registrations, service_names, authenticator=authenticator)
+    server, health_servicer = create_server(
+        registrations,
+        service_names,
+        authenticator=authenticator,
+        probes={DATABASE_CHECK: runtime.check_database},
+    )
     port = server.add_insecure_port(f"{settings.grpc_host}:{settings.grpc_port}")
     await runtime.side_server.start(settings.grpc_host, settings.metrics_port)
     relay = runtime.relay

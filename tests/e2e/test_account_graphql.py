@@ -331,4 +331,4 @@ async def test_every_log_line_is_json_and_the_request_id_reaches_the_service(gat
     rpc = next(line for line in lines() if line.get("request_id") == request_id)
     assert rpc["rpc_method"] == "/ecommerce.account.v1.AccountService/GetMe"
     assert rpc["account_id"] == session["account"]["id"]
-    assert all({"time", "level", "logger", "message", "service"} <= line.keys() for line in lines())
+    assert all({"timestamp", "level", "logger", "message", "service"} <= line.keys() for line in lines())

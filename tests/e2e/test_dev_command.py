@@ -1,23 +1,27 @@
 """`ecommerce dev`, what `make run` runs: starts everything, refuses a second copy, stops cleanly,
-and keeps its data across restarts."""
+keeps its data across restarts, and with --reload restarts only what changed."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import re
 import signal
 import sys
+import uuid
 from pathlib import Path
 
 import httpx
 import psutil
 
 from ecommerce_cli.stack import DEFAULT_PORTS, free_port
-from tests.helpers import unique_email
+from tests.helpers import eventually, unique_email
 
 REGISTER = """
 mutation Register($input: RegisterInput!) { register(input: $input) { account { email } } }"""
 READY_LINE = "Press Ctrl-C to stop."
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def dev_environment(data_dir: Path) -> dict[str, str]:
@@ -33,15 +37,18 @@ def dev_environment(data_dir: Path) -> dict[str, str]:
     return env
 
 
-async def start_dev(env: dict[str, str]) -> tuple[asyncio.subprocess.Process, list[str]]:
+async def start_dev(
+    env: dict[str, str], *options: str, stderr: int = asyncio.subprocess.DEVNULL
+) -> tuple[asyncio.subprocess.Process, list[str]]:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "ecommerce_cli.main",
         "dev",
+        *options,
         env=env,
         stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
+        stderr=stderr,
     )
     lines: list[str] = []
 
@@ -115,3 +122,70 @@ async def test_dev_runs_refuses_a_second_copy_stops_cleanly_and_keeps_its_data(t
     finally:
         await stop_dev(again)
     assert duplicate["errors"][0]["extensions"]["code"] == "CONFLICT"
+
+
+def service_pids(dev: asyncio.subprocess.Process) -> dict[str, int]:
+    """The platform's processes (`python -m <name>`) by name."""
+    found = {}
+    for child in psutil.Process(dev.pid).children():
+        command = child.cmdline()
+        if "-m" in command:
+            found[command[command.index("-m") + 1]] = child.pid
+    return found
+
+
+def serving_lines(lines: list[str]) -> list[str]:
+    """The notification service's readable "serving" lines (the console format of `ecommerce dev`)."""
+    serving = r"notification  \d\d:\d\d:\d\d\.\d{3} servicekit\.runtime: notification serving gRPC on \S+\n"
+    return [line for line in lines if re.fullmatch(serving, line)]
+
+
+async def test_dev_reload_restarts_only_the_process_whose_code_changed(tmp_path):
+    env = dev_environment(tmp_path / "data")
+    del env["LOG_FORMAT"]  # the default of `ecommerce dev`: readable lines prefixed with the process
+    # A new module in the notification service's folder, removed afterwards: the checkout's own
+    # files are never edited.
+    probe = ROOT / "notification" / f"_reload_probe_{uuid.uuid4().hex}.py"
+    dev, lines = await start_dev(env, "--reload", stderr=asyncio.subprocess.STDOUT)
+
+    async def read_for(seconds: float) -> None:
+        assert dev.stdout is not None
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                while True:
+                    lines.append((await dev.stdout.readline()).decode())
+
+    try:
+        assert "Reloading: a process restarts when its code changes.\n" in lines
+        before = service_pids(dev)
+        edits = 0
+
+        async def restarting() -> bool:
+            nonlocal edits
+            edits += 1  # the watcher may not be watching yet: write until it sees a change
+            probe.write_text(f'"""Written by a test of `ecommerce dev --reload` ({edits})."""\n')
+            await read_for(0.5)
+            return any(line.startswith("Code changed:") for line in lines)
+
+        async def restarted() -> dict[str, int] | None:
+            await read_for(0.5)
+            after = service_pids(dev)
+            done = "notification restarted.\n" in lines and len(serving_lines(lines)) >= 2
+            return (
+                after
+                if done and after.get("notification", before["notification"]) != before["notification"]
+                else None
+            )
+
+        await eventually(restarting, timeout=60, interval=0, what="the change seen")
+        after = await eventually(restarted, timeout=90, interval=0, what="the notification service restarted")
+    finally:
+        probe.unlink(missing_ok=True)
+        await stop_dev(dev)
+
+    changed = [line for line in lines if line.startswith("Code changed:")]
+    assert set(changed) == {"Code changed: restarting notification ...\n"}
+    assert set(before) == set(after) == {"account", "catalog", "order", "payment", "notification", "gateway"}
+    assert {n: p for n, p in after.items() if n != "notification"} == {
+        n: p for n, p in before.items() if n != "notification"
+    }

@@ -1,0 +1,85 @@
+"""The `ecommerce` command explains itself, answers --help at once, and `make help` lists targets."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ecommerce_cli.main import build_parser, main, status_table
+from ecommerce_cli.stack import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def subcommands() -> dict[str, argparse.ArgumentParser]:
+    parser = build_parser()
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(action.choices)
+
+
+@pytest.mark.parametrize("name", sorted(subcommands()))
+def test_every_command_has_a_description_and_an_example(name: str, capsys: pytest.CaptureFixture[str]):
+    with pytest.raises(SystemExit) as exited:
+        main([name, "--help"])
+    out = capsys.readouterr().out
+
+    assert exited.value.code == 0
+    description = out.split("\n\n")[1]
+    assert len(description.split()) >= 8, out
+    examples = out.split("Examples:\n", 1)[1].splitlines()
+    assert examples
+    assert all(line.startswith("  ") and f"ecommerce {name}" in line for line in examples if line), out
+
+
+def test_help_imports_none_of_the_platforms_heavy_libraries():
+    code = (
+        "import sys\n"
+        "from ecommerce_cli.main import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "heavy = ('grpc', 'sqlalchemy', 'aiokafka', 'strawberry', 'httpx', 'pydantic', 'redis', 'alembic')\n"
+        "print('loaded:', sorted(m for m in heavy if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True, cwd=ROOT
+    )
+    assert done.stdout.splitlines()[-1] == "loaded: []"
+
+
+def test_status_is_a_table_with_each_part_its_state_latency_and_reason():
+    table = status_table(
+        [
+            {"name": "account", "ok": True, "latency_ms": 1.234, "error": None},
+            {"name": "notification.database", "ok": False, "latency_ms": 2000.0, "error": "UNAVAILABLE"},
+        ]
+    )
+    assert table.splitlines() == [
+        "CHECK                  STATUS     LATENCY  ERROR",
+        "account                up          1.2 ms",
+        "notification.database  DOWN     2000.0 ms  UNAVAILABLE",
+    ]
+
+
+@pytest.mark.parametrize(
+    "url", [lambda: f"http://127.0.0.1:{free_port()}", lambda: "not a url", lambda: "http://[::1"]
+)
+def test_status_says_so_when_no_gateway_answers(url, capsys: pytest.CaptureFixture[str]):
+    address = url()
+    with pytest.raises(SystemExit) as exited:
+        main(["status", "--url", address])
+    assert str(exited.value.code).startswith(f"No status from {address}/status")
+
+
+def test_make_help_lists_every_target_with_what_it_does():
+    done = subprocess.run(["make", "help"], capture_output=True, text=True, timeout=60, check=True, cwd=ROOT)
+    makefile = (ROOT / "Makefile").read_text()
+    phony = re.search(r"^\.PHONY: (.+)$", makefile, re.MULTILINE)
+    assert phony is not None
+    listed = {line.split()[0]: line for line in done.stdout.splitlines() if line.strip()}
+
+    assert set(listed) == set(phony.group(1).split())
+    assert all(len(line.split()) >= 2 for line in listed.values())
