@@ -450,11 +450,12 @@ def _deadline_passed(saga: Saga, now: datetime, policy: Policy) -> Outcome:
             policy,
             compensate=(Compensation.RELEASE_STOCK, Compensation.VOID_PAYMENT),
         )
-    command: Command = {
+    resend: dict[Step, Command] = {
         Step.RESERVE_STOCK: ReserveStock(),
         Step.AUTHORIZE_PAYMENT: AuthorizePayment(),
         Step.COMMIT_STOCK: CommitStock(),
-    }[saga.step]
+    }
+    command = resend[saga.step]
     return Outcome(
         replace(saga, attempts=saga.attempts + 1, deadline_at=now + policy.step_deadline), (command,)
     )
