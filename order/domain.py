@@ -1,4 +1,4 @@
-"""The order saga as pure functions (DESIGN §5): `decide(saga, event, now, policy) -> Outcome`.
+"""The order saga as pure functions: `decide(saga, event, now, policy) -> Outcome`.
 
 No I/O here. The caller loads the saga state of one order under a row lock, feeds it one
 event (a reply from inventory or payment, a passed deadline, or a manual request), and
