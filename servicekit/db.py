@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Hashable
 from contextlib import asynccontextmanager
 
 import asyncpg
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
@@ -68,6 +68,35 @@ async def snapshot(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[
             execution_options={"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
         )
         yield session
+
+
+_AFTER_COMMIT = "servicekit.after_commit"
+
+
+def after_commit(
+    session: AsyncSession, action: Callable[[], None], *, once_per: Hashable | None = None
+) -> None:
+    """Run `action` once the session's current transaction has committed, never if it rolls back.
+
+    Actions run in the order they were added, synchronously inside SQLAlchemy's `after_commit`
+    hook (an action that needs the event loop schedules a task). With `once_per`, only the
+    first action added under that key in a transaction is kept: for "invalidate the cache once,
+    however many rows changed"."""
+    pending: dict[Hashable, Callable[[], None]] | None = session.info.get(_AFTER_COMMIT)
+    if pending is None:
+        pending = session.info[_AFTER_COMMIT] = {}
+
+        def run(*_: object) -> None:
+            for act in session.info.pop(_AFTER_COMMIT, {}).values():
+                act()
+
+        def forget(*_: object) -> None:
+            session.info.pop(_AFTER_COMMIT, None)
+
+        event.listen(session.sync_session, "after_commit", run, once=True)
+        event.listen(session.sync_session, "after_soft_rollback", forget, once=True)
+    key = object() if once_per is None else once_per
+    pending.setdefault(key, action)
 
 
 _DB_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")

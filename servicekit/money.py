@@ -9,6 +9,8 @@ from functools import cache, lru_cache
 from babel import Locale
 from babel.numbers import get_currency_precision, get_territory_currencies
 
+from ecommerce.common.v1 import money_pb2
+
 MAX_MINOR = 2**63 - 1  # what an int64 amount field can carry
 
 
@@ -57,3 +59,13 @@ def to_minor(value: Decimal | str, currency: str) -> int:
 def format_money(amount_minor: int, currency: str) -> str:
     """`12.50 EUR`: a plain, locale-free rendering for logs and e-mails."""
     return f"{to_decimal(amount_minor, currency):f} {currency}"
+
+
+def to_proto(amount_minor: int, currency: str) -> money_pb2.Money:
+    """The amount as the shared `Money` message; neither value is checked here."""
+    return money_pb2.Money(amount_minor=amount_minor, currency=currency)
+
+
+def from_proto(message: money_pb2.Money) -> tuple[int, str]:
+    """The message's (amount_minor, currency); an unset message gives (0, "")."""
+    return message.amount_minor, message.currency
