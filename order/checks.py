@@ -1,23 +1,11 @@
-"""Checks shared by the order use cases: ids from requests, printable text, the caller's account."""
+"""Whose orders a caller may place and list: the caller's own account."""
 
 from __future__ import annotations
 
-import unicodedata
 import uuid
 
 from servicekit.context import Caller
-from servicekit.errors import InvalidArgument, PermissionDenied
-
-
-def has_control_characters(value: str) -> bool:
-    return any(unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co") for ch in value)
-
-
-def parse_id(value: str, field: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(value)
-    except (ValueError, AttributeError, TypeError):
-        raise InvalidArgument.field(field, "is not a valid id") from None
+from servicekit.errors import PermissionDenied
 
 
 def account_of(caller: Caller) -> uuid.UUID:

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import TypeVar
 
-from google.protobuf import timestamp_pb2
-
-from ecommerce.common.v1 import money_pb2
 from ecommerce.order.v1 import order_pb2
 from order import domain
 from order.listing import OrderPage
 from order.models import Order
+from servicekit import money
+from servicekit.timestamps import to_timestamp
 
 STATUS_TO_PROTO: dict[domain.Status, order_pb2.OrderStatus.ValueType] = {
     domain.Status.PENDING: order_pb2.ORDER_STATUS_PENDING,
@@ -35,25 +33,15 @@ REASON_TO_PROTO: dict[domain.CancellationReason, order_pb2.CancellationReason.Va
 _Page = TypeVar("_Page", order_pb2.ListMyOrdersResponse, order_pb2.ListOrdersResponse)
 
 
-def timestamp(value: datetime) -> timestamp_pb2.Timestamp:
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromDatetime(value)
-    return stamp
-
-
-def money(amount_minor: int, currency: str) -> money_pb2.Money:
-    return money_pb2.Money(amount_minor=amount_minor, currency=currency)
-
-
 def items_to_proto(order: Order) -> list[order_pb2.OrderItem]:
     return [
         order_pb2.OrderItem(
             product_id=str(item.product_id),
             sku=item.sku,
             name=item.name,
-            unit_price=money(item.unit_price_minor, order.currency),
+            unit_price=money.to_proto(item.unit_price_minor, order.currency),
             quantity=item.quantity,
-            line_total=money(item.line_total_minor, order.currency),
+            line_total=money.to_proto(item.line_total_minor, order.currency),
         )
         for item in order.items
     ]
@@ -88,26 +76,26 @@ def order_to_proto(order: Order) -> order_pb2.Order:
         status=status_proto(order.status),
         cancellation_reason=reason_proto(order.cancellation_reason),
         items=items_to_proto(order),
-        total=money(order.total_minor, order.currency),
+        total=money.to_proto(order.total_minor, order.currency),
         payment_id=order.payment_id or "",
         history=[
             order_pb2.StatusChange(
                 status=status_proto(entry.status),
-                at=timestamp(entry.at),
+                at=to_timestamp(entry.at),
                 reason=entry.reason,
                 changed_by=entry.changed_by or "",
             )
             for entry in order.history
         ],
         shipping_address=address_to_proto(order),
-        created_at=timestamp(order.created_at),
-        updated_at=timestamp(order.updated_at),
+        created_at=to_timestamp(order.created_at),
+        updated_at=to_timestamp(order.updated_at),
     )
 
 
 def page_to_proto(page: OrderPage, response: _Page) -> _Page:
     """Fill a listing's response with one page of orders."""
-    response.orders.extend(order_to_proto(o) for o in page.orders)
+    response.orders.extend(order_to_proto(o) for o in page.items)
     response.cursors.extend(page.cursors)
     response.next_page_token = page.cursors[-1] if page.cursors else ""
     response.has_next_page = page.has_next_page

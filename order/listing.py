@@ -4,32 +4,28 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from order import domain, queries
-from order.checks import account_of, parse_id
+from order.checks import account_of
 from order.models import Order
+from servicekit import pages
 from servicekit.auth import require_admin, require_caller
 from servicekit.context import Caller
 from servicekit.cursor import CursorCodec
 from servicekit.db import snapshot
 from servicekit.errors import InvalidArgument, NotFound
+from servicekit.ids import parse_id
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
+_NOT_THIS_LISTINGS_CURSOR = "is not a valid cursor for this listing"
 
 
-@dataclass(frozen=True)
-class OrderPage:
-    orders: list[Order]
-    cursors: list[str]
-    has_next_page: bool
-    total_count: int
+OrderPage = pages.Page[Order]
 
 
 class OrderReads:
@@ -64,30 +60,22 @@ class OrderReads:
         return await self._page(filters=filters, page_size=page_size, page_token=page_token)
 
     async def _page(self, *, filters: dict[str, str], page_size: int, page_token: str) -> OrderPage:
-        page_size = page_size or DEFAULT_PAGE_SIZE
-        if not 1 <= page_size <= MAX_PAGE_SIZE:
-            raise InvalidArgument.field("page_size", f"must be between 1 and {MAX_PAGE_SIZE}")
+        size = pages.page_size(page_size, maximum=MAX_PAGE_SIZE, default=DEFAULT_PAGE_SIZE)
         conditions: list[Any] = []
         if "a" in filters:
             conditions.append(Order.account_id == uuid.UUID(filters["a"]))
         if "s" in filters:
             conditions.append(Order.status == filters["s"])
         query = queries.with_details().where(*conditions).order_by(Order.created_at.desc(), Order.id.desc())
+        scope = ("f", filters)
         if page_token:
-            position = self.cursors.decode(page_token, field="page_token")
-            try:
-                if position.get("f") != filters:
-                    raise ValueError("cursor of another listing")
-                after = (datetime.fromisoformat(position["c"]), uuid.UUID(position["i"]))
-            except (KeyError, TypeError, ValueError):
-                raise InvalidArgument.field("page_token", "is not a valid cursor for this listing") from None
+            after = pages.position_after(
+                self.cursors, page_token, scope=scope, invalid=_NOT_THIS_LISTINGS_CURSOR
+            )
             query = query.where(tuple_(Order.created_at, Order.id) < after)
         async with snapshot(self.sessions) as session:
-            rows = list((await session.scalars(query.limit(page_size + 1))).all())
+            rows = list((await session.scalars(query.limit(size + 1))).all())
             total = await session.scalar(select(func.count()).select_from(Order).where(*conditions)) or 0
-        has_next_page = len(rows) > page_size
-        rows = rows[:page_size]
-        cursors = [
-            self.cursors.encode({"c": o.created_at.isoformat(), "i": str(o.id), "f": filters}) for o in rows
-        ]
-        return OrderPage(rows, cursors, has_next_page, total)
+        return pages.page_of(
+            rows, size, total, lambda order: pages.position_cursor(self.cursors, order, scope=scope)
+        )

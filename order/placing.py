@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from order import queries
-from order.checks import account_of, has_control_characters
+from order.checks import account_of
 from order.models import Order, OrderItem
 from order.peers import ProductInfo
 from order.saga import Saga
@@ -27,6 +27,7 @@ from servicekit.auth import require_caller
 from servicekit.context import Caller
 from servicekit.db import snapshot, transaction
 from servicekit.errors import AlreadyExists, InvalidArgument, Violations
+from servicekit.text import has_control_characters
 
 log = logging.getLogger(__name__)
 

@@ -3,16 +3,16 @@ orders by status and the outcomes of sagas. Counts move only once the change has
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import partial
 
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from order import domain
 from order.models import Order
 from servicekit import metrics
+from servicekit.db import after_commit
 
 _COMMAND_STEPS: dict[type, str] = {
     domain.ReserveStock: "reserve_stock",
@@ -27,24 +27,6 @@ _COMPENSATION_STEPS = {
     domain.Compensation.VOID_PAYMENT: "void_payment",
     domain.Compensation.REFUND_PAYMENT: "refund_payment",
 }
-
-
-def _after_commit(session: AsyncSession, action: Callable[[], None]) -> None:
-    """Run `action` once the session's transaction has committed (never for a rolled-back one)."""
-    actions: list[Callable[[], None]] | None = session.info.get("after_commit")
-    if actions is None:
-        actions = session.info["after_commit"] = []
-
-        def run(*_: object) -> None:
-            for act in session.info.pop("after_commit", []):
-                act()
-
-        def forget(*_: object) -> None:
-            session.info.pop("after_commit", None)
-
-        event.listen(session.sync_session, "after_commit", run, once=True)
-        event.listen(session.sync_session, "after_soft_rollback", forget, once=True)
-    actions.append(action)
 
 
 def _reply_outcome(event: domain.Event) -> str:
@@ -108,17 +90,17 @@ def observe_decision(
     answered = _answered_step(saga, outcome, event)
     if answered is not None and sent_at is not None:
         elapsed = max(0.0, (now - sent_at).total_seconds())
-        _after_commit(session, partial(_observe_step, *answered, elapsed))
+        after_commit(session, partial(_observe_step, *answered, elapsed))
     if isinstance(event, domain.DeadlinePassed) and not outcome.history:
         for cmd in outcome.commands:
-            _after_commit(session, partial(_count_retry, _COMMAND_STEPS[type(cmd)]))
+            after_commit(session, partial(_count_retry, _COMMAND_STEPS[type(cmd)]))
 
 
 def count_transition(
     session: AsyncSession, order: Order, old_status: str | None, entry: domain.HistoryEntry
 ) -> None:
     """After the commit: the order moves from its old status's count to the new one's."""
-    _after_commit(session, partial(_count_transition, order, old_status, entry))
+    after_commit(session, partial(_count_transition, order, old_status, entry))
 
 
 async def refresh_gauges(sessions: async_sessionmaker[AsyncSession]) -> None:

@@ -6,13 +6,14 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from order import domain, queries
-from order.checks import has_control_characters, parse_id
 from order.models import Order
 from order.saga import Saga
 from servicekit.auth import require_admin, require_caller
 from servicekit.context import Caller
 from servicekit.db import transaction
 from servicekit.errors import InvalidArgument, NotFound
+from servicekit.ids import parse_id
+from servicekit.text import has_control_characters
 
 MAX_NOTE_LENGTH = 500
 

@@ -1,12 +1,13 @@
-"""Checks of the payment service's input: ids, tokens, reasons and keys, from callers and commands."""
+"""Checks of the payment service's input beyond the kit's: command ids, tokens and reasons."""
 
 from __future__ import annotations
 
-import unicodedata
 import uuid
 
 from payment.provider import MAX_TOKEN_LENGTH
 from servicekit.errors import InvalidArgument
+from servicekit.ids import parse_canonical_id
+from servicekit.text import has_control_characters
 
 MAX_REASON_LENGTH = 500
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
@@ -16,28 +17,12 @@ class PoisonCommand(ValueError):
     """A command that no retry can handle (malformed ids or amounts); it ends in the dead-letter topic."""
 
 
-def parse_uuid(value: str, field: str) -> uuid.UUID:
-    """A canonical UUID string, or INVALID_ARGUMENT naming the field."""
-    if not value:
-        raise InvalidArgument.field(field, "is required")
-    try:
-        parsed = uuid.UUID(value) if len(value) == 36 else None
-    except ValueError:
-        parsed = None
-    if parsed is None or str(parsed) != value.lower():
-        raise InvalidArgument.field(field, "must be a UUID")
-    return parsed
-
-
 def command_uuid(value: str, field: str) -> uuid.UUID:
+    """The canonical UUID of a command's field; anything else makes the command poison."""
     try:
-        return parse_uuid(value, field)
+        return parse_canonical_id(value, field)
     except InvalidArgument as exc:
         raise PoisonCommand(exc.message) from None
-
-
-def has_control_characters(text: str) -> bool:
-    return any(unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co") for ch in text)
 
 
 def token_problem(token: str) -> str | None:

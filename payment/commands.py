@@ -27,7 +27,6 @@ from payment.checks import (
     PoisonCommand,
     clean_reason,
     command_uuid,
-    has_control_characters,
     token_problem,
 )
 from payment.models import Payment, Refund, VoidedOrder
@@ -38,6 +37,7 @@ from servicekit.messages import Cause, Message
 from servicekit.metrics import PAYMENT_OUTCOMES
 from servicekit.money import is_currency
 from servicekit.outbox import Outbox
+from servicekit.text import has_control_characters
 
 log = logging.getLogger(__name__)
 

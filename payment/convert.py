@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
-from google.protobuf import timestamp_pb2
-
-from ecommerce.common.v1 import money_pb2
 from ecommerce.payment.v1 import payment_pb2
 from payment import models
 from payment.models import Payment
+from servicekit import money
 from servicekit.resilience import BreakerState, CircuitBreaker
+from servicekit.timestamps import to_timestamp
 
 STATUS_TO_PROTO: dict[str, payment_pb2.PaymentStatus.ValueType] = {
     models.PENDING: payment_pb2.PAYMENT_STATUS_PENDING,
@@ -32,16 +31,6 @@ BREAKER_TO_PROTO: dict[BreakerState, payment_pb2.BreakerState.ValueType] = {
 }
 
 
-def timestamp(value: datetime) -> timestamp_pb2.Timestamp:
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromDatetime(value)
-    return stamp
-
-
-def money(amount_minor: int, currency: str) -> money_pb2.Money:
-    return money_pb2.Money(amount_minor=amount_minor, currency=currency)
-
-
 def failure_reason_proto(reason: str | None) -> payment_pb2.PaymentFailureReason.ValueType:
     return FAILURE_REASON_TO_PROTO.get(reason or "", payment_pb2.PAYMENT_FAILURE_REASON_UNSPECIFIED)
 
@@ -52,13 +41,13 @@ def payment_to_proto(payment: Payment) -> payment_pb2.Payment:
         order_id=str(payment.order_id),
         account_id=str(payment.account_id),
         status=STATUS_TO_PROTO[payment.status],
-        amount=money(payment.amount_minor, payment.currency),
+        amount=money.to_proto(payment.amount_minor, payment.currency),
         provider=payment.provider,
         provider_reference=payment.provider_reference or "",
         failure_reason=failure_reason_proto(payment.failure_reason),
         failure_message=payment.failure_message or "",
-        created_at=timestamp(payment.created_at),
-        updated_at=timestamp(payment.updated_at),
+        created_at=to_timestamp(payment.created_at),
+        updated_at=to_timestamp(payment.updated_at),
     )
 
 
@@ -71,5 +60,5 @@ def breaker_to_proto(provider: str, breaker: CircuitBreaker) -> payment_pb2.GetB
     )
     response.cool_down.FromTimedelta(timedelta(seconds=breaker.cool_down))
     if breaker.opened_at is not None:
-        response.opened_at.CopyFrom(timestamp(breaker.opened_at))
+        response.opened_at.CopyFrom(to_timestamp(breaker.opened_at))
     return response

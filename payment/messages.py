@@ -11,9 +11,11 @@ from google.protobuf.message import Message as Payload
 
 from ecommerce.events.v1 import payment_events_pb2
 from payment import models
-from payment.convert import FAILURE_REASON_TO_PROTO, money, timestamp
+from payment.convert import FAILURE_REASON_TO_PROTO
 from payment.models import Payment, Refund
+from servicekit import money
 from servicekit.messages import NO_CAUSE, Cause, Message
+from servicekit.timestamps import to_timestamp
 from servicekit.topics import PAYMENT_EVENTS, PaymentEvent
 
 
@@ -29,10 +31,10 @@ def succeeded(payment: Payment, cause: Cause | None) -> Message:
             payment_id=str(payment.id),
             order_id=str(payment.order_id),
             account_id=str(payment.account_id),
-            amount=money(payment.amount_minor, payment.currency),
+            amount=money.to_proto(payment.amount_minor, payment.currency),
             provider=payment.provider,
             provider_reference=payment.provider_reference or "",
-            succeeded_at=timestamp(payment.updated_at),
+            succeeded_at=to_timestamp(payment.updated_at),
         ),
         cause,
     )
@@ -47,11 +49,11 @@ def failed(payment: Payment, cause: Cause | None) -> Message:
             payment_id=str(payment.id),
             order_id=str(payment.order_id),
             account_id=str(payment.account_id),
-            amount=money(payment.amount_minor, payment.currency),
+            amount=money.to_proto(payment.amount_minor, payment.currency),
             reason=FAILURE_REASON_TO_PROTO[reason],
             message=payment.failure_message or "",
             retryable=reason in models.RETRYABLE_REASONS,
-            failed_at=timestamp(payment.updated_at),
+            failed_at=to_timestamp(payment.updated_at),
         ),
         cause,
     )
@@ -65,19 +67,19 @@ def refunded(payment: Payment, refund: Refund, cause: Cause | None) -> Message:
             payment_id=str(payment.id),
             order_id=str(payment.order_id),
             account_id=str(payment.account_id),
-            amount=money(refund.amount_minor, refund.currency),
+            amount=money.to_proto(refund.amount_minor, refund.currency),
             reason=refund.reason,
             refunded_by=str(refund.refunded_by) if refund.refunded_by else "",
-            refunded_at=timestamp(refund.created_at),
+            refunded_at=to_timestamp(refund.created_at),
         ),
         cause,
     )
 
 
 def voided(order_id: str, payment: Payment | None, at: datetime, cause: Cause | None) -> Message:
-    payload = payment_events_pb2.PaymentVoided(order_id=order_id, voided_at=timestamp(at))
+    payload = payment_events_pb2.PaymentVoided(order_id=order_id, voided_at=to_timestamp(at))
     if payment is not None:
         payload.payment_id = str(payment.id)
         payload.account_id = str(payment.account_id)
-        payload.amount.CopyFrom(money(payment.amount_minor, payment.currency))
+        payload.amount.CopyFrom(money.to_proto(payment.amount_minor, payment.currency))
     return _event(PaymentEvent.VOIDED, order_id, payload, cause)

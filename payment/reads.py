@@ -10,11 +10,11 @@ from typing import Any
 from sqlalchemy import Select, false, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from payment.checks import parse_uuid
 from payment.models import Payment
 from servicekit.auth import require_caller
 from servicekit.context import Caller
 from servicekit.errors import InvalidArgument, NotFound, Violations
+from servicekit.ids import parse_canonical_id
 
 MAX_BATCH = 100
 
@@ -25,7 +25,7 @@ class PaymentReads:
 
     async def get_payment(self, caller: Caller | None, *, payment_id: str) -> Payment:
         caller = require_caller(caller)
-        pid = parse_uuid(payment_id, "payment_id")
+        pid = parse_canonical_id(payment_id, "payment_id")
         async with self.sessions() as session:
             payment = await session.scalar(self._visible(select(Payment).where(Payment.id == pid), caller))
         if payment is None:
@@ -34,7 +34,7 @@ class PaymentReads:
 
     async def list_payments(self, caller: Caller | None, *, order_id: str) -> list[Payment]:
         caller = require_caller(caller)
-        oid = parse_uuid(order_id, "order_id")
+        oid = parse_canonical_id(order_id, "order_id")
         async with self.sessions() as session:
             rows = await session.scalars(
                 self._visible(select(Payment).where(Payment.order_id == oid), caller).order_by(
@@ -51,7 +51,7 @@ class PaymentReads:
         wanted: set[uuid.UUID] = set()
         for index, value in enumerate(order_ids):
             try:
-                wanted.add(parse_uuid(value, f"order_ids[{index}]"))
+                wanted.add(parse_canonical_id(value, f"order_ids[{index}]"))
             except InvalidArgument as exc:
                 violations.items.extend(exc.violations)
         violations.raise_if_any()

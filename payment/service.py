@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from payment import models
-from payment.checks import MAX_REASON_LENGTH, has_control_characters, parse_uuid, token_problem
+from payment.checks import MAX_REASON_LENGTH, token_problem
 from payment.commands import SagaCommands
 from payment.models import Payment
 from payment.provider import GuardedProvider
@@ -18,10 +18,12 @@ from payment.reads import PaymentReads
 from servicekit.auth import require_admin, require_caller
 from servicekit.context import Caller
 from servicekit.errors import Conflict, InvalidArgument, NotFound, Unavailable, Violations
+from servicekit.ids import parse_canonical_id
 from servicekit.inbox import FollowUp
 from servicekit.messages import Cause
 from servicekit.outbox import Outbox
 from servicekit.resilience import CircuitBreaker
+from servicekit.text import CONTROL_CHARACTERS, has_control_characters
 
 
 class PaymentService:
@@ -63,13 +65,13 @@ class PaymentService:
         admin = require_admin(caller)
         violations = Violations()
         try:
-            pid = parse_uuid(payment_id, "payment_id")
+            pid = parse_canonical_id(payment_id, "payment_id")
         except InvalidArgument as exc:
             violations.items.extend(exc.violations)
         violations.check(
             len(reason) <= MAX_REASON_LENGTH, "reason", f"must be at most {MAX_REASON_LENGTH} characters"
         )
-        violations.check(not has_control_characters(reason), "reason", "must not contain control characters")
+        violations.check(not has_control_characters(reason), "reason", CONTROL_CHARACTERS)
         violations.raise_if_any()
         async with self.sessions() as session:
             payment = await session.get(Payment, pid)
