@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from typing import TypeVar
 
-from google.protobuf import timestamp_pb2
-
-from ecommerce.common.v1 import money_pb2
 from ecommerce.order.v1 import order_pb2
 from order import domain
+from order.listing import OrderPage
 from order.models import Order
+from servicekit import money
+from servicekit.timestamps import to_timestamp
 
-STATUS_TO_PROTO = {
+STATUS_TO_PROTO: dict[domain.Status, order_pb2.OrderStatus.ValueType] = {
     domain.Status.PENDING: order_pb2.ORDER_STATUS_PENDING,
     domain.Status.AWAITING_PAYMENT: order_pb2.ORDER_STATUS_AWAITING_PAYMENT,
     domain.Status.CONFIRMED: order_pb2.ORDER_STATUS_CONFIRMED,
@@ -20,7 +20,7 @@ STATUS_TO_PROTO = {
     domain.Status.CANCELLED: order_pb2.ORDER_STATUS_CANCELLED,
 }
 STATUS_FROM_PROTO = {v: k for k, v in STATUS_TO_PROTO.items()}
-REASON_TO_PROTO = {
+REASON_TO_PROTO: dict[domain.CancellationReason, order_pb2.CancellationReason.ValueType] = {
     domain.CancellationReason.OUT_OF_STOCK: order_pb2.CANCELLATION_REASON_OUT_OF_STOCK,
     domain.CancellationReason.PAYMENT_DECLINED: order_pb2.CANCELLATION_REASON_PAYMENT_DECLINED,
     domain.CancellationReason.PAYMENT_UNAVAILABLE: order_pb2.CANCELLATION_REASON_PAYMENT_UNAVAILABLE,
@@ -30,15 +30,7 @@ REASON_TO_PROTO = {
     domain.CancellationReason.INVENTORY_UNAVAILABLE: order_pb2.CANCELLATION_REASON_INVENTORY_UNAVAILABLE,
 }
 
-
-def timestamp(value: datetime) -> timestamp_pb2.Timestamp:
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromDatetime(value)
-    return stamp
-
-
-def money(amount_minor: int, currency: str) -> money_pb2.Money:
-    return money_pb2.Money(amount_minor=amount_minor, currency=currency)
+_Page = TypeVar("_Page", order_pb2.ListMyOrdersResponse, order_pb2.ListOrdersResponse)
 
 
 def items_to_proto(order: Order) -> list[order_pb2.OrderItem]:
@@ -47,9 +39,9 @@ def items_to_proto(order: Order) -> list[order_pb2.OrderItem]:
             product_id=str(item.product_id),
             sku=item.sku,
             name=item.name,
-            unit_price=money(item.unit_price_minor, order.currency),
+            unit_price=money.to_proto(item.unit_price_minor, order.currency),
             quantity=item.quantity,
-            line_total=money(item.line_total_minor, order.currency),
+            line_total=money.to_proto(item.line_total_minor, order.currency),
         )
         for item in order.items
     ]
@@ -59,11 +51,53 @@ def address_to_proto(order: Order) -> order_pb2.ShippingAddress:
     return order_pb2.ShippingAddress(**order.shipping_address)
 
 
-def status_proto(status: str | domain.Status | None) -> int:
+def status_proto(status: str | domain.Status | None) -> order_pb2.OrderStatus.ValueType:
     return STATUS_TO_PROTO[domain.Status(status)] if status else order_pb2.ORDER_STATUS_UNSPECIFIED
 
 
-def reason_proto(reason: str | None) -> int:
+def status_filter(status: order_pb2.OrderStatus.ValueType) -> str:
+    """A listing's status filter: empty for UNSPECIFIED; an unknown number stays a (rejected) filter."""
+    if status == order_pb2.ORDER_STATUS_UNSPECIFIED:
+        return ""
+    known = STATUS_FROM_PROTO.get(status)
+    return known.value if known is not None else str(status)
+
+
+def reason_proto(reason: str | None) -> order_pb2.CancellationReason.ValueType:
     if not reason:
         return order_pb2.CANCELLATION_REASON_UNSPECIFIED
     return REASON_TO_PROTO[domain.CancellationReason(reason)]
+
+
+def order_to_proto(order: Order) -> order_pb2.Order:
+    return order_pb2.Order(
+        id=str(order.id),
+        account_id=str(order.account_id),
+        status=status_proto(order.status),
+        cancellation_reason=reason_proto(order.cancellation_reason),
+        items=items_to_proto(order),
+        total=money.to_proto(order.total_minor, order.currency),
+        payment_id=order.payment_id or "",
+        history=[
+            order_pb2.StatusChange(
+                status=status_proto(entry.status),
+                at=to_timestamp(entry.at),
+                reason=entry.reason,
+                changed_by=entry.changed_by or "",
+            )
+            for entry in order.history
+        ],
+        shipping_address=address_to_proto(order),
+        created_at=to_timestamp(order.created_at),
+        updated_at=to_timestamp(order.updated_at),
+    )
+
+
+def page_to_proto(page: OrderPage, response: _Page) -> _Page:
+    """Fill a listing's response with one page of orders."""
+    response.orders.extend(order_to_proto(o) for o in page.items)
+    response.cursors.extend(page.cursors)
+    response.next_page_token = page.cursors[-1] if page.cursors else ""
+    response.has_next_page = page.has_next_page
+    response.total_count = page.total_count
+    return response

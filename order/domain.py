@@ -1,4 +1,4 @@
-"""The order saga as pure functions (DESIGN §5): `decide(saga, event, now, policy) -> Outcome`.
+"""The order saga as pure functions: `decide(saga, event, now, policy) -> Outcome`.
 
 No I/O here. The caller loads the saga state of one order under a row lock, feeds it one
 event (a reply from inventory or payment, a passed deadline, or a manual request), and
@@ -450,11 +450,12 @@ def _deadline_passed(saga: Saga, now: datetime, policy: Policy) -> Outcome:
             policy,
             compensate=(Compensation.RELEASE_STOCK, Compensation.VOID_PAYMENT),
         )
-    command: Command = {
+    resend: dict[Step, Command] = {
         Step.RESERVE_STOCK: ReserveStock(),
         Step.AUTHORIZE_PAYMENT: AuthorizePayment(),
         Step.COMMIT_STOCK: CommitStock(),
-    }[saga.step]
+    }
+    command = resend[saga.step]
     return Outcome(
         replace(saga, attempts=saga.attempts + 1, deadline_at=now + policy.step_deadline), (command,)
     )

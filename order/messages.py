@@ -14,9 +14,11 @@ from google.protobuf.message import Message as Payload
 from ecommerce.events.v1 import inventory_events_pb2, order_events_pb2, payment_events_pb2
 from ecommerce.order.v1 import order_pb2
 from order import domain
-from order.convert import address_to_proto, items_to_proto, money, reason_proto, status_proto, timestamp
+from order.convert import address_to_proto, items_to_proto, reason_proto, status_proto
 from order.models import Order
+from servicekit import money
 from servicekit.messages import Cause, Message
+from servicekit.timestamps import to_timestamp
 from servicekit.topics import (
     INVENTORY_COMMANDS,
     ORDER_EVENTS,
@@ -60,7 +62,7 @@ def command(order: Order, cmd: domain.Command, *, causation_id: str = "") -> Mes
             payload = payment_events_pb2.AuthorizePayment(
                 order_id=order_id,
                 account_id=str(order.account_id),
-                amount=money(order.total_minor, order.currency),
+                amount=money.to_proto(order.total_minor, order.currency),
                 payment_token=order.payment_token,
                 idempotency_key=payment_idempotency_key(order),
             )
@@ -79,9 +81,9 @@ def created(order: Order) -> Message:
         order_id=str(order.id),
         account_id=str(order.account_id),
         items=items_to_proto(order),
-        total=money(order.total_minor, order.currency),
+        total=money.to_proto(order.total_minor, order.currency),
         shipping_address=address_to_proto(order),
-        created_at=timestamp(order.created_at),
+        created_at=to_timestamp(order.created_at),
     )
     return _message(ORDER_EVENTS, OrderEvent.CREATED, order, payload)
 
@@ -105,14 +107,14 @@ def transition(
                 cancellation_reason=reason_proto(order.cancellation_reason)
                 if entry.status is domain.Status.CANCELLED
                 else order_pb2.CANCELLATION_REASON_UNSPECIFIED,
-                at=timestamp(at),
+                at=to_timestamp(at),
             ),
             causation_id,
         )
     ]
     items, total, address = (
         items_to_proto(order),
-        money(order.total_minor, order.currency),
+        money.to_proto(order.total_minor, order.currency),
         address_to_proto(order),
     )
     milestone: Payload | None = None
@@ -125,7 +127,7 @@ def transition(
                 total=total,
                 payment_id=order.payment_id or "",
                 shipping_address=address,
-                confirmed_at=timestamp(at),
+                confirmed_at=to_timestamp(at),
             )
         case domain.Status.CANCELLED:
             milestone = order_events_pb2.OrderCancelled(
@@ -137,7 +139,7 @@ def transition(
                 reason=entry.reason,
                 previous_status=status_proto(old_status),
                 refund_expected=old_status == domain.Status.CONFIRMED,
-                cancelled_at=timestamp(at),
+                cancelled_at=to_timestamp(at),
             )
         case domain.Status.SHIPPED:
             milestone = order_events_pb2.OrderShipped(
@@ -146,7 +148,7 @@ def transition(
                 items=items,
                 total=total,
                 shipping_address=address,
-                shipped_at=timestamp(at),
+                shipped_at=to_timestamp(at),
             )
         case domain.Status.DELIVERED:
             milestone = order_events_pb2.OrderDelivered(
@@ -155,7 +157,7 @@ def transition(
                 items=items,
                 total=total,
                 shipping_address=address,
-                delivered_at=timestamp(at),
+                delivered_at=to_timestamp(at),
             )
     if milestone is not None:
         event_type = OrderEvent(f"order.{entry.status.value.lower()}")

@@ -7,33 +7,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from google.protobuf import timestamp_pb2
 from google.protobuf.message import Message as Payload
 
-from ecommerce.common.v1 import money_pb2
 from ecommerce.events.v1 import payment_events_pb2
-from ecommerce.payment.v1 import payment_pb2
 from payment import models
+from payment.convert import FAILURE_REASON_TO_PROTO
 from payment.models import Payment, Refund
+from servicekit import money
 from servicekit.messages import NO_CAUSE, Cause, Message
+from servicekit.timestamps import to_timestamp
 from servicekit.topics import PAYMENT_EVENTS, PaymentEvent
-
-FAILURE_REASON_TO_PROTO = {
-    models.DECLINED: payment_pb2.PAYMENT_FAILURE_REASON_DECLINED,
-    models.INVALID_TOKEN: payment_pb2.PAYMENT_FAILURE_REASON_INVALID_TOKEN,
-    models.PROVIDER_TIMEOUT: payment_pb2.PAYMENT_FAILURE_REASON_PROVIDER_TIMEOUT,
-    models.PROVIDER_UNAVAILABLE: payment_pb2.PAYMENT_FAILURE_REASON_PROVIDER_UNAVAILABLE,
-}
-
-
-def _stamp(value: datetime) -> timestamp_pb2.Timestamp:
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromDatetime(value)
-    return stamp
-
-
-def _money(payment: Payment) -> money_pb2.Money:
-    return money_pb2.Money(amount_minor=payment.amount_minor, currency=payment.currency)
 
 
 def _event(event_type: PaymentEvent, order_id: str, payload: Payload, cause: Cause | None) -> Message:
@@ -48,10 +31,10 @@ def succeeded(payment: Payment, cause: Cause | None) -> Message:
             payment_id=str(payment.id),
             order_id=str(payment.order_id),
             account_id=str(payment.account_id),
-            amount=_money(payment),
+            amount=money.to_proto(payment.amount_minor, payment.currency),
             provider=payment.provider,
             provider_reference=payment.provider_reference or "",
-            succeeded_at=_stamp(payment.updated_at),
+            succeeded_at=to_timestamp(payment.updated_at),
         ),
         cause,
     )
@@ -66,11 +49,11 @@ def failed(payment: Payment, cause: Cause | None) -> Message:
             payment_id=str(payment.id),
             order_id=str(payment.order_id),
             account_id=str(payment.account_id),
-            amount=_money(payment),
+            amount=money.to_proto(payment.amount_minor, payment.currency),
             reason=FAILURE_REASON_TO_PROTO[reason],
             message=payment.failure_message or "",
             retryable=reason in models.RETRYABLE_REASONS,
-            failed_at=_stamp(payment.updated_at),
+            failed_at=to_timestamp(payment.updated_at),
         ),
         cause,
     )
@@ -84,19 +67,19 @@ def refunded(payment: Payment, refund: Refund, cause: Cause | None) -> Message:
             payment_id=str(payment.id),
             order_id=str(payment.order_id),
             account_id=str(payment.account_id),
-            amount=money_pb2.Money(amount_minor=refund.amount_minor, currency=refund.currency),
+            amount=money.to_proto(refund.amount_minor, refund.currency),
             reason=refund.reason,
             refunded_by=str(refund.refunded_by) if refund.refunded_by else "",
-            refunded_at=_stamp(refund.created_at),
+            refunded_at=to_timestamp(refund.created_at),
         ),
         cause,
     )
 
 
 def voided(order_id: str, payment: Payment | None, at: datetime, cause: Cause | None) -> Message:
-    payload = payment_events_pb2.PaymentVoided(order_id=order_id, voided_at=_stamp(at))
+    payload = payment_events_pb2.PaymentVoided(order_id=order_id, voided_at=to_timestamp(at))
     if payment is not None:
         payload.payment_id = str(payment.id)
         payload.account_id = str(payment.account_id)
-        payload.amount.CopyFrom(_money(payment))
+        payload.amount.CopyFrom(money.to_proto(payment.amount_minor, payment.currency))
     return _event(PaymentEvent.VOIDED, order_id, payload, cause)

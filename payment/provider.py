@@ -88,7 +88,7 @@ AUTHORIZE, REFUND, VOID = "authorize", "refund", "void"
 
 
 class SimulatedProvider(PaymentProvider):
-    """The built-in provider of DESIGN §5, answering by test token: `tok_visa` succeeds,
+    """The built-in provider, answering by test token: `tok_visa` succeeds,
     `tok_chargeDeclined` declines, `tok_timeout` hangs past any timeout, `tok_unavailable` fails
     transiently, and any other token is invalid.
 
@@ -225,10 +225,9 @@ class SimulatedProvider(PaymentProvider):
         self, operation: str, key: str, outcome: str, reference: str, amount_minor: int, currency: str
     ) -> SimulatedLedgerEntry:
         """Write the outcome unless a concurrent call with the key wrote first; the first one stands."""
-        table = SimulatedLedgerEntry.__table__
         async with transaction(self.sessions) as session:
             await session.execute(
-                insert(table)
+                insert(SimulatedLedgerEntry)
                 .values(
                     operation=operation,
                     idempotency_key=key,
@@ -381,7 +380,7 @@ class GuardedProvider:
             reraise=True,
         )
         try:
-            reference = await retrying(once)
+            reference: str = await retrying(once)
         except BreakerOpen:
             return Outcome(
                 failure_reason=models.PROVIDER_UNAVAILABLE,

@@ -1,91 +1,29 @@
-"""Payment use cases: reading payments, the saga's authorize / refund / void, and admin refunds.
-
-No database transaction is held across a provider call. A command is handled in two steps: in the
-inbox transaction the payment is recorded (PENDING, with its idempotency key) or its known
-outcome is re-published; then, after that commit, the provider is called and the outcome and
-its event are written in a second transaction. A crash between the two leaves the payment
-PENDING; the saga re-sends the command on its deadline (a new event id, so the inbox lets it in),
-the handler finds the PENDING payment by order id and resumes it with the same idempotency key,
-so the provider answers with the charge it already made instead of charging again.
-"""
+"""The payment service's use cases, one surface over the rooms that hold them: reading payments
+(`reads`), the saga's commands and their replies (`commands`), and here the admin refund, the
+token check and the provider's circuit breaker."""
 
 from __future__ import annotations
 
-import logging
-import unicodedata
 import uuid
 from collections.abc import Sequence
-from typing import Any
 
-from sqlalchemy import Select, false, select
-from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from payment import messages, models
-from payment.models import Payment, Refund, VoidedOrder
-from payment.provider import MAX_TOKEN_LENGTH, GuardedProvider, Outcome
+from payment import models
+from payment.checks import MAX_REASON_LENGTH, token_problem
+from payment.commands import SagaCommands
+from payment.models import Payment
+from payment.provider import GuardedProvider
+from payment.reads import PaymentReads
 from servicekit.auth import require_admin, require_caller
 from servicekit.context import Caller
-from servicekit.db import transaction
 from servicekit.errors import Conflict, InvalidArgument, NotFound, Unavailable, Violations
+from servicekit.ids import parse_canonical_id
 from servicekit.inbox import FollowUp
-from servicekit.messages import Cause, Message
-from servicekit.metrics import PAYMENT_OUTCOMES
-from servicekit.money import is_currency
+from servicekit.messages import Cause
 from servicekit.outbox import Outbox
 from servicekit.resilience import CircuitBreaker
-
-log = logging.getLogger(__name__)
-
-MAX_BATCH = 100
-MAX_REASON_LENGTH = 500
-MAX_IDEMPOTENCY_KEY_LENGTH = 255
-
-
-class PoisonCommand(ValueError):
-    """A command that no retry can handle (malformed ids or amounts); it ends in the dead-letter topic."""
-
-
-def parse_uuid(value: str, field: str) -> uuid.UUID:
-    """A canonical UUID string, or INVALID_ARGUMENT naming the field."""
-    if not value:
-        raise InvalidArgument.field(field, "is required")
-    try:
-        parsed = uuid.UUID(value) if len(value) == 36 else None
-    except ValueError:
-        parsed = None
-    if parsed is None or str(parsed) != value.lower():
-        raise InvalidArgument.field(field, "must be a UUID")
-    return parsed
-
-
-def _command_uuid(value: str, field: str) -> uuid.UUID:
-    try:
-        return parse_uuid(value, field)
-    except InvalidArgument as exc:
-        raise PoisonCommand(exc.message) from None
-
-
-def _has_control_characters(text: str) -> bool:
-    return any(unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co") for ch in text)
-
-
-def token_problem(token: str) -> str | None:
-    """Why a payment token cannot even be sent to the provider; None when it can."""
-    if not token:
-        return "is required"
-    if len(token) > MAX_TOKEN_LENGTH:
-        return f"must be at most {MAX_TOKEN_LENGTH} characters"
-    if _has_control_characters(token) or token != token.strip():
-        return "must not contain control characters or surrounding spaces"
-    return None
-
-
-def _clean_reason(reason: str) -> str:
-    """Reasons inside commands are notes for the audit trail: kept, but bounded and printable."""
-    printable = "".join(ch for ch in reason if not _has_control_characters(ch))
-    return printable.strip()[:MAX_REASON_LENGTH]
+from servicekit.text import CONTROL_CHARACTERS, has_control_characters
 
 
 class PaymentService:
@@ -95,53 +33,22 @@ class PaymentService:
         self.sessions = sessions
         self.outbox = outbox
         self.provider = provider
+        self.reads = PaymentReads(sessions=sessions)
+        self.commands = SagaCommands(sessions=sessions, outbox=outbox, provider=provider)
 
     @property
     def breaker(self) -> CircuitBreaker:
         """The provider's circuit breaker, for GetBreakerState and metrics."""
         return self.provider.breaker
 
-    # -- reads ------------------------------------------------------------------------------
-
     async def get_payment(self, caller: Caller | None, *, payment_id: str) -> Payment:
-        caller = require_caller(caller)
-        pid = parse_uuid(payment_id, "payment_id")
-        async with self.sessions() as session:
-            payment = await session.scalar(self._visible(select(Payment).where(Payment.id == pid), caller))
-        if payment is None:
-            raise NotFound("payment not found")
-        return payment
+        return await self.reads.get_payment(caller, payment_id=payment_id)
 
     async def list_payments(self, caller: Caller | None, *, order_id: str) -> list[Payment]:
-        caller = require_caller(caller)
-        oid = parse_uuid(order_id, "order_id")
-        async with self.sessions() as session:
-            rows = await session.scalars(
-                self._visible(select(Payment).where(Payment.order_id == oid), caller).order_by(
-                    Payment.created_at, Payment.id
-                )
-            )
-            return list(rows)
+        return await self.reads.list_payments(caller, order_id=order_id)
 
     async def batch_by_order(self, caller: Caller | None, *, order_ids: Sequence[str]) -> list[Payment]:
-        caller = require_caller(caller)
-        if len(order_ids) > MAX_BATCH:
-            raise InvalidArgument.field("order_ids", f"must hold at most {MAX_BATCH} ids")
-        violations = Violations()
-        wanted: set[uuid.UUID] = set()
-        for index, value in enumerate(order_ids):
-            try:
-                wanted.add(parse_uuid(value, f"order_ids[{index}]"))
-            except InvalidArgument as exc:
-                violations.items.extend(exc.violations)
-        violations.raise_if_any()
-        if not wanted:
-            return []
-        async with self.sessions() as session:
-            rows = await session.scalars(
-                self._visible(select(Payment).where(Payment.order_id.in_(wanted)), caller)
-            )
-            return list(rows)
+        return await self.reads.batch_by_order(caller, order_ids=order_ids)
 
     def validate_token(self, caller: Caller | None, *, token: str) -> str | None:
         """None when the provider accepts the token, else why not. Charges nothing."""
@@ -154,30 +61,17 @@ class PaymentService:
         require_admin(caller)
         return self.breaker
 
-    @staticmethod
-    def _visible(statement: Select[Any], caller: Caller) -> Select[Any]:
-        """A customer sees only their own payments; ADMIN sees all."""
-        if caller.is_admin:
-            return statement
-        try:
-            owner = uuid.UUID(caller.account_id)
-        except ValueError:
-            return statement.where(false())
-        return statement.where(Payment.account_id == owner)
-
-    # -- admin refund -----------------------------------------------------------------------
-
     async def refund_payment(self, caller: Caller | None, *, payment_id: str, reason: str) -> Payment:
         admin = require_admin(caller)
         violations = Violations()
         try:
-            pid = parse_uuid(payment_id, "payment_id")
+            pid = parse_canonical_id(payment_id, "payment_id")
         except InvalidArgument as exc:
             violations.items.extend(exc.violations)
         violations.check(
             len(reason) <= MAX_REASON_LENGTH, "reason", f"must be at most {MAX_REASON_LENGTH} characters"
         )
-        violations.check(not _has_control_characters(reason), "reason", "must not contain control characters")
+        violations.check(not has_control_characters(reason), "reason", CONTROL_CHARACTERS)
         violations.raise_if_any()
         async with self.sessions() as session:
             payment = await session.get(Payment, pid)
@@ -187,7 +81,7 @@ class PaymentService:
             return payment
         if payment.status != models.SUCCEEDED:
             raise Conflict(f"only a SUCCEEDED payment can be refunded; this one is {payment.status}")
-        current, outcome = await self._complete_refund(
+        current, outcome = await self.commands.complete_refund(
             payment, reason=reason.strip(), refunded_by=uuid.UUID(admin.account_id), cause=None
         )
         if not outcome.succeeded:
@@ -195,8 +89,6 @@ class PaymentService:
                 raise Unavailable("the payment provider is unavailable; try again later")
             raise Conflict(f"the payment provider refused the refund: {outcome.message}")
         return current
-
-    # -- the saga's commands ----------------------------------------------------------------
 
     async def authorize_order(
         self,
@@ -211,223 +103,23 @@ class PaymentService:
         cause: Cause,
     ) -> FollowUp | None:
         """Idempotent by order id: one payment per order, and after a success never another call."""
-        oid = _command_uuid(order_id, "order_id")
-        aid = _command_uuid(account_id, "account_id")
-        if amount_minor <= 0 or not is_currency(currency):
-            raise PoisonCommand(f"AuthorizePayment for order {oid} has an invalid amount")
-        key = idempotency_key.strip() or f"order-{oid}"
-        if len(key) > MAX_IDEMPOTENCY_KEY_LENGTH or _has_control_characters(key):
-            raise PoisonCommand(f"AuthorizePayment for order {oid} has an invalid idempotency key")
-
-        voided = await session.get(VoidedOrder, oid)
-        payment = await self._lock_by_order(session, oid)
-        if payment is None:
-            if voided is not None:
-                await self._emit(session, messages.voided(str(oid), None, voided.created_at, cause))
-                return None
-            problem = token_problem(token)
-            payment = Payment(
-                id=uuid.uuid4(),
-                order_id=oid,
-                account_id=aid,
-                amount_minor=amount_minor,
-                currency=currency,
-                status=models.PENDING if problem is None else models.FAILED,
-                provider=self.provider.name,
-                idempotency_key=key,
-                failure_reason=None if problem is None else models.INVALID_TOKEN,
-                failure_message=None if problem is None else f"payment token {problem}",
-                attempts=0,
-            )
-            session.add(payment)
-            try:
-                await session.flush()
-            except IntegrityError as exc:
-                if "uq_payments_idempotency_key" in str(exc.orig):
-                    raise PoisonCommand(f"idempotency key of order {oid} belongs to another order") from None
-                raise  # a concurrent delivery for the same order: retried, it finds that payment
-            if problem is not None:
-                await self._reply(session, payment, cause)
-                return None
-            return self._authorization(payment, token, cause)
-
-        if (payment.amount_minor, payment.currency) != (amount_minor, currency):
-            log.warning(
-                "AuthorizePayment for order %s differs from its payment's amount; the first stands", oid
-            )
-        if voided is not None and payment.status in (models.PENDING, models.FAILED, models.VOIDED):
-            await self._emit(session, messages.voided(str(oid), payment, voided.created_at, cause))
-            return None
-        if payment.status == models.PENDING:
-            log.info("resuming the PENDING payment %s of order %s", payment.id, oid)
-            return self._authorization(payment, token, cause)
-        if payment.status == models.FAILED and payment.failure_reason in models.RETRYABLE_REASONS:
-            payment.status = models.PENDING
-            payment.failure_reason = None
-            payment.failure_message = None
-            await session.flush()
-            return self._authorization(payment, token, cause)
-        await self._reply(session, payment, cause)
-        return None
-
-    def _authorization(self, payment: Payment, token: str, cause: Cause) -> FollowUp:
-        payment_id = payment.id
-        amount_minor, currency, key = payment.amount_minor, payment.currency, payment.idempotency_key
-
-        async def call_provider_then_record() -> None:
-            outcome = await self.provider.authorize(
-                token=token, amount_minor=amount_minor, currency=currency, idempotency_key=key
-            )
-            async with transaction(self.sessions) as session:
-                current = await session.get(Payment, payment_id, with_for_update=True)
-                assert current is not None
-                if current.status == models.PENDING:
-                    self._record_outcome(current, outcome)
-                    await session.flush()
-                # Otherwise another delivery recorded it first (or it was voided): answer with that.
-                await self._reply(session, current, cause)
-
-        return call_provider_then_record
-
-    @staticmethod
-    def _record_outcome(payment: Payment, outcome: Outcome) -> None:
-        payment.attempts += outcome.attempts
-        if outcome.succeeded:
-            payment.status = models.SUCCEEDED
-            payment.provider_reference = outcome.reference
-            PAYMENT_OUTCOMES.labels(outcome="succeeded").inc()
-        else:
-            payment.status = models.FAILED
-            PAYMENT_OUTCOMES.labels(
-                outcome="failed" if outcome.failure_reason in models.RETRYABLE_REASONS else "declined"
-            ).inc()
-            payment.failure_reason = outcome.failure_reason
-            payment.failure_message = outcome.message[:MAX_REASON_LENGTH]
-            log.info(
-                "payment %s of order %s failed: %s (%s)",
-                payment.id,
-                payment.order_id,
-                outcome.failure_reason,
-                outcome.message,
-            )
+        return await self.commands.authorize_order(
+            session,
+            order_id=order_id,
+            account_id=account_id,
+            amount_minor=amount_minor,
+            currency=currency,
+            token=token,
+            idempotency_key=idempotency_key,
+            cause=cause,
+        )
 
     async def refund_order(
         self, session: AsyncSession, *, order_id: str, reason: str, cause: Cause
     ) -> FollowUp | None:
-        oid = _command_uuid(order_id, "order_id")
-        payment = await session.scalar(select(Payment).where(Payment.order_id == oid))
-        if payment is None or payment.status not in (models.SUCCEEDED, models.REFUNDED):
-            log.warning(
-                "RefundPayment for order %s: nothing to refund (%s)",
-                oid,
-                payment.status if payment else "no payment",
-            )
-            return None
-        if payment.status == models.REFUNDED:
-            await self._reply_refunded(session, payment, cause)
-            return None
-
-        async def call_provider_then_record() -> None:
-            await self._complete_refund(payment, reason=_clean_reason(reason), refunded_by=None, cause=cause)
-
-        return call_provider_then_record
-
-    async def _complete_refund(
-        self, payment: Payment, *, reason: str, refunded_by: uuid.UUID | None, cause: Cause | None
-    ) -> tuple[Payment, Outcome]:
-        outcome = await self.provider.refund(
-            reference=payment.provider_reference or "",
-            amount_minor=payment.amount_minor,
-            currency=payment.currency,
-            idempotency_key=payment.idempotency_key,
-        )
-        if not outcome.succeeded:
-            # Not answered: the saga re-sends RefundPayment on its deadline (DESIGN §5).
-            log.warning(
-                "refund of payment %s failed: %s (%s)", payment.id, outcome.failure_reason, outcome.message
-            )
-            return payment, outcome
-        async with transaction(self.sessions) as session:
-            current = await session.get(Payment, payment.id, with_for_update=True)
-            assert current is not None
-            if current.status == models.SUCCEEDED:
-                current.status = models.REFUNDED
-                PAYMENT_OUTCOMES.labels(outcome="refunded").inc()
-                session.add(
-                    Refund(
-                        id=uuid.uuid4(),
-                        payment_id=current.id,
-                        amount_minor=current.amount_minor,
-                        currency=current.currency,
-                        reason=reason,
-                        refunded_by=refunded_by,
-                        provider_reference=outcome.reference,
-                    )
-                )
-                await session.flush()
-                await self._reply_refunded(session, current, cause)
-            elif current.status == models.REFUNDED and cause is not None:
-                await self._reply_refunded(session, current, cause)
-        return current, outcome
+        return await self.commands.refund_order(session, order_id=order_id, reason=reason, cause=cause)
 
     async def void_order(
         self, session: AsyncSession, *, order_id: str, reason: str, cause: Cause
     ) -> FollowUp | None:
-        oid = _command_uuid(order_id, "order_id")
-        # Remembered first, so that an AuthorizePayment arriving after this never charges.
-        await session.execute(
-            insert(VoidedOrder).values(order_id=oid, reason=_clean_reason(reason)).on_conflict_do_nothing()
-        )
-        marker = await session.get(VoidedOrder, oid)
-        assert marker is not None
-        payment = await self._lock_by_order(session, oid)
-        if payment is None:
-            await self._emit(session, messages.voided(str(oid), None, marker.created_at, cause))
-            return None
-        if payment.status not in (models.PENDING, models.SUCCEEDED):
-            # Nothing was charged (FAILED), or the money is back already (VOIDED, REFUNDED).
-            at = payment.updated_at if payment.status == models.VOIDED else marker.created_at
-            await self._emit(session, messages.voided(str(oid), payment, at, cause))
-            return None
-        payment_id, reference, key = payment.id, payment.provider_reference, payment.idempotency_key
-
-        async def call_provider_then_record() -> None:
-            outcome = await self.provider.void(reference=reference, idempotency_key=key)
-            if not outcome.succeeded:
-                log.warning(
-                    "void of payment %s failed: %s (%s)", payment_id, outcome.failure_reason, outcome.message
-                )
-                return
-            async with transaction(self.sessions) as tx:
-                current = await tx.get(Payment, payment_id, with_for_update=True)
-                assert current is not None
-                if current.status in (models.PENDING, models.SUCCEEDED):
-                    current.status = models.VOIDED
-                    await tx.flush()
-                await self._emit(tx, messages.voided(str(oid), current, current.updated_at, cause))
-
-        return call_provider_then_record
-
-    # -- replies ----------------------------------------------------------------------------
-
-    async def _lock_by_order(self, session: AsyncSession, order_id: uuid.UUID) -> Payment | None:
-        return await session.scalar(select(Payment).where(Payment.order_id == order_id).with_for_update())
-
-    async def _reply(self, session: AsyncSession, payment: Payment, cause: Cause) -> None:
-        """Answer an AuthorizePayment with what the payment came to (again, for a repeated one)."""
-        if payment.status in (models.SUCCEEDED, models.REFUNDED):
-            await self._emit(session, messages.succeeded(payment, cause))
-        elif payment.status == models.FAILED:
-            await self._emit(session, messages.failed(payment, cause))
-        elif payment.status == models.VOIDED:
-            await self._emit(
-                session, messages.voided(str(payment.order_id), payment, payment.updated_at, cause)
-            )
-
-    async def _reply_refunded(self, session: AsyncSession, payment: Payment, cause: Cause | None) -> None:
-        refund = await session.scalar(select(Refund).where(Refund.payment_id == payment.id))
-        assert refund is not None
-        await self._emit(session, messages.refunded(payment, refund, cause))
-
-    async def _emit(self, session: AsyncSession, message: Message) -> None:
-        await self.outbox.add(session, message)
+        return await self.commands.void_order(session, order_id=order_id, reason=reason, cause=cause)

@@ -1,0 +1,277 @@
+"""Placing an order: the request's checks, the prices from the catalog, the payment token's
+check, then the order and its saga's first command in one transaction. Idempotent per account
+and key: a retry of the same request answers with the order it created."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import unicodedata
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
+
+import orjson
+from babel import Locale
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from order import queries
+from order.checks import account_of
+from order.models import Order, OrderItem
+from order.peers import ProductInfo
+from order.saga import Saga
+from servicekit.auth import require_caller
+from servicekit.context import Caller
+from servicekit.db import snapshot, transaction
+from servicekit.errors import AlreadyExists, InvalidArgument, Violations
+from servicekit.text import has_control_characters
+
+log = logging.getLogger(__name__)
+
+MAX_IDEMPOTENCY_KEY_LENGTH = 255
+MAX_PAYMENT_TOKEN_LENGTH = 255
+IDEMPOTENCY_CONSTRAINT = "uq_orders_account_id_idempotency_key"
+# (field, required, max length) of a shipping address.
+ADDRESS_FIELDS = (
+    ("name", True, 100),
+    ("line1", True, 200),
+    ("line2", False, 200),
+    ("city", True, 100),
+    ("region", False, 100),
+    ("postal_code", True, 20),
+    ("country", True, 2),
+)
+# Codes CLDR lists that are not countries one ships to.
+_NOT_COUNTRIES = {"EU", "EZ", "UN", "QO", "XA", "XB", "ZZ"}
+COUNTRIES = frozenset(
+    code
+    for code in Locale("en").territories
+    if isinstance(code, str) and len(code) == 2 and code.isalpha() and code not in _NOT_COUNTRIES
+)
+
+
+class ProductSource(Protocol):
+    async def products(self, caller: Caller, ids: list[str]) -> dict[str, ProductInfo]: ...
+
+
+class PaymentTokens(Protocol):
+    async def validate_token(self, caller: Caller, token: str) -> tuple[bool, str]: ...
+
+
+@dataclass(frozen=True)
+class LineRequest:
+    product_id: str
+    quantity: int
+
+
+@dataclass(frozen=True)
+class PlaceOrder:
+    items: Sequence[LineRequest]
+    payment_token: str
+    shipping_address: dict[str, str]
+    idempotency_key: str = ""
+
+
+@dataclass(frozen=True)
+class Placed:
+    order: Order
+    # True when an earlier request with the same idempotency key created it.
+    replay: bool
+
+
+@dataclass(frozen=True)
+class _MergedLine:
+    index: int  # of its first occurrence in the request, for error messages
+    product_id: uuid.UUID
+    quantity: int
+
+
+class Placement:
+    def __init__(
+        self,
+        *,
+        sessions: async_sessionmaker[AsyncSession],
+        saga: Saga,
+        catalog: ProductSource,
+        payments: PaymentTokens,
+        max_lines: int = 50,
+        max_quantity: int = 1000,
+    ) -> None:
+        self.sessions = sessions
+        self.saga = saga
+        self.catalog = catalog
+        self.payments = payments
+        self.max_lines = max_lines
+        self.max_quantity = max_quantity
+
+    async def create_order(self, caller: Caller | None, request: PlaceOrder) -> Placed:
+        caller = require_caller(caller)
+        account_id = account_of(caller)
+        lines, address = self._validate(request)
+        key = request.idempotency_key or None
+        request_hash = _request_hash(lines, request.payment_token, address) if key else None
+        if key is not None:
+            # A retry of a finished request answers at once, without asking the peers again.
+            earlier = await self._by_key(account_id, key)
+            if earlier is not None:
+                return _replay(earlier, request_hash)
+
+        products = await self.catalog.products(caller, [str(line.product_id) for line in lines])
+        priced = _price(lines, products)
+        valid, why = await self.payments.validate_token(caller, request.payment_token)
+        if not valid:
+            raise InvalidArgument.field("payment_token", why or "is not a valid payment token")
+
+        order_id = uuid.uuid4()
+        try:
+            async with transaction(self.sessions) as session:
+                order = Order(
+                    id=order_id,
+                    account_id=account_id,
+                    currency=priced[0][1].currency,
+                    total_minor=sum(product.price_minor * line.quantity for line, product in priced),
+                    payment_token=request.payment_token,
+                    shipping_address=address,
+                    idempotency_key=key,
+                    request_hash=request_hash,
+                    saga_pending=[],
+                )
+                order.items = [
+                    OrderItem(
+                        line_no=number,
+                        product_id=line.product_id,
+                        sku=product.sku,
+                        name=product.name,
+                        unit_price_minor=product.price_minor,
+                        quantity=line.quantity,
+                        line_total_minor=product.price_minor * line.quantity,
+                    )
+                    for number, (line, product) in enumerate(priced, start=1)
+                ]
+                await self.saga.start(session, order, datetime.now(UTC))
+        except IntegrityError as exc:
+            if key is None or IDEMPOTENCY_CONSTRAINT not in str(exc.orig):
+                raise
+            # Another request with this key committed first (this insert waited for it on the index).
+            earlier = await self._by_key(account_id, key)
+            if earlier is None:
+                raise
+            return _replay(earlier, request_hash)
+        log.info("order placed", extra={"order_id": str(order_id), "lines": len(priced)})
+        return Placed(await queries.load(self.sessions, order_id), replay=False)
+
+    def _validate(self, request: PlaceOrder) -> tuple[list[_MergedLine], dict[str, str]]:
+        violations = Violations()
+        items = list(request.items)
+        if not items:
+            violations.add("items", "must contain at least one line")
+        elif len(items) > self.max_lines:
+            violations.add("items", f"must contain at most {self.max_lines} lines")
+            items = []
+        merged: dict[uuid.UUID, _MergedLine] = {}
+        for index, item in enumerate(items):
+            try:
+                product_id = uuid.UUID(item.product_id)
+            except (ValueError, AttributeError, TypeError):
+                violations.add(f"items[{index}].product_id", "is not a valid product id")
+                continue
+            if not 1 <= item.quantity <= self.max_quantity:
+                violations.add(f"items[{index}].quantity", f"must be between 1 and {self.max_quantity}")
+                continue
+            # The same product twice is one line with the quantities added up.
+            first = merged.get(product_id)
+            if first is None:
+                merged[product_id] = _MergedLine(index, product_id, item.quantity)
+                continue
+            total = first.quantity + item.quantity
+            if total > self.max_quantity:
+                violations.add(
+                    f"items[{index}].quantity",
+                    f"the lines for this product add up to {total}, more than {self.max_quantity}",
+                )
+            merged[product_id] = _MergedLine(first.index, product_id, total)
+
+        token = request.payment_token
+        if not token.strip():
+            violations.add("payment_token", "is required")
+        elif len(token) > MAX_PAYMENT_TOKEN_LENGTH or has_control_characters(token):
+            violations.add("payment_token", "is not a valid payment token")
+
+        address = _validate_address(request.shipping_address, violations)
+
+        key = request.idempotency_key
+        if len(key) > MAX_IDEMPOTENCY_KEY_LENGTH:
+            violations.add("idempotency_key", f"must be at most {MAX_IDEMPOTENCY_KEY_LENGTH} characters")
+        elif has_control_characters(key):
+            violations.add("idempotency_key", "must not contain control characters")
+        violations.raise_if_any()
+        return list(merged.values()), address
+
+    async def _by_key(self, account_id: uuid.UUID, key: str) -> Order | None:
+        async with snapshot(self.sessions) as session:
+            return await session.scalar(
+                queries.with_details().where(Order.account_id == account_id, Order.idempotency_key == key)
+            )
+
+
+def _validate_address(raw: dict[str, str], violations: Violations) -> dict[str, str]:
+    address: dict[str, str] = {}
+    for name, required, limit in ADDRESS_FIELDS:
+        field = f"shipping_address.{name}"
+        value = unicodedata.normalize("NFC", (raw.get(name) or "").strip())
+        if name == "country":
+            value = value.upper()
+        if required and not value:
+            violations.add(field, "is required")
+        elif len(value) > limit:
+            violations.add(field, f"must be at most {limit} characters")
+        elif has_control_characters(value):
+            violations.add(field, "must not contain control characters")
+        elif name == "country" and value not in COUNTRIES:
+            violations.add(field, "must be an ISO 3166-1 alpha-2 country code, e.g. DE")
+        address[name] = value
+    return address
+
+
+def _request_hash(lines: list[_MergedLine], token: str, address: dict[str, str]) -> str:
+    """The payload's fingerprint: what must match for a key's retry to be the same request."""
+    canonical = {
+        "items": sorted([str(line.product_id), line.quantity] for line in lines),
+        "payment_token": token,
+        "shipping_address": address,
+    }
+    return hashlib.sha256(orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def _price(
+    lines: list[_MergedLine], products: dict[str, ProductInfo]
+) -> list[tuple[_MergedLine, ProductInfo]]:
+    violations = Violations()
+    priced: list[tuple[_MergedLine, ProductInfo]] = []
+    for line in lines:
+        product = products.get(str(line.product_id))
+        field = f"items[{line.index}].product_id"
+        if product is None:
+            violations.add(field, "no such product")
+        elif product.archived:
+            violations.add(field, "this product is no longer sold")
+        else:
+            priced.append((line, product))
+    violations.raise_if_any()
+    currencies = {product.currency for _, product in priced}
+    if len(currencies) > 1:
+        raise InvalidArgument.field(
+            "items", f"the products are priced in {len(currencies)} currencies; one order takes one"
+        )
+    return priced
+
+
+def _replay(earlier: Order, request_hash: str | None) -> Placed:
+    if earlier.request_hash != request_hash:
+        raise AlreadyExists(
+            "this idempotency key was already used for a different order", field="idempotency_key"
+        )
+    return Placed(earlier, replay=True)
