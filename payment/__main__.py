@@ -58,6 +58,7 @@ def build(settings: PaymentSettings, *, jwks: JwksFetcher | None = None) -> Paym
         name="payment",
         topics=list(consumers.TOPICS),
         handlers=consumers.handlers(service),
+        follow_up_types=consumers.FOLLOW_UP_TYPES,
         sessions=runtime.sessions,
         inbox=inbox,
         bootstrap_servers=settings.kafka_bootstrap_servers,

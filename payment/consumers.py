@@ -18,6 +18,9 @@ from servicekit.messages import Cause
 from servicekit.topics import PAYMENT_COMMANDS, PaymentCommand
 
 TOPICS = (PAYMENT_COMMANDS,)
+# Every command may call the provider after its transaction: each is handled, follow-up and all,
+# before the next of its partition.
+FOLLOW_UP_TYPES = frozenset(PaymentCommand)
 
 
 def handlers(service: PaymentService) -> dict[str, Handler]:

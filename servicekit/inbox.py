@@ -1,8 +1,8 @@
-"""The consumer side of DESIGN §4: every event handled once, whatever the redeliveries.
+"""The consumer side of the outbox: every event handled once, whatever the redeliveries.
 
-`EventConsumer` reads its topics in a consumer group with auto-commit off. For each message it
-opens a transaction, records `(consumer, event_id)` in the `inbox` table and runs the handler
-in that same transaction; only after the commit does it commit the Kafka offset. A duplicate
+`EventConsumer` reads its topics in a consumer group with auto-commit off. It records
+`(consumer, event_id)` in the `inbox` table and runs the message's handler in that same
+transaction; only after the commit does it commit the Kafka offset. A duplicate
 finds its inbox row and changes nothing. A message that cannot be parsed, or whose handler keeps
 failing past its attempts, goes to the topic's dead-letter topic so the partition keeps flowing.
 
@@ -10,13 +10,17 @@ A handler that must call something slow outside any transaction (a payment provi
 intent and returns a follow-up: the consumer awaits it after the commit and before the offset
 commit, and on failure retries the follow-up alone (the inbox row is already written).
 
-The partitions of one fetch are handled concurrently, each partition's messages in order.
-
-A redelivery storm (a consumer restarted mid-batch, a broker that lost its offsets, an outbox
-publishing again what a restarted broker lost) brings back thousands of messages already handled.
-Before a batch of at least `BATCH_CHECK` messages, one query finds those the inbox already holds,
-and they are dropped without a transaction each. The insert of each message stays the guarantee:
-the query only skips what that insert would refuse.
+The partitions of one fetch are handled concurrently, each partition's messages in order, and
+each partition's fetched batch in ONE transaction: its inbox rows inserted by one statement (the
+rows it refuses are the duplicates), the new messages' handlers run in that transaction, one
+commit, then the offsets. A message the consumer has no handler for costs no database work. When
+the batch fails (a handler raised, the database went away) it is rolled back whole and its
+messages are handled again one at a time, each in its own transaction, so that a poison message
+goes to the dead-letter topic alone and the others are applied. A message whose handler may
+return a follow-up that must run before the next message of its partition (`follow_up_types`:
+a payment provider's call) ends its transaction; other follow-ups (waking a delivery loop) run
+after the commit, in the order of their messages. A redelivery storm (a consumer restarted mid-batch, an outbox
+publishing again what a restarted broker lost) costs one refused insert per batch.
 """
 
 from __future__ import annotations
@@ -26,12 +30,12 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping, Sequence
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from google.protobuf.message import DecodeError
-from sqlalchemy import Column, DateTime, MetaData, Table, Text, func, select
+from sqlalchemy import Column, DateTime, MetaData, Table, Text, func
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -48,6 +52,9 @@ Envelope = envelope_pb2.EventEnvelope
 FollowUp = Callable[[], Awaitable[None]]
 # A handler returns None, or a follow-up to run once its transaction has committed.
 Handler = Callable[[AsyncSession, Envelope], Awaitable[FollowUp | None]]
+# A message of a fetched batch awaiting its handler: its position in the batch, the record, the
+# envelope read from it, and its handler.
+Pending = tuple[int, ConsumerRecord, Envelope, Handler]
 
 
 async def _nothing() -> None:
@@ -81,6 +88,7 @@ class EventConsumer:
         fetch_max_wait_ms: int = 50,
         stall_after: float = 30.0,
         session_timeout_ms: int = 10_000,
+        follow_up_types: Collection[str] = (),
     ) -> None:
         self.name = name
         self.topics = list(topics)
@@ -93,11 +101,16 @@ class EventConsumer:
         self.group_id = group_id or name
         self.fetch_max_wait_ms = fetch_max_wait_ms
         self.session_timeout_ms = session_timeout_ms
+        # Event types whose handlers may return a follow-up that must run before the next message of
+        # the partition is handled: each ends its batch's transaction.
+        self.follow_up_types = frozenset(follow_up_types)
         # Seconds without a record after which the consumer checks that it is not stuck.
         self.stall_after = stall_after
         self.processed = 0
         self.duplicates = 0
         self.dead_lettered = 0
+        # Partition batches handled (each in one transaction, or one at a time after a failure).
+        self.batches = 0
         self._consumer: AIOKafkaConsumer | None = None
         track_consumer(self)
 
@@ -194,41 +207,97 @@ class EventConsumer:
             )
 
     async def _handle_all(self, records: Sequence[ConsumerRecord]) -> None:
-        handled = await self._handled_before(records)
-        for index, record in enumerate(records):
-            if index in handled:
-                self.duplicates += 1
-                continue
+        """Handle one partition's fetched batch: in as few transactions as its follow-ups allow,
+        or else one message at a time from the first message not yet settled."""
+        self.batches += 1
+        todo = self._readable(records) if len(records) > 1 else None
+        if todo is None:
+            for record in records:
+                await self.process(record)
+            return
+        settled = 0
+        try:
+            for segment in self._segments(todo):
+                await self._handle_segment(segment)
+                settled = segment[-1][0] + 1
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.info(
+                "%s: a batch of %d messages failed, handling them one at a time: %s",
+                self.name,
+                len(records) - settled,
+                exc,
+            )
+        for record in records[settled:]:
             await self.process(record)
 
-    async def _handled_before(self, records: Sequence[ConsumerRecord]) -> set[int]:
-        """The positions in `records` of the events this consumer's inbox already holds, found
-        with one query; none for a short batch (steady traffic, where the query would only add a
-        round trip) or when the database cannot answer (each message then waits out the outage)."""
-        if len(records) < BATCH_CHECK:
-            return set()
-        positions: dict[str, list[int]] = {}
+    def _readable(self, records: Sequence[ConsumerRecord]) -> list[Pending] | None:
+        """The messages this consumer handles, with their positions; None when one cannot be read
+        (one at a time, it goes to the dead-letter topic alone)."""
+        todo: list[Pending] = []
         for index, record in enumerate(records):
             try:
                 envelope = Envelope.FromString(record.value or b"")
             except DecodeError:
-                continue  # for process() to dead-letter
-            if envelope.event_id and envelope.event_type in self.handlers:
-                positions.setdefault(envelope.event_id, []).append(index)
-        if not positions:
-            return set()
-        try:
-            async with self.sessions() as session:
-                known = await session.scalars(
-                    select(self.inbox.c.event_id).where(
-                        self.inbox.c.consumer == self.name, self.inbox.c.event_id.in_(list(positions))
-                    )
+                return None
+            if not envelope.event_id or not envelope.event_type:
+                return None
+            handler = self.handlers.get(envelope.event_type)
+            if handler is not None:
+                todo.append((index, record, envelope, handler))
+        return todo
+
+    def _segments(self, todo: list[Pending]) -> Iterator[list[Pending]]:
+        """Runs of messages for one transaction each: a message whose handler may return a
+        follow-up ends its run, so that its follow-up runs before the next message is handled."""
+        start = 0
+        for position, (_, _, envelope, _) in enumerate(todo):
+            if envelope.event_type in self.follow_up_types:
+                yield todo[start : position + 1]
+                start = position + 1
+        if start < len(todo):
+            yield todo[start:]
+
+    async def _handle_segment(self, segment: list[Pending]) -> None:
+        """One transaction: the inbox rows in one statement, the new messages' handlers in order,
+        one commit; then the follow-ups the handlers returned, in order."""
+        follow_ups: list[tuple[Pending, FollowUp]] = []
+        processed = duplicates = 0
+        async with transaction(self.sessions) as session:
+            rows = {
+                envelope.event_id: {
+                    "consumer": self.name,
+                    "event_id": envelope.event_id,
+                    "event_type": envelope.event_type,
+                }
+                for _, _, envelope, _ in segment
+            }
+            new = set(
+                await session.scalars(
+                    insert(self.inbox)
+                    .values(list(rows.values()))
+                    .on_conflict_do_nothing()
+                    .returning(self.inbox.c.event_id)
                 )
-                return {index for event_id in known for index in positions[event_id]}
-        except Exception as exc:
-            if is_transient(exc):
-                return set()
-            raise
+            )
+            for pending in segment:
+                _, record, envelope, handler = pending
+                if envelope.event_id not in new:
+                    duplicates += 1
+                    continue
+                new.discard(envelope.event_id)  # a second copy in the same batch is a duplicate
+                with consuming(record.headers, topic=record.topic, consumer=self.name):
+                    follow_up = await handler(session, envelope)
+                processed += 1
+                if follow_up is not None:
+                    follow_ups.append((pending, follow_up))
+        self.processed += processed
+        self.duplicates += duplicates
+        for (_, record, envelope, handler), follow_up in follow_ups:
+            with consuming(record.headers, topic=record.topic, consumer=self.name):
+                await self._run(record, envelope, handler, follow_up)
 
     async def lag(self) -> int:
         """Messages on our partitions not yet consumed (0 when not running)."""
@@ -261,8 +330,14 @@ class EventConsumer:
         handler = self.handlers.get(envelope.event_type)
         if handler is None:
             return
+        await self._run(record, envelope, handler)
+
+    async def _run(
+        self, record: ConsumerRecord, envelope: Envelope, handler: Handler, follow_up: FollowUp | None = None
+    ) -> None:
+        """Handle the message (unless its transaction already committed and only `follow_up` is
+        left), then its follow-up, retrying either until it succeeds or its attempts are spent."""
         delay = 0.1
-        follow_up: FollowUp | None = None
         attempt = 0
         while True:
             try:
@@ -341,8 +416,6 @@ def _not_in_group(consumer: AIOKafkaConsumer) -> bool:
 
 
 STOP_TIMEOUT = 10.0
-# Batches this long are checked against the inbox in one query first (see the module's docstring).
-BATCH_CHECK = 8
 
 
 def _leave_even_from_generation_zero(consumer: AIOKafkaConsumer) -> None:
