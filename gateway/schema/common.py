@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Annotated, Generic, Protocol, TypeVar
 
 import strawberry
@@ -51,10 +51,10 @@ class PagedRequest(Protocol):
     page_token: str
 
 
-Request = TypeVar("Request", bound=PagedRequest)
+PagedT = TypeVar("PagedT", bound=PagedRequest)
 
 
-def paged(request: Request, first: int, after: str | None) -> Request:
+def paged(request: PagedT, first: int, after: str | None) -> PagedT:
     """`request` asking for the page the connection arguments name; BAD_USER_INPUT for a bad `first`."""
     request.page_size = page_size(first)
     request.page_token = after or ""
@@ -112,7 +112,3 @@ def connection_from(response: PageResponse, items: Sequence[P], convert: Callabl
         total_count=response.total_count,
         convert=convert,
     )
-
-
-def ids(values: Iterable[strawberry.ID]) -> list[str]:
-    return [str(v) for v in values]
