@@ -69,14 +69,16 @@ class GatewayState:
         await self.redis.aclose()
 
 
-class GraphQLApp(GuardedGraphQL):
+class GraphQLApp(GuardedGraphQL[Context]):
     def __init__(self, settings: GatewaySettings) -> None:
+        schema = create_schema(settings)
         super().__init__(
-            create_schema(settings),
+            schema,
             graphql_ide=None if settings.production else "graphiql",
             allow_queries_via_get=True,
         )
         self.settings = settings
+        self.graphql_schema = schema._schema
         # gRPC channels belong to the event loop that serves requests, so the state is created
         # in the lifespan, not here.
         self._state: GatewayState | None = None
@@ -98,9 +100,9 @@ class GraphQLApp(GuardedGraphQL):
             settings=self.state.settings,
             services=self.state.services,
             request_id=request_id,
+            protection=self.state.protection,
+            order_events=self.state.order_events,
         )
-        context.extras["protection"] = self.state.protection
-        context.extras["order_events"] = self.state.order_events
         token = bearer_token(request.headers.get("authorization"))
         if token is not None:
             context.token = token
@@ -200,7 +202,7 @@ def create_app(settings: GatewaySettings | None = None) -> ASGIApp:
         side = SideServer()  # /metrics, /healthz, /readyz on the metrics port
         await side.start(settings.host, settings.metrics_port)
         graphql._state = GatewayState(settings)
-        graphql._state.protection.start(graphql.schema._schema)
+        graphql._state.protection.start(graphql.graphql_schema)
         graphql._state.order_events.start()
         side.ready = True
         try:

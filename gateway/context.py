@@ -1,4 +1,5 @@
-"""Per-request context: the verified caller, service clients, and the request's DataLoaders."""
+"""Per-request context: the verified caller, service clients, the process's shared state, and the
+request's DataLoaders."""
 
 from __future__ import annotations
 
@@ -6,13 +7,16 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import strawberry
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 
 from gateway import clients
 from gateway.errors import ApiError, unauthenticated
+from gateway.live import OrderEventHub
 from gateway.loaders import Loaders
+from gateway.protection import Protection
 from gateway.settings import GatewaySettings
 from servicekit.context import ADMIN, Caller
 
@@ -29,13 +33,16 @@ class Context:
     caller: Caller | None = None
     token: str | None = None
     token_error: str | None = None
-    extras: dict[str, Any] = field(default_factory=dict)
+    # The process's cost budgets and persisted queries; None where no Redis backs the schema.
+    protection: Protection | None = None
+    # Order events for `orderStatusChanged`; None where no broker feeds the schema.
+    order_events: OrderEventHub | None = None
     # A WebSocket's `connection_init` payload (graphql-transport-ws), set by Strawberry.
     connection_params: dict[str, Any] | None = None
     loaders: Loaders = field(init=False)
 
     def __post_init__(self) -> None:
-        self.loaders = Loaders(self)
+        self.loaders = Loaders.for_request(self)
 
     def metadata(self) -> list[tuple[str, str]]:
         items = [("x-request-id", self.request_id)]
@@ -62,3 +69,12 @@ class Context:
         if caller.role != ADMIN:
             raise ApiError("this operation is for administrators", "FORBIDDEN")
         return caller
+
+
+# What every resolver that reads the request takes as `info`.
+Info = strawberry.Info[Context, None]
+
+
+def request_context(value: object) -> Context | None:
+    """The context of an operation run by the gateway; None when a schema is executed without one."""
+    return value if isinstance(value, Context) else None

@@ -45,6 +45,7 @@ from graphql import (
     NullValueNode,
     OperationDefinitionNode,
     OperationType,
+    SelectionNode,
     SelectionSetNode,
     ValueNode,
     VariableNode,
@@ -246,7 +247,7 @@ def _values_key(names: tuple[str, ...], variables: Mapping[str, Any] | None) -> 
     """The values of `names` as a key (with their types: True is not 1); None when one is not a
     small scalar, so that no client can make the memo hold large values."""
     variables = variables or {}
-    key = []
+    key: list[tuple[Any, ...]] = []
     for name in names:
         if name not in variables:
             key.append(_MISSING)
@@ -266,7 +267,7 @@ _STATIC: Any = _Static()
 _ABSENT = object()
 
 
-class _AllNull(dict):  # type: ignore[type-arg]
+class _AllNull(dict[str, Any]):
     """The root of a result whose data is null: every root field ran and came back null."""
 
     def get(self, key: Any, default: Any = None) -> Any:
@@ -413,7 +414,7 @@ class _Walk:
             return node.value
         return _ABSENT
 
-    def included(self, node: FieldNode | InlineFragmentNode | FragmentSpreadNode) -> bool:
+    def included(self, node: SelectionNode) -> bool:
         for directive in node.directives or ():
             name = directive.name.value
             if name not in ("skip", "include"):

@@ -16,7 +16,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from cross_web import HTTPException
 from starlette.requests import Request
@@ -26,6 +26,8 @@ from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLRequestData, GraphQLRequestProtocol
 from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types.unset import UNSET
+
+from gateway.settings import GatewaySettings
 
 CSRF_CHECK_FAILED = "CSRF_CHECK_FAILED"
 BATCHING_DISABLED = "BATCHING_DISABLED"
@@ -64,10 +66,13 @@ class Refused(Exception):
         )
 
 
-class GuardedGraphQL(GraphQL):
+ContextT = TypeVar("ContextT")
+
+
+class GuardedGraphQL(GraphQL[ContextT, None]):
     """Strawberry's ASGI view with the refusals above. Subclasses set `settings`."""
 
-    settings: Any
+    settings: GatewaySettings
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from graphql import (
+    ASTValidationRule,
     DocumentNode,
     FieldNode,
     FragmentDefinitionNode,
@@ -27,6 +28,9 @@ from graphql import (
     ValidationRule,
 )
 from strawberry.extensions import SchemaExtension
+
+if TYPE_CHECKING:
+    from gateway.settings import GatewaySettings
 
 QUERY_TOO_DEEP = "QUERY_TOO_DEEP"
 TOO_MANY_ALIASES = "TOO_MANY_ALIASES"
@@ -116,47 +120,49 @@ def _limit_error(message: str, code: str, node: Node | None = None, **extensions
     return GraphQLError(message, node, extensions={"code": code, **extensions})
 
 
-def depth_rule(max_depth: int) -> type[ValidationRule]:
-    class MaxDepth(ValidationRule):
+def _operation_rule(
+    measure: Callable[[DocumentNode, OperationDefinitionNode], int],
+    maximum: int,
+    refusal: Callable[[OperationDefinitionNode, int], GraphQLError],
+) -> type[ValidationRule]:
+    """A rule that reports `refusal` for every operation whose `measure` exceeds `maximum`."""
+
+    class OperationLimit(ValidationRule):
         def __init__(self, context: ValidationContext) -> None:
             super().__init__(context)
             for operation in _operations(context.document):
-                depth = operation_depth(context.document, operation)
-                if depth > max_depth:
-                    name = operation.name.value if operation.name else "anonymous"
-                    context.report_error(
-                        _limit_error(
-                            f"operation {name!r} is {depth} levels deep and exceeds maximum operation "
-                            f"depth of {max_depth}",
-                            QUERY_TOO_DEEP,
-                            operation,
-                            depth=min(depth, _JSON_SAFE),
-                            maximumDepth=max_depth,
-                        )
-                    )
+                value = measure(context.document, operation)
+                if value > maximum:
+                    context.report_error(refusal(operation, value))
 
-    return MaxDepth
+    return OperationLimit
+
+
+def depth_rule(max_depth: int) -> type[ValidationRule]:
+    def refusal(operation: OperationDefinitionNode, depth: int) -> GraphQLError:
+        name = operation.name.value if operation.name else "anonymous"
+        return _limit_error(
+            f"operation {name!r} is {depth} levels deep and exceeds maximum operation depth of {max_depth}",
+            QUERY_TOO_DEEP,
+            operation,
+            depth=min(depth, _JSON_SAFE),
+            maximumDepth=max_depth,
+        )
+
+    return _operation_rule(operation_depth, max_depth, refusal)
 
 
 def alias_rule(max_aliases: int) -> type[ValidationRule]:
-    class MaxAliases(ValidationRule):
-        def __init__(self, context: ValidationContext) -> None:
-            super().__init__(context)
-            for operation in _operations(context.document):
-                aliases = operation_aliases(context.document, operation)
-                if aliases > max_aliases:
-                    context.report_error(
-                        _limit_error(
-                            f"{aliases} aliases found (fragments counted at every spread); "
-                            f"allowed: {max_aliases}",
-                            TOO_MANY_ALIASES,
-                            operation,
-                            aliases=min(aliases, _JSON_SAFE),
-                            maximumAliases=max_aliases,
-                        )
-                    )
+    def refusal(operation: OperationDefinitionNode, aliases: int) -> GraphQLError:
+        return _limit_error(
+            f"{aliases} aliases found (fragments counted at every spread); allowed: {max_aliases}",
+            TOO_MANY_ALIASES,
+            operation,
+            aliases=min(aliases, _JSON_SAFE),
+            maximumAliases=max_aliases,
+        )
 
-    return MaxAliases
+    return _operation_rule(operation_aliases, max_aliases, refusal)
 
 
 def directives_rule(max_per_location: int) -> type[ValidationRule]:
@@ -195,6 +201,15 @@ _CODES_BY_MESSAGE = (
     ("tokens. Parsing aborted", TOO_MANY_TOKENS),
 )
 _SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?", re.DOTALL)
+
+
+def document_rules(settings: GatewaySettings) -> list[type[ASTValidationRule]]:
+    """The limits on a document's shape: depth, aliases, directives per field."""
+    return [
+        depth_rule(settings.max_depth),
+        alias_rule(settings.max_aliases),
+        directives_rule(settings.max_directives_per_field),
+    ]
 
 
 class ErrorCodes(SchemaExtension):

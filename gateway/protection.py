@@ -1,21 +1,15 @@
-"""The gateway's protection, wired in one place: the schema extensions that limit documents,
-meter callers and persist queries, and the per-process state they share.
+"""The state the gateway's protection shares across requests: cost budgets and persisted queries.
 
-Persisted queries come first: they resolve the document before anything parses it. Error codes
-are given in `get_results`, which sees every result's final errors, after MaskErrors.
+The schema extensions that use it are `gateway.extensions`; they reach it through
+`Context.protection`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from strawberry.extensions import AddValidationRules, SchemaExtension
-
-from gateway.calls import RpcCallReport
-from gateway.limits import ErrorCodes, alias_rule, depth_rule, directives_rule
-from gateway.persisted import PersistedQueries, PersistedQueryExtension
-from gateway.ratelimit import CostBucket, CostLimiter
+from gateway.querystore import PersistedQueries
+from gateway.ratelimit import CostBucket
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
@@ -25,8 +19,7 @@ if TYPE_CHECKING:
 
 
 class Protection:
-    """Lives as long as the process (GatewayState); reaches the extensions through
-    `Context.extras["protection"]`."""
+    """Lives as long as the process (GatewayState)."""
 
     def __init__(self, settings: GatewaySettings, redis: aioredis.Redis) -> None:
         self.settings = settings
@@ -41,28 +34,3 @@ class Protection:
         """Load the allowlist file, if any; an invalid document stops the gateway from starting."""
         if self.settings.persisted_queries_file is not None:
             self.persisted.load_file(self.settings.persisted_queries_file, schema, self.settings)
-
-
-def protection_extensions(settings: GatewaySettings) -> list[Callable[[], SchemaExtension]]:
-    """Extension factories for `strawberry.Schema(extensions=...)`, first in the list.
-
-    The validation rules are built once, so that ValidationCache can recognise them.
-    """
-    rules = [
-        depth_rule(settings.max_depth),
-        alias_rule(settings.max_aliases),
-        directives_rule(settings.max_directives_per_field),
-    ]
-    factories: list[Callable[[], Any]] = [
-        lambda: PersistedQueryExtension(settings),
-        lambda: ErrorCodes(hide_suggestions=settings.production),
-        lambda: AddValidationRules(rules),
-        lambda: CostLimiter(settings),
-    ]
-    if settings.report_rpc_calls:
-        factories.append(RpcCallReport)
-    return factories
-
-
-def batching_config(settings: GatewaySettings) -> dict[str, int] | None:
-    return {"max_operations": settings.max_batch_operations} if settings.batching else None

@@ -1,5 +1,7 @@
 """Per-caller budgets of cost points: a leaky bucket in Redis, one atomic Lua script.
 
+`gateway.extensions.CostLimiter` charges them around each operation.
+
 Each caller (its account id, or its client address when anonymous) has a bucket of `capacity`
 points that refills at `restore_rate` points a second. An operation is admitted only if its
 requested cost fits in what is left; after it ran, what it did not use (requested minus actual
@@ -12,34 +14,20 @@ seconds Redis is not asked again, so an outage adds no latency to every request.
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import logging
 import math
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from graphql import ExecutionResult as GraphQLExecutionResult
 from redis.exceptions import RedisError
-from strawberry.extensions import SchemaExtension
-from strawberry.types.graphql import OperationType
-
-from gateway.cost import calculator_for
-from gateway.errors import ApiError
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
 
-    from gateway.protection import Protection
-    from gateway.settings import GatewaySettings
-
 log = logging.getLogger(__name__)
-
-QUERY_TOO_COMPLEX = "QUERY_TOO_COMPLEX"
-RATE_LIMITED = "RATE_LIMITED"
 
 # KEYS[1] the bucket; ARGV capacity, restore rate (points/s), cost (negative refunds, 0 peeks).
 # Time comes from the Redis server, so that every gateway instance agrees on it.
@@ -148,93 +136,3 @@ class OperationBudget:
 current_operation_budget: contextvars.ContextVar[OperationBudget | None] = contextvars.ContextVar(
     "current_operation_budget", default=None
 )
-
-
-def caller_key(context: Any) -> str:
-    """The bucket of a verified account, or of the client address of anyone else."""
-    caller = getattr(context, "caller", None)
-    if caller is not None:
-        return f"account:{caller.account_id}"
-    request = getattr(context, "request", None)
-    client = getattr(request, "client", None)
-    return f"address:{client.host if client else 'unknown'}"
-
-
-class CostLimiter(SchemaExtension):
-    """Refuses an operation above the cost limit (QUERY_TOO_COMPLEX) or above what the caller's
-    bucket holds (RATE_LIMITED), before it executes; refunds what it did not use; reports both in
-    `extensions.cost`."""
-
-    def __init__(self, settings: GatewaySettings) -> None:
-        self.settings = settings
-        self.max_cost = min(settings.max_query_cost, settings.rate_limit_capacity)
-        self.requested = 0
-        self.actual = 0
-        self.budget: Budget | None = None
-
-    def _protection(self) -> Protection | None:
-        extras = getattr(self.execution_context.context, "extras", None)
-        return extras.get("protection") if isinstance(extras, dict) else None
-
-    async def on_execute(self) -> AsyncIterator[None]:
-        ctx = self.execution_context
-        assert ctx.graphql_document is not None
-        calculator = calculator_for(ctx.schema._schema)
-        self.requested = calculator.requested(ctx.graphql_document, ctx.operation_name, ctx.variables)
-        protection = self._protection()
-        caller = caller_key(ctx.context)
-        refusal: ApiError | None = None
-        if self.requested > self.max_cost:
-            refusal = ApiError(
-                f"this operation costs {self.requested} points; the most one operation may cost is "
-                f"{self.max_cost}",
-                QUERY_TOO_COMPLEX,
-                cost=self.requested,
-                maximumCost=self.max_cost,
-            )
-        elif protection is not None:
-            self.budget = await protection.bucket.take(caller, self.requested)
-            if not self.budget.admitted:
-                refusal = ApiError(
-                    f"this operation costs {self.requested} points and {math.floor(self.budget.available or 0)} "
-                    "are left; retry later",
-                    RATE_LIMITED,
-                    cost=self.requested,
-                    retryAfter=self.budget.retry_after(self.requested),
-                )
-        if refusal is not None:
-            if ctx.operation_type == OperationType.SUBSCRIPTION:
-                raise refusal  # a subscription ignores a preset result
-            ctx.result = GraphQLExecutionResult(data=None, errors=[refusal])
-            yield
-            return
-
-        token = current_operation_budget.set(OperationBudget(self.requested, self.budget))
-        try:
-            yield
-        finally:
-            with contextlib.suppress(ValueError):  # finalised outside the request's context
-                current_operation_budget.reset(token)
-        result = ctx.result
-        if not isinstance(result, GraphQLExecutionResult):  # a subscription's stream: paid up front
-            self.actual = self.requested
-            return
-        if result.data is None and all(e.path is None for e in result.errors or ()):
-            self.actual = 0  # refused by execution itself (variables that do not fit): nothing ran
-        else:
-            actual = calculator.actual(ctx.graphql_document, result.data, ctx.operation_name, ctx.variables)
-            self.actual = min(self.requested, actual)
-        if protection is not None and self.actual < self.requested:
-            self.budget = await protection.bucket.refund(caller, self.requested - self.actual)
-
-    async def get_results(self) -> dict[str, Any]:
-        protection = self._protection()
-        if self.budget is None and protection is not None:  # refused before execution: no charge
-            self.budget = await protection.bucket.peek(caller_key(self.execution_context.context))
-        return {
-            "cost": {
-                "requestedQueryCost": self.requested,
-                "actualQueryCost": self.actual,
-                "throttleStatus": None if self.budget is None else self.budget.throttle_status(),
-            }
-        }

@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import (
     MaskErrors,
     MaxTokensLimiter,
     ParserCache,
+    SchemaExtension,
     ValidationCache,
 )
 from strawberry.extensions.disable_introspection import DisableIntrospection
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
+from strawberry.types.base import get_object_definition
 
 from gateway.errors import should_mask
+from gateway.extensions import batching_config, protection_extensions
 from gateway.metrics import Observability
-from gateway.protection import batching_config, protection_extensions
 from gateway.schema.account import AccountMutation, AccountQuery
 from gateway.schema.catalog import CatalogMutation, CatalogQuery
 from gateway.schema.notification import NotificationMutation, NotificationQuery
@@ -32,9 +36,11 @@ Mutation = merge_types(
     "Mutation", (AccountMutation, CatalogMutation, PaymentMutation, OrderMutation, NotificationMutation)
 )
 Subscription = merge_types("Subscription", (OrderSubscription,))
-Query.__strawberry_definition__.description = "What can be read."
-Mutation.__strawberry_definition__.description = "What can be changed."
-Subscription.__strawberry_definition__.description = "What can be watched live (graphql-transport-ws)."
+get_object_definition(Query, strict=True).description = "What can be read."
+get_object_definition(Mutation, strict=True).description = "What can be changed."
+get_object_definition(
+    Subscription, strict=True
+).description = "What can be watched live (graphql-transport-ws)."
 
 
 class GatewaySchema(strawberry.Schema):
@@ -51,7 +57,7 @@ class GatewaySchema(strawberry.Schema):
 
 
 def create_schema(settings: GatewaySettings) -> strawberry.Schema:
-    extensions: list = [
+    extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
         Observability,  # outermost: its span and timing cover everything below
         *protection_extensions(settings),  # depth, aliases, directives, cost, budgets, persisted queries
         WebSocketSubscriptions,  # a subscription over HTTP is BAD_REQUEST, before it runs

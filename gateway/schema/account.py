@@ -9,15 +9,9 @@ from typing import Annotated
 import strawberry
 
 from ecommerce.account.v1 import account_pb2
-from gateway.context import Context
-from gateway.schema.common import (
-    Connection,
-    connection_from,
-    page_size,
-    to_datetime,
-)
-
-Info = strawberry.Info[Context, None]
+from gateway.context import Info
+from gateway.read_models import to_datetime
+from gateway.schema.common import After, Connection, First, connection_from, paged
 
 
 @strawberry.enum(description="What an account may do.")
@@ -92,16 +86,14 @@ class AccountQuery:
     async def accounts(
         self,
         info: Info,
-        first: Annotated[int, strawberry.argument(description="Page size, 1 to 100.")] = 20,
-        after: Annotated[
-            str | None, strawberry.argument(description="`endCursor` of the previous page.")
-        ] = None,
+        first: First = 20,
+        after: After = None,
     ) -> Connection[Account]:
         ctx = info.context
         ctx.require_admin()
         response = await ctx.call(
             ctx.services.account.ListAccounts,
-            account_pb2.ListAccountsRequest(page_size=page_size(first), page_token=after or ""),
+            paged(account_pb2.ListAccountsRequest(), first, after),
         )
         return connection_from(response, response.accounts, Account.from_proto)
 

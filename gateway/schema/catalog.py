@@ -3,8 +3,6 @@ goes through one DataLoader onto one BatchGetProducts call."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 from enum import Enum
@@ -15,20 +13,12 @@ from google.protobuf import timestamp_pb2
 
 from ecommerce.catalog.v1 import catalog_pb2
 from ecommerce.common.v1 import money_pb2
-from gateway.context import Context
+from gateway.context import Context, Info
 from gateway.errors import ApiError, bad_input
-from gateway.loaders import register
-from gateway.schema.common import (
-    Connection,
-    Money,
-    arguments,
-    connection_from,
-    page_size,
-    to_datetime,
-)
+from gateway.ids import canonical_id
+from gateway.read_models import Money, to_datetime
+from gateway.schema.common import Connection, First, arguments, connection_from, paged
 from servicekit.money import to_minor
-
-Info = strawberry.Info[Context, None]
 
 # Beyond int64 the request could not even be encoded; anything this large is refused by the catalog.
 MAX_MINOR = 2**63 - 1
@@ -66,7 +56,7 @@ class Category:
         if self.known_count is not None:
             return self.known_count
         listed = await info.context.loaders.category_by_id.load(str(self.id))
-        return listed.known_count if listed is not None and listed.known_count is not None else 0
+        return listed.product_count if listed is not None else 0
 
     @classmethod
     def from_proto(cls, message: catalog_pb2.Category, *, counted: bool) -> Category:
@@ -189,24 +179,6 @@ class UpdateProductInput:
     low_stock_threshold: int | None = strawberry.field(default=None, description="New low-stock threshold.")
 
 
-# -- helpers ----------------------------------------------------------------------------------------
-
-
-def _canonical(value: str) -> str | None:
-    try:
-        return str(uuid.UUID(value))
-    except ValueError:
-        return None
-
-
-def canonical_id(value: strawberry.ID, field: str = "id") -> str:
-    """A product id in canonical form, or BAD_USER_INPUT naming the argument."""
-    canonical = _canonical(str(value))
-    if canonical is None:
-        raise bad_input(field, "is not a valid id")
-    return canonical
-
-
 def money(price: Decimal, currency: str) -> money_pb2.Money:
     """A decimal price as minor units of its currency; the catalog judges the range and the code."""
     code = currency.strip().upper()
@@ -219,35 +191,19 @@ def money(price: Decimal, currency: str) -> money_pb2.Money:
     return money_pb2.Money(amount_minor=amount, currency=code)
 
 
-def product_connection(response) -> Connection[Product]:  # type: ignore[no-untyped-def]
+def product_connection(
+    response: catalog_pb2.ListProductsResponse | catalog_pb2.SearchProductsResponse,
+) -> Connection[Product]:
     return connection_from(response, response.products, Product.from_proto)
 
 
-@register("product_by_id")
-async def load_products(ctx: Context, ids: Sequence[str]) -> list[Product | None]:
-    """Every product lookup of one request, in one BatchGetProducts call; a malformed id finds nothing."""
-    canonical = [_canonical(str(i)) for i in ids]
-    wanted = list(dict.fromkeys(c for c in canonical if c is not None))
-    found: dict[str, Product] = {}
-    if wanted:
-        response = await ctx.call(
-            ctx.services.catalog.BatchGetProducts, catalog_pb2.BatchGetProductsRequest(product_ids=wanted)
-        )
-        found = {p.id: Product.from_proto(p) for p in response.products}
-    return [found.get(c) if c is not None else None for c in canonical]
+async def load_product(ctx: Context, product_id: str) -> Product | None:
+    """A product through the request's `product_by_id` loader; None for a malformed or unknown id."""
+    message = await ctx.loaders.product_by_id.load(product_id)
+    return Product.from_proto(message) if message is not None else None
 
 
-@register("category_by_id")
-async def load_categories(ctx: Context, ids: Sequence[str]) -> list[Category | None]:
-    """Product counts for categories embedded in products: one ListCategories per request."""
-    response = await ctx.call(ctx.services.catalog.ListCategories, catalog_pb2.ListCategoriesRequest())
-    found = {c.id: Category.from_proto(c, counted=True) for c in response.categories}
-    return [found.get(i) for i in ids]
-
-
-# -- operations -------------------------------------------------------------------------------------
-
-First = Annotated[int, strawberry.argument(description="Page size, 1 to 100.")]
+# Listings of products name the cursor of any edge, not only the last.
 After = Annotated[
     str | None, strawberry.argument(description="`endCursor` (or an edge's cursor) to continue after.")
 ]
@@ -264,7 +220,7 @@ class CatalogQuery:
     async def product(
         self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(description="The product's id.")]
     ) -> Product | None:
-        return await info.context.loaders.product_by_id.load(canonical_id(id))
+        return await load_product(info.context, canonical_id(id))
 
     @strawberry.field(description="Products that can be bought, filtered and sorted, page by page. Public.")
     async def products(
@@ -282,11 +238,12 @@ class CatalogQuery:
             raise bad_input("sort", "RELEVANCE is for searchProducts only")
         response = await ctx.call(
             ctx.services.catalog.ListProducts,
-            catalog_pb2.ListProductsRequest(
-                filter=(filter or ProductFilter()).to_proto(),
-                sort=SORT_TO_PROTO[sort],
-                page_size=page_size(first),
-                page_token=after or "",
+            paged(
+                catalog_pb2.ListProductsRequest(
+                    filter=(filter or ProductFilter()).to_proto(), sort=SORT_TO_PROTO[sort]
+                ),
+                first,
+                after,
             ),
         )
         return product_connection(response)
@@ -309,12 +266,12 @@ class CatalogQuery:
         ctx = info.context
         response = await ctx.call(
             ctx.services.catalog.SearchProducts,
-            catalog_pb2.SearchProductsRequest(
-                query=query,
-                filter=(filter or ProductFilter()).to_proto(),
-                sort=SORT_TO_PROTO[sort],
-                page_size=page_size(first),
-                page_token=after or "",
+            paged(
+                catalog_pb2.SearchProductsRequest(
+                    query=query, filter=(filter or ProductFilter()).to_proto(), sort=SORT_TO_PROTO[sort]
+                ),
+                first,
+                after,
             ),
         )
         return product_connection(response)
@@ -367,7 +324,7 @@ class CatalogMutation:
         if input.price is not None or input.currency is not None:
             price, currency = input.price, input.currency
             if price is None or currency is None:
-                current = await ctx.loaders.product_by_id.load(pid)
+                current = await load_product(ctx, pid)
                 if current is None:
                     raise ApiError("product not found", "NOT_FOUND")
                 price = current.price.amount if price is None else price

@@ -3,22 +3,20 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from datetime import UTC, datetime
-from decimal import Decimal
-from typing import Generic, TypeVar
+from collections.abc import Callable, Iterator, Sequence
+from typing import Annotated, Generic, Protocol, TypeVar
 
 import strawberry
-from google.protobuf import timestamp_pb2
 
-from ecommerce.common.v1 import money_pb2
 from gateway.errors import ApiError, bad_input
-from servicekit.money import to_decimal
 
 T = TypeVar("T")
 P = TypeVar("P")
 
 MAX_PAGE_SIZE = 100
+
+First = Annotated[int, strawberry.argument(description="Page size, 1 to 100.")]
+After = Annotated[str | None, strawberry.argument(description="`endCursor` of the previous page.")]
 
 
 @strawberry.type(description="Where a page of a connection ends (Relay cursor pagination).")
@@ -44,6 +42,23 @@ def page_size(first: int) -> int:
     if not 1 <= first <= MAX_PAGE_SIZE:
         raise bad_input("first", f"must be between 1 and {MAX_PAGE_SIZE}")
     return first
+
+
+class PagedRequest(Protocol):
+    """A list request of ours: it names its page by size and the cursor to continue after."""
+
+    page_size: int
+    page_token: str
+
+
+PagedT = TypeVar("PagedT", bound=PagedRequest)
+
+
+def paged(request: PagedT, first: int, after: str | None) -> PagedT:
+    """`request` asking for the page the connection arguments name; BAD_USER_INPUT for a bad `first`."""
+    request.page_size = page_size(first)
+    request.page_token = after or ""
+    return request
 
 
 def connection(
@@ -77,34 +92,23 @@ def arguments(**renamed: str) -> Iterator[None]:
         raise
 
 
-def connection_from(response: object, items: Sequence[P], convert: Callable[[P], T]) -> Connection[T]:
-    """A connection from a list response of ours: items, `cursors`, `has_next_page`, `total_count`."""
+class PageResponse(Protocol):
+    """What every list response of ours carries besides its items."""
+
+    @property
+    def cursors(self) -> Sequence[str]: ...
+    @property
+    def has_next_page(self) -> bool: ...
+    @property
+    def total_count(self) -> int: ...
+
+
+def connection_from(response: PageResponse, items: Sequence[P], convert: Callable[[P], T]) -> Connection[T]:
+    """A connection from a list response of ours: its items, `cursors`, `has_next_page`, `total_count`."""
     return connection(
         items,
-        response.cursors,  # type: ignore[attr-defined]
-        has_next_page=response.has_next_page,  # type: ignore[attr-defined]
-        total_count=response.total_count,  # type: ignore[attr-defined]
+        response.cursors,
+        has_next_page=response.has_next_page,
+        total_count=response.total_count,
         convert=convert,
     )
-
-
-def to_datetime(stamp: timestamp_pb2.Timestamp) -> datetime:
-    """A protobuf timestamp as an aware datetime in UTC, to the microsecond.
-
-    Built directly: `Timestamp.ToDatetime` with a time zone costs five times as much, and every
-    listed product carries two of these."""
-    return datetime.fromtimestamp(stamp.seconds, UTC).replace(microsecond=stamp.nanos // 1000)
-
-
-def ids(values: Iterable[strawberry.ID]) -> list[str]:
-    return [str(v) for v in values]
-
-
-@strawberry.type(description="An amount of money. The amount is a decimal string, never a float.")
-class Money:
-    amount: Decimal = strawberry.field(description='Decimal amount in major units, e.g. "12.50".')
-    currency: str = strawberry.field(description="ISO 4217 currency code, e.g. EUR.")
-
-    @classmethod
-    def from_proto(cls, message: money_pb2.Money) -> Money:
-        return cls(amount=to_decimal(message.amount_minor, message.currency), currency=message.currency)

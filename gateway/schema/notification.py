@@ -9,15 +9,9 @@ from typing import Annotated
 import strawberry
 
 from ecommerce.notification.v1 import notification_pb2
-from gateway.context import Context
-from gateway.schema.common import (
-    Connection,
-    connection_from,
-    page_size,
-    to_datetime,
-)
-
-Info = strawberry.Info[Context, None]
+from gateway.context import Info
+from gateway.read_models import to_datetime
+from gateway.schema.common import After, Connection, First, connection_from, paged
 
 
 @strawberry.enum(description="Where a notification stands.")
@@ -55,10 +49,6 @@ DELIVERY_STATUS_FROM_PROTO = {
 }
 
 
-def _optional_time(message: notification_pb2.Notification | notification_pb2.WebhookDelivery, name: str):  # type: ignore[no-untyped-def]
-    return to_datetime(getattr(message, name)) if message.HasField(name) else None
-
-
 @strawberry.type(
     description="A message sent to an account about one event (an order confirmed, shipped ...)."
 )
@@ -94,7 +84,7 @@ class Notification:
             attempts=message.attempts,
             last_error=message.last_error or None,
             created_at=to_datetime(message.created_at),
-            sent_at=_optional_time(message, "sent_at"),
+            sent_at=to_datetime(message.sent_at) if message.HasField("sent_at") else None,
         )
 
 
@@ -153,8 +143,10 @@ class WebhookDelivery:
             attempts=message.attempts,
             last_error=message.last_error or None,
             created_at=to_datetime(message.created_at),
-            delivered_at=_optional_time(message, "delivered_at"),
-            next_attempt_at=_optional_time(message, "next_attempt_at"),
+            delivered_at=to_datetime(message.delivered_at) if message.HasField("delivered_at") else None,
+            next_attempt_at=(
+                to_datetime(message.next_attempt_at) if message.HasField("next_attempt_at") else None
+            ),
         )
 
 
@@ -172,16 +164,14 @@ class NotificationQuery:
     async def my_notifications(
         self,
         info: Info,
-        first: Annotated[int, strawberry.argument(description="Page size, 1 to 100.")] = 20,
-        after: Annotated[
-            str | None, strawberry.argument(description="`endCursor` of the previous page.")
-        ] = None,
+        first: First = 20,
+        after: After = None,
     ) -> Connection[Notification]:
         ctx = info.context
         ctx.require_caller()
         response = await ctx.call(
             ctx.services.notification.ListNotifications,
-            notification_pb2.ListNotificationsRequest(page_size=page_size(first), page_token=after or ""),
+            paged(notification_pb2.ListNotificationsRequest(), first, after),
         )
         return connection_from(response, response.notifications, Notification.from_proto)
 
@@ -208,18 +198,14 @@ class NotificationQuery:
         self,
         info: Info,
         webhook_id: Annotated[strawberry.ID, strawberry.argument(description="The webhook.")],
-        first: Annotated[int, strawberry.argument(description="Page size, 1 to 100.")] = 20,
-        after: Annotated[
-            str | None, strawberry.argument(description="`endCursor` of the previous page.")
-        ] = None,
+        first: First = 20,
+        after: After = None,
     ) -> Connection[WebhookDelivery]:
         ctx = info.context
         ctx.require_admin()
         response = await ctx.call(
             ctx.services.notification.ListWebhookDeliveries,
-            notification_pb2.ListWebhookDeliveriesRequest(
-                webhook_id=str(webhook_id), page_size=page_size(first), page_token=after or ""
-            ),
+            paged(notification_pb2.ListWebhookDeliveriesRequest(webhook_id=str(webhook_id)), first, after),
         )
         return connection_from(response, response.deliveries, WebhookDelivery.from_proto)
 

@@ -7,29 +7,20 @@ per kind, not one call per line.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from enum import Enum
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated, Any
 
 import strawberry
+from google.protobuf.message import Message
 
 from ecommerce.order.v1 import order_pb2
-from gateway.context import Context
+from gateway.context import Context, Info
 from gateway.errors import bad_input
-from gateway.schema.common import (
-    Connection,
-    Money,
-    arguments,
-    connection_from,
-    page_size,
-    to_datetime,
-)
-
-if TYPE_CHECKING:
-    from gateway.schema.catalog import Product
-    from gateway.schema.payment import Payment
-
-Info = strawberry.Info[Context, None]
+from gateway.read_models import Money, Payment, to_datetime
+from gateway.schema.catalog import Product, load_product
+from gateway.schema.common import After, Connection, First, arguments, connection_from, paged
 
 IDEMPOTENCY_HEADER = "idempotency-key"
 # The order service names its request fields; errors name the GraphQL arguments.
@@ -99,10 +90,8 @@ class OrderItem:
     line_total: Money = strawberry.field(description="`unitPrice` times `quantity`.")
 
     @strawberry.field(description="The product as it is now; null if it no longer exists.")
-    async def product(
-        self, info: Info
-    ) -> Annotated[Product, strawberry.lazy("gateway.schema.catalog")] | None:
-        return await info.context.loaders.product_by_id.load(str(self.product_id))
+    async def product(self, info: Info) -> Product | None:
+        return await load_product(info.context, str(self.product_id))
 
     @classmethod
     def from_proto(cls, message: order_pb2.OrderItem) -> OrderItem:
@@ -155,9 +144,7 @@ class Order:
     updated_at: datetime = strawberry.field(description="When it last changed.")
 
     @strawberry.field(description="The order's payment; null until one was attempted.")
-    async def payment(
-        self, info: Info
-    ) -> Annotated[Payment, strawberry.lazy("gateway.schema.payment")] | None:
+    async def payment(self, info: Info) -> Payment | None:
         return await info.context.loaders.payment_by_order_id.load(str(self.id))
 
     @classmethod
@@ -246,6 +233,13 @@ def _create_request(input: CreateOrderInput, key: str) -> order_pb2.CreateOrderR
     )
 
 
+async def _order_call(ctx: Context, method: Callable[..., Awaitable[Any]], request: Message) -> Order:
+    """The order a call about one order returns; its errors name the `id` argument."""
+    with arguments(**ORDER_ARGUMENTS):
+        response = await ctx.call(method, request)
+    return Order.from_proto(response.order)
+
+
 def _idempotency_key(info: Info, argument: str | None) -> str:
     """The `idempotencyKey` argument or the `Idempotency-Key` header; both must agree when both are sent."""
     header = info.context.request.headers.get(IDEMPOTENCY_HEADER)
@@ -265,26 +259,22 @@ class OrderQuery:
     ) -> Order | None:
         ctx = info.context
         ctx.require_caller()
-        with arguments(**ORDER_ARGUMENTS):
-            response = await ctx.call(
-                ctx.services.order.GetOrder, order_pb2.GetOrderRequest(order_id=str(id))
-            )
-        return Order.from_proto(response.order)
+        return await _order_call(
+            ctx, ctx.services.order.GetOrder, order_pb2.GetOrderRequest(order_id=str(id))
+        )
 
     @strawberry.field(description="The caller's orders, newest first.")
     async def my_orders(
         self,
         info: Info,
-        first: Annotated[int, strawberry.argument(description="Page size, 1 to 100.")] = 20,
-        after: Annotated[
-            str | None, strawberry.argument(description="`endCursor` of the previous page.")
-        ] = None,
+        first: First = 20,
+        after: After = None,
     ) -> Connection[Order]:
         ctx = info.context
         ctx.require_caller()
         response = await ctx.call(
             ctx.services.order.ListMyOrders,
-            order_pb2.ListMyOrdersRequest(page_size=page_size(first), page_token=after or ""),
+            paged(order_pb2.ListMyOrdersRequest(), first, after),
         )
         return connection_from(response, response.orders, Order.from_proto)
 
@@ -292,10 +282,8 @@ class OrderQuery:
     async def orders(
         self,
         info: Info,
-        first: Annotated[int, strawberry.argument(description="Page size, 1 to 100.")] = 20,
-        after: Annotated[
-            str | None, strawberry.argument(description="`endCursor` of the previous page.")
-        ] = None,
+        first: First = 20,
+        after: After = None,
         status: Annotated[
             OrderStatus | None, strawberry.argument(description="Only orders in this status.")
         ] = None,
@@ -304,10 +292,12 @@ class OrderQuery:
         ctx.require_admin()
         response = await ctx.call(
             ctx.services.order.ListOrders,
-            order_pb2.ListOrdersRequest(
-                page_size=page_size(first),
-                page_token=after or "",
-                status=STATUS_TO_PROTO[status] if status else order_pb2.ORDER_STATUS_UNSPECIFIED,
+            paged(
+                order_pb2.ListOrdersRequest(
+                    status=STATUS_TO_PROTO[status] if status else order_pb2.ORDER_STATUS_UNSPECIFIED
+                ),
+                first,
+                after,
             ),
         )
         return connection_from(response, response.orders, Order.from_proto)
@@ -354,12 +344,11 @@ class OrderMutation:
     ) -> Order:
         ctx = info.context
         ctx.require_caller()
-        with arguments(**ORDER_ARGUMENTS):
-            response = await ctx.call(
-                ctx.services.order.CancelOrder,
-                order_pb2.CancelOrderRequest(order_id=str(id), note=note or ""),
-            )
-        return Order.from_proto(response.order)
+        return await _order_call(
+            ctx,
+            ctx.services.order.CancelOrder,
+            order_pb2.CancelOrderRequest(order_id=str(id), note=note or ""),
+        )
 
     @strawberry.mutation(
         description="Mark a CONFIRMED order SHIPPED. ADMIN only; CONFLICT from another status."
@@ -369,11 +358,9 @@ class OrderMutation:
     ) -> Order:
         ctx = info.context
         ctx.require_admin()
-        with arguments(**ORDER_ARGUMENTS):
-            response = await ctx.call(
-                ctx.services.order.ShipOrder, order_pb2.ShipOrderRequest(order_id=str(id))
-            )
-        return Order.from_proto(response.order)
+        return await _order_call(
+            ctx, ctx.services.order.ShipOrder, order_pb2.ShipOrderRequest(order_id=str(id))
+        )
 
     @strawberry.mutation(
         description="Mark a SHIPPED order DELIVERED. ADMIN only; CONFLICT from another status."
@@ -385,8 +372,6 @@ class OrderMutation:
     ) -> Order:
         ctx = info.context
         ctx.require_admin()
-        with arguments(**ORDER_ARGUMENTS):
-            response = await ctx.call(
-                ctx.services.order.DeliverOrder, order_pb2.DeliverOrderRequest(order_id=str(id))
-            )
-        return Order.from_proto(response.order)
+        return await _order_call(
+            ctx, ctx.services.order.DeliverOrder, order_pb2.DeliverOrderRequest(order_id=str(id))
+        )

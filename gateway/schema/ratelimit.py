@@ -6,10 +6,8 @@ from datetime import datetime
 
 import strawberry
 
-from gateway.context import Context
+from gateway.context import Info
 from gateway.ratelimit import current_operation_budget
-
-Info = strawberry.Info[Context, None]
 
 
 @strawberry.type(

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import uuid
 from collections.abc import AsyncGenerator, Iterator
 from typing import Annotated
 
@@ -21,17 +20,14 @@ from strawberry.extensions import SchemaExtension
 from strawberry.types.graphql import OperationType
 
 from ecommerce.order.v1 import order_pb2
-from gateway.context import Context
-from gateway.errors import ApiError, bad_input
-from gateway.live import OrderEventHub
+from gateway.context import Info, request_context
+from gateway.errors import ApiError
+from gateway.ids import canonical_id
 from gateway.loaders import Loaders
 from gateway.schema.order import Order
 
-Info = strawberry.Info[Context, None]
-
 SUBSCRIPTIONS_NEED_A_WEBSOCKET = "BAD_REQUEST"
 
-HUB = "order_events"
 TERMINAL = frozenset({order_pb2.ORDER_STATUS_DELIVERED, order_pb2.ORDER_STATUS_CANCELLED})
 READY_TIMEOUT = 5.0
 # A subscription reads the order again this often even without a signal, so that an event lost
@@ -69,12 +65,9 @@ class OrderSubscription:
     ) -> AsyncGenerator[Order, None]:
         ctx = info.context
         ctx.require_caller()
-        try:
-            wanted = str(uuid.UUID(str(order_id)))
-        except ValueError:
-            raise bad_input("orderId", "is not a valid id") from None
-        hub: OrderEventHub = ctx.extras[HUB]
-        if not await hub.wait_ready(READY_TIMEOUT):
+        wanted = canonical_id(order_id, "orderId")
+        hub = ctx.order_events
+        if hub is None or not await hub.wait_ready(READY_TIMEOUT):
             raise ApiError("live order status is temporarily unavailable", "SERVICE_UNAVAILABLE")
         request = order_pb2.GetOrderRequest(order_id=wanted)
         # Listen before the first read, so that no transition falls between the two.
@@ -83,7 +76,7 @@ class OrderSubscription:
             seen = 0
             while True:
                 for index in range(seen, max(len(order.history), 1)):
-                    ctx.loaders = Loaders(ctx)  # each message reads its nested fields afresh
+                    ctx.loaders = Loaders.for_request(ctx)  # each message reads its nested fields afresh
                     yield Order.from_proto(as_of(order, index))
                 seen = max(seen, len(order.history), 1)
                 if order.status in TERMINAL:
@@ -103,8 +96,9 @@ class WebSocketSubscriptions(SchemaExtension):
 
     def on_execute(self) -> Iterator[None]:
         ctx = self.execution_context
-        request = getattr(ctx.context, "request", None)
-        if ctx.operation_type == OperationType.SUBSCRIPTION and isinstance(request, Request):
+        context = request_context(ctx.context)
+        over_http = context is not None and isinstance(context.request, Request)
+        if ctx.operation_type == OperationType.SUBSCRIPTION and over_http:
             ctx.result = GraphQLExecutionResult(
                 data=None,
                 errors=[
