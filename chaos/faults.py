@@ -11,18 +11,33 @@ import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from chaos.ledger import GROUPS
+from chaos.proxy import FaultProxy
+from chaos.shop import OrderLoad
+from ecommerce_cli.stack import Infrastructure, Platform
 from servicekit import topics
 from servicekit.kafka import create_producer, dead_letter_topic
 
-if TYPE_CHECKING:
-    from chaos.run import Chaos
 
-Step = Callable[["Chaos"], Awaitable[None]]
+class Chaos(Protocol):
+    """What a fault acts on: the running platform, its servers and proxies, and the load."""
+
+    infra: Infrastructure
+    platform: Platform
+    proxies: dict[str, FaultProxy]
+    load: OrderLoad
+    notes: list[str]
+    poison: list[tuple[str, bytes]]
+
+    @property
+    def bootstrap_servers(self) -> str: ...
+
+
+Step = Callable[[Chaos], Awaitable[None]]
 
 
 async def _nothing(chaos: Chaos) -> None:
