@@ -54,12 +54,14 @@ proto-gen: $(RUNTIME) ## regenerate the gRPC stubs from protos/
 run: install ## run the whole platform (ecommerce dev)
 	$(VENV)/bin/ecommerce dev
 
-# ruff, the import-linter contracts, buf's STANDARD lint rules (buf.yaml), and buf breaking: the
+# ruff, the import-linter contracts, mypy over the project's own code (pyproject.toml [tool.mypy]),
+# buf's STANDARD lint rules (buf.yaml), and buf breaking: the
 # protos must stay wire- and generated-code-compatible with the last release tag (before one exists,
 # with the previous commit).
 lint: $(VENV)/.installed-dev $(STUBS) ## ruff, the import contracts, mypy, buf lint and buf breaking
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 	$(VENV)/bin/buf lint
 	$(PY) -m tools.proto_breaking
 

@@ -8,18 +8,14 @@ from account import grpc_api
 from account.models import outbox
 from account.service import AccountService, LoginThrottle
 from account.settings import AccountSettings
-from servicekit.auth import Authenticator
-from servicekit.logging import configure_service_logging
-from servicekit.runtime import ServiceRuntime, serve
+from servicekit.app import ServiceApp, service_main
+from servicekit.runtime import ServiceRuntime
 from servicekit.security import PasswordHasher, SigningKey, TokenIssuer, load_or_create_signing_key
 
 
-@dataclass
-class AccountApp:
-    runtime: ServiceRuntime
+@dataclass(kw_only=True)
+class AccountApp(ServiceApp):
     service: AccountService
-    servicer: grpc_api.AccountServicer
-    authenticator: Authenticator
 
 
 def signing_key(settings: AccountSettings) -> SigningKey:
@@ -61,30 +57,25 @@ def build(settings: AccountSettings) -> AccountApp:
     async def own_keys() -> dict:
         return service.jwks()
 
-    return AccountApp(runtime, service, grpc_api.AccountServicer(service), runtime.authenticator(own_keys))
+    return AccountApp(
+        runtime=runtime,
+        registration=grpc_api.registration(grpc_api.AccountServicer(service)),
+        service_name=grpc_api.SERVICE_NAME,
+        authenticator=runtime.authenticator(own_keys),
+        service=service,
+    )
 
 
 async def create_admin(*, email: str, name: str, password: str) -> bool:
     """`ecommerce create-admin`: create or promote an administrator directly in the database."""
-    settings = AccountSettings()
-    app = build(settings)
+    app = build(AccountSettings())
     try:
         return await app.service.create_or_promote_admin(email=email, name=name, password=password)
     finally:
-        await app.runtime.close()
+        await app.close()
 
 
-async def main(settings: AccountSettings | None = None) -> None:
-    settings = settings or AccountSettings()
-    configure_service_logging("account", settings)
-    app = build(settings)
-    await serve(
-        app.runtime,
-        [grpc_api.registration(app.servicer)],
-        [grpc_api.SERVICE_NAME],
-        authenticator=app.authenticator,
-    )
-
+main = service_main("account", AccountSettings, build)
 
 if __name__ == "__main__":
     from servicekit.runtime import run

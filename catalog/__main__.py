@@ -12,42 +12,23 @@ from catalog.models import inbox, outbox
 from catalog.seed import CATEGORIES, PRODUCTS
 from catalog.service import CatalogService, SeedResult
 from catalog.settings import CatalogSettings
-from servicekit.auth import Authenticator, JwksFetcher
-from servicekit.inbox import EventConsumer
-from servicekit.logging import configure_service_logging
-from servicekit.runtime import ServiceRuntime, serve
+from servicekit.app import Background, ServiceApp, service_main
+from servicekit.auth import JwksFetcher
+from servicekit.runtime import ServiceRuntime
 
 CONSUMER_NAME = "catalog"
 
 
-@dataclass
-class CatalogApp:
-    runtime: ServiceRuntime
+@dataclass(kw_only=True)
+class CatalogApp(ServiceApp):
     service: CatalogService
     inventory: Inventory
     cache: CatalogCache
-    consumer: EventConsumer
-    servicer: grpc_api.CatalogServicer
-    authenticator: Authenticator
-
-    def start_background(self) -> None:
-        """The loops next to the server: saga commands in, expired reservations out."""
-        runtime = self.runtime
-
-        async def consume() -> None:
-            await runtime.wait_producer()  # dead letters go out through it
-            await self.consumer.run()
-
-        async def sweep() -> None:
-            await self.inventory.run_sweeper(runtime.settings.sweeper_interval)  # type: ignore[attr-defined]
-
-        runtime.spawn(consume, "inventory-commands")
-        runtime.spawn(sweep, "reservation-sweeper")
 
 
 def build(settings: CatalogSettings, *, jwks: JwksFetcher | None = None) -> CatalogApp:
     """The service wired to its resources; `jwks` replaces the account service as the key source."""
-    runtime = ServiceRuntime(settings, "catalog", outbox_table=outbox)
+    runtime = ServiceRuntime(settings, "catalog", outbox_table=outbox, inbox_table=inbox)
     assert runtime.outbox is not None
     cache = CatalogCache(runtime.redis, ttl=settings.cache_ttl)
     service = CatalogService(
@@ -66,25 +47,18 @@ def build(settings: CatalogSettings, *, jwks: JwksFetcher | None = None) -> Cata
         reservation_ttl=settings.reservation_ttl,
         sweeper_batch_size=settings.sweeper_batch_size,
     )
-    consumer = EventConsumer(
-        name=CONSUMER_NAME,
-        topics=list(consumers.TOPICS),
-        handlers=consumers.handlers(inventory),
-        sessions=runtime.sessions,
-        inbox=inbox,
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        dead_letters=runtime.producer,
-        max_attempts=settings.consumer_max_attempts,
-        session_timeout_ms=settings.kafka_session_timeout_ms,
-    )
     return CatalogApp(
-        runtime,
-        service,
-        inventory,
-        cache,
-        consumer,
-        grpc_api.CatalogServicer(service),
-        runtime.authenticator(jwks),
+        runtime=runtime,
+        registration=grpc_api.registration(grpc_api.CatalogServicer(service)),
+        service_name=grpc_api.SERVICE_NAME,
+        authenticator=runtime.authenticator(jwks),
+        consumers=[runtime.consumer(CONSUMER_NAME, consumers.TOPICS, consumers.handlers(inventory))],
+        background=[
+            Background("reservation-sweeper", lambda: inventory.run_sweeper(settings.sweeper_interval))
+        ],
+        service=service,
+        inventory=inventory,
+        cache=cache,
     )
 
 
@@ -96,21 +70,10 @@ async def seed(*, only_if_empty: bool = False, **overrides: Any) -> SeedResult |
             return None
         return await app.service.seed(CATEGORIES, PRODUCTS)
     finally:
-        await app.runtime.close()
+        await app.close()
 
 
-async def main(settings: CatalogSettings | None = None) -> None:
-    settings = settings or CatalogSettings()
-    configure_service_logging("catalog", settings)
-    app = build(settings)
-    await serve(
-        app.runtime,
-        [grpc_api.registration(app.servicer)],
-        [grpc_api.SERVICE_NAME],
-        authenticator=app.authenticator,
-        start_background=app.start_background,
-    )
-
+main = service_main("catalog", CatalogSettings, build)
 
 if __name__ == "__main__":
     from servicekit.runtime import run

@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -35,7 +36,7 @@ def _data_dir() -> Path:
 
 
 @contextlib.contextmanager
-def _single_instance(data_dir: Path):  # type: ignore[no-untyped-def]
+def _single_instance(data_dir: Path) -> Iterator[None]:
     """One `ecommerce dev` per data directory; a second one says so instead of failing on ports."""
     data_dir.mkdir(parents=True, exist_ok=True)
     lock_path = data_dir / "dev.lock"

@@ -15,35 +15,13 @@ from notification.service import NotificationService
 from notification.settings import NotificationSettings
 from notification.templates import TemplateRenderer
 from notification.webhooks import SecretBox, UrlPolicy, WebhookSender
-from servicekit.auth import Authenticator
-from servicekit.inbox import EventConsumer
-from servicekit.logging import configure_service_logging
-from servicekit.runtime import ServiceRuntime, serve
+from servicekit.app import Background, ServiceApp, serve_service
+from servicekit.runtime import ServiceRuntime
 
 
-@dataclass
-class NotificationApp:
-    runtime: ServiceRuntime
+@dataclass(kw_only=True)
+class NotificationApp(ServiceApp):
     service: NotificationService
-    servicer: grpc_api.NotificationServicer
-    authenticator: Authenticator
-    consumer: EventConsumer
-    poll_interval: float
-
-    def start_background(self) -> None:
-        """The event consumer and the two delivery loops, for the life of the process."""
-        runtime = self.runtime
-
-        async def consume() -> None:
-            await runtime.wait_producer()  # dead letters go out through it
-            await self.consumer.run()
-
-        runtime.spawn(consume, "notification-consumer")
-        runtime.spawn(lambda: self.service.run_mail_loop(self.poll_interval), "mail-delivery")
-        runtime.spawn(lambda: self.service.run_webhook_loop(self.poll_interval), "webhook-delivery")
-
-    async def close(self) -> None:
-        await self.service.webhook_sender.close()
 
 
 def webhook_secret_key(settings: NotificationSettings) -> bytes:
@@ -76,7 +54,7 @@ def _load_or_create_key(path: Path) -> bytes:
 
 
 def build(settings: NotificationSettings) -> NotificationApp:
-    runtime = ServiceRuntime(settings, "notification", outbox_table=outbox)
+    runtime = ServiceRuntime(settings, "notification", outbox_table=outbox, inbox_table=inbox)
     policy = UrlPolicy(allow_private=settings.private_webhook_urls_allowed)
     service = NotificationService(
         sessions=runtime.sessions,
@@ -111,41 +89,27 @@ def build(settings: NotificationSettings) -> NotificationApp:
         lease_seconds=settings.delivery_lease,
         cursor_secret=settings.cursor_secret,
     )
-    consumer = consumers.consumer(
-        service,
-        sessions=runtime.sessions,
-        inbox=inbox,
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        dead_letters=runtime.producer,
-        max_attempts=settings.consumer_max_attempts,
-        session_timeout_ms=settings.kafka_session_timeout_ms,
-    )
+    poll = settings.delivery_poll_interval
     return NotificationApp(
-        runtime,
-        service,
-        grpc_api.NotificationServicer(service),
-        runtime.authenticator(),
-        consumer,
-        poll_interval=settings.delivery_poll_interval,
+        runtime=runtime,
+        registration=grpc_api.registration(grpc_api.NotificationServicer(service)),
+        service_name=grpc_api.SERVICE_NAME,
+        authenticator=runtime.authenticator(),
+        consumers=[consumers.consumer(service, **runtime.consumer_options())],
+        background=[
+            Background("mail-delivery", lambda: service.run_mail_loop(poll)),
+            Background("webhook-delivery", lambda: service.run_webhook_loop(poll)),
+        ],
+        on_close=[service.webhook_sender.close],
+        service=service,
     )
 
 
 async def main(settings: NotificationSettings | None = None) -> None:
     settings = settings or NotificationSettings()
-    configure_service_logging("notification", settings)
     if not settings.internal_service_token:
         raise SystemExit("INTERNAL_SERVICE_TOKEN is required: recipients are looked up as this service")
-    app = build(settings)
-    try:
-        await serve(
-            app.runtime,
-            [grpc_api.registration(app.servicer)],
-            [grpc_api.SERVICE_NAME],
-            authenticator=app.authenticator,
-            start_background=app.start_background,
-        )
-    finally:
-        await app.close()
+    await serve_service("notification", settings, build)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""`python -m payment`: the payment service."""
+"""`python -m payment`: the payment service and its payment.commands consumer."""
 
 from __future__ import annotations
 
@@ -9,34 +9,20 @@ from payment.models import inbox, outbox
 from payment.provider import GuardedProvider, SimulatedProvider
 from payment.service import PaymentService
 from payment.settings import PaymentSettings
-from servicekit.auth import Authenticator, JwksFetcher
-from servicekit.inbox import EventConsumer
-from servicekit.logging import configure_service_logging
-from servicekit.runtime import ServiceRuntime, serve
+from servicekit.app import ServiceApp, service_main
+from servicekit.auth import JwksFetcher
+from servicekit.runtime import ServiceRuntime
 
 
-@dataclass
-class PaymentApp:
-    runtime: ServiceRuntime
+@dataclass(kw_only=True)
+class PaymentApp(ServiceApp):
     service: PaymentService
-    servicer: grpc_api.PaymentServicer
-    authenticator: Authenticator
     provider: SimulatedProvider
-    consumer: EventConsumer
-
-    def start_background(self) -> None:
-        """The payment.commands consumer, once the producer (its dead-letter sender) is up."""
-
-        async def consume() -> None:
-            await self.runtime.wait_producer()
-            await self.consumer.run()
-
-        self.runtime.spawn(consume, "payment-commands-consumer")
 
 
 def build(settings: PaymentSettings, *, jwks: JwksFetcher | None = None) -> PaymentApp:
     """The service wired from its settings; `jwks` replaces the account service's key set (tests)."""
-    runtime = ServiceRuntime(settings, "payment", outbox_table=outbox)
+    runtime = ServiceRuntime(settings, "payment", outbox_table=outbox, inbox_table=inbox)
     assert runtime.outbox is not None
     provider = SimulatedProvider(
         runtime.sessions,
@@ -54,40 +40,25 @@ def build(settings: PaymentSettings, *, jwks: JwksFetcher | None = None) -> Paym
         cool_down=settings.breaker_cool_down,
     )
     service = PaymentService(sessions=runtime.sessions, outbox=runtime.outbox, provider=guarded)
-    consumer = EventConsumer(
-        name="payment",
-        topics=list(consumers.TOPICS),
-        handlers=consumers.handlers(service),
-        follow_up_types=consumers.FOLLOW_UP_TYPES,
-        sessions=runtime.sessions,
-        inbox=inbox,
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        dead_letters=runtime.producer,
-        max_attempts=settings.consumer_max_attempts,
-        session_timeout_ms=settings.kafka_session_timeout_ms,
-    )
     return PaymentApp(
         runtime=runtime,
-        service=service,
-        servicer=grpc_api.PaymentServicer(service),
+        registration=grpc_api.registration(grpc_api.PaymentServicer(service)),
+        service_name=grpc_api.SERVICE_NAME,
         authenticator=runtime.authenticator(jwks),
+        consumers=[
+            runtime.consumer(
+                "payment",
+                consumers.TOPICS,
+                consumers.handlers(service),
+                follow_up_types=consumers.FOLLOW_UP_TYPES,
+            )
+        ],
+        service=service,
         provider=provider,
-        consumer=consumer,
     )
 
 
-async def main(settings: PaymentSettings | None = None) -> None:
-    settings = settings or PaymentSettings()
-    configure_service_logging("payment", settings)
-    app = build(settings)
-    await serve(
-        app.runtime,
-        [grpc_api.registration(app.servicer)],
-        [grpc_api.SERVICE_NAME],
-        authenticator=app.authenticator,
-        start_background=app.start_background,
-    )
-
+main = service_main("payment", PaymentSettings, build)
 
 if __name__ == "__main__":
     from servicekit.runtime import run

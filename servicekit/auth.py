@@ -55,7 +55,7 @@ class JwksKeySet:
             self._loaded = True
             return True
 
-    async def verify(self, token: str):  # type: ignore[no-untyped-def]
+    async def verify(self, token: str):
         if not self._loaded:
             await self.refresh(force=True)
         try:

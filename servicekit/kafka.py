@@ -116,7 +116,7 @@ def _tolerate_closed_transports() -> None:
             raise KafkaConnectionError(f"Connection at {self.host}:{self.port} broken: {err}") from err
 
     guarded.tolerates_closed_transports = True  # type: ignore[attr-defined]
-    AIOKafkaConnection.send = guarded  # type: ignore[method-assign]
+    AIOKafkaConnection.send = guarded
 
 
 _tolerate_closed_transports()

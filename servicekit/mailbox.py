@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.parser import BytesParser
 from pathlib import Path
-from typing import Any, Self, cast
+from typing import Any, Self
 
 from aiosmtpd.controller import Controller
 
@@ -110,4 +110,4 @@ def read_message(path: Path) -> EmailMessage:
     """One stored `.eml` file, parsed."""
     with path.open("rb") as handle:
         # With the default policy the parser builds EmailMessage objects.
-        return cast(EmailMessage, BytesParser(policy=email.policy.default).parse(handle))
+        return BytesParser(policy=email.policy.default).parse(handle)

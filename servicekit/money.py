@@ -20,7 +20,8 @@ def active_currencies() -> frozenset[str]:
     today = date.today()
     codes: set[str] = set()
     for territory in Locale("en").territories:
-        codes.update(get_territory_currencies(territory, start_date=today, tender=True))
+        if isinstance(territory, str):
+            codes.update(get_territory_currencies(territory, start_date=today, tender=True))
     return frozenset(codes)
 
 

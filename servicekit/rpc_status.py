@@ -54,10 +54,10 @@ class RpcErrorDetails:
 
 
 def parse_rpc_error(error: grpc.aio.AioRpcError | grpc.RpcError) -> RpcErrorDetails:
-    code = error.code()  # type: ignore[union-attr]
-    message = error.details() or ""  # type: ignore[union-attr]
+    code = error.code()
+    message = error.details() or ""
     result = RpcErrorDetails(code=code, message=message)
-    for key, value in error.trailing_metadata() or ():  # type: ignore[union-attr]
+    for key, value in error.trailing_metadata() or ():
         if key != "grpc-status-details-bin":
             continue
         status = status_pb2.Status.FromString(value)

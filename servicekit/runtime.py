@@ -1,8 +1,9 @@
 """One service process: its resources opened in order, its server and loops run, all closed cleanly.
 
 `create_server()` builds a configured server (so tests run the real thing in-process on a free
-port); `ServiceRuntime.serve()` runs it until SIGTERM/SIGINT, then marks health NOT_SERVING,
-stops the server with a grace period and closes the loops and connections.
+port); `start()` runs it with the outbox relay and the service's loops, `shutdown()` marks health
+NOT_SERVING, stops the server with a grace period and closes the loops and connections. A service
+names its parts in a `servicekit.app.ServiceApp`, which runs them through these.
 """
 
 from __future__ import annotations
@@ -10,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from typing import TypedDict
 
 import grpc
 import redis.asyncio as aioredis
@@ -23,6 +24,7 @@ from ecommerce.account.v1 import account_pb2, account_pb2_grpc
 from servicekit.auth import Authenticator, JwksFetcher, JwksKeySet, TokenDenylist, jwks_from_json
 from servicekit.db import create_engine, session_factory
 from servicekit.grpc_server import DATABASE_CHECK, Registration, create_server, set_serving
+from servicekit.inbox import EventConsumer, Handler
 from servicekit.kafka import RenewingProducer, create_producer
 from servicekit.metrics import SideServer, refresh_forever
 from servicekit.outbox import Outbox, OutboxRelay
@@ -63,12 +65,31 @@ def account_jwks_fetcher(channel: grpc.aio.Channel, *, timeout: float = 5.0) -> 
     return fetch
 
 
+class ConsumerOptions(TypedDict):
+    """What every consumer of a service shares, from its settings (`ServiceRuntime.consumer_options`)."""
+
+    sessions: async_sessionmaker[AsyncSession]
+    inbox: Table
+    bootstrap_servers: str
+    dead_letters: RenewingProducer
+    max_attempts: int
+    session_timeout_ms: int
+
+
 class ServiceRuntime:
     """Connections shared by one service process."""
 
-    def __init__(self, settings: ServiceSettings, name: str, *, outbox_table: Table | None = None) -> None:
+    def __init__(
+        self,
+        settings: ServiceSettings,
+        name: str,
+        *,
+        outbox_table: Table | None = None,
+        inbox_table: Table | None = None,
+    ) -> None:
         self.settings = settings
         self.name = name
+        self.inbox_table = inbox_table
         self.engine: AsyncEngine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
         self.sessions: async_sessionmaker[AsyncSession] = session_factory(self.engine)
         self.redis: aioredis.Redis = aioredis.from_url(
@@ -112,6 +133,41 @@ class ServiceRuntime:
         channel = insecure_channel(address, interceptors=[TracingClientInterceptor()])
         self._channels.append(channel)
         return channel
+
+    def consumer_options(self) -> ConsumerOptions:
+        """The keyword arguments of `EventConsumer` that come from the service: its sessions and
+        inbox, the broker, dead letters through this process's producer, attempts and timeouts."""
+        if self.inbox_table is None:
+            raise TypeError(f"{self.name} has no inbox table: pass inbox_table= to consume events")
+        return ConsumerOptions(
+            sessions=self.sessions,
+            inbox=self.inbox_table,
+            bootstrap_servers=self.settings.kafka_bootstrap_servers,
+            dead_letters=self.producer,
+            max_attempts=self.settings.consumer_max_attempts,
+            session_timeout_ms=self.settings.kafka_session_timeout_ms,
+        )
+
+    def consumer(
+        self,
+        name: str,
+        topics: Sequence[str],
+        handlers: Mapping[str, Handler],
+        *,
+        group_id: str | None = None,
+        follow_up_types: Collection[str] = (),
+    ) -> EventConsumer:
+        """A consumer of `topics` (consumer group `group_id`, by default `name`) handling each event
+        type with its handler, each fetched batch in one transaction with its inbox rows;
+        `follow_up_types` as `EventConsumer` takes them."""
+        return EventConsumer(
+            name=name,
+            topics=topics,
+            handlers=handlers,
+            group_id=group_id,
+            follow_up_types=follow_up_types,
+            **self.consumer_options(),
+        )
 
     def authenticator(self, fetch: JwksFetcher | None = None) -> Authenticator:
         """Verifies tokens with the account service's JWKS (or the given key source)."""
@@ -240,28 +296,6 @@ async def shutdown(
     await set_serving(health_servicer, service_names, False)
     await server.stop(runtime.settings.grpc_shutdown_grace)
     await runtime.close()
-
-
-async def serve(
-    runtime: ServiceRuntime,
-    registrations: Sequence[Registration],
-    service_names: Sequence[str],
-    *,
-    authenticator: Authenticator | None,
-    start_background: Callable[[], None] | None = None,
-) -> None:
-    """Run one service until SIGTERM or SIGINT."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    server, health_servicer, _ = await start(
-        runtime, registrations, service_names, authenticator=authenticator, start_background=start_background
-    )
-    try:
-        await stop.wait()
-    finally:
-        await shutdown(runtime, server, health_servicer, service_names)
 
 
 def run(main: Awaitable[None]) -> None:

@@ -8,7 +8,7 @@ prefixed with its name (`ACCOUNT_DATABASE_URL`, `CATALOG_GRPC_PORT`).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -16,9 +16,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 Environment = Literal["development", "test", "production"]
 
 
-def shared(name: str, *, default: object = ..., **kwargs: object):  # type: ignore[no-untyped-def]
+def shared(name: str, *, default: Any = ..., **kwargs: Any) -> Any:
     """A field read from one unprefixed environment variable, whatever the class prefix."""
-    return Field(default, validation_alias=AliasChoices(name, name.lower()), **kwargs)  # type: ignore[arg-type]
+    return Field(default, validation_alias=AliasChoices(name, name.lower()), **kwargs)
 
 
 class PlatformSettings(BaseSettings):

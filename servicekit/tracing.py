@@ -146,7 +146,9 @@ def server_span(
 
 
 @contextlib.contextmanager
-def client_span(name: str, metadata: list[tuple[str, str]], *, attributes: dict[str, Any] | None = None):  # type: ignore[no-untyped-def]
+def client_span(
+    name: str, metadata: list[tuple[str, str]], *, attributes: dict[str, Any] | None = None
+) -> Iterator[Span | None]:
     """A CLIENT span around an outgoing RPC; its context is appended to `metadata`."""
     if _provider is None:
         metadata.extend(inject({}).items())
@@ -216,7 +218,7 @@ def rpc_server_span(
 class TracingClientInterceptor(grpc.aio.UnaryUnaryClientInterceptor):
     """Puts the current trace context into the metadata of every outgoing unary call."""
 
-    async def intercept_unary_unary(self, continuation, client_call_details, request):  # type: ignore[no-untyped-def]
+    async def intercept_unary_unary(self, continuation, client_call_details, request):
         carrier = inject({})
         if carrier:
             metadata = list(client_call_details.metadata or ())

@@ -99,12 +99,8 @@ async def shop(gateway) -> dict[str, Any]:
 
 @pytest.fixture
 async def receiver() -> AsyncIterator[Receiver]:
-    receiver = Receiver()
-    await receiver.start()
-    try:
+    async with Receiver().running() as receiver:
         yield receiver
-    finally:
-        await receiver.stop()
 
 
 async def place_order(

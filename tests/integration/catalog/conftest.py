@@ -8,37 +8,27 @@ fetch the account service's.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-import grpc
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 from google.protobuf.message import Message
-from sqlalchemy import text
 
-from catalog import consumers, grpc_api
+from catalog import consumers
 from catalog.__main__ import CatalogApp, build
 from catalog.inventory import Inventory
 from catalog.settings import CatalogSettings
 from ecommerce.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 from ecommerce.common.v1 import money_pb2
-from ecommerce.events.v1 import envelope_pb2
 from servicekit.auth import JwksFetcher
-from servicekit.db import database_url, ensure_database, transaction
-from servicekit.embedded import EmbeddedBroker
-from servicekit.kafka import all_topics, ensure_topics, new_envelope
-from servicekit.migrations import upgrade_async
-from servicekit.runtime import shutdown, start
-from servicekit.security import SigningKey, TokenIssuer, jwks
-from tests.helpers import group_timeouts
-
-Envelope = envelope_pb2.EventEnvelope
+from servicekit.db import transaction
+from servicekit.kafka import new_envelope
+from tests.integration import harness
+from tests.integration.harness import Envelope
 
 
 def redis_database(url: str, number: int) -> str:
@@ -64,9 +54,7 @@ class Saga:
             payload=payload,
             event_id=event_id,
         )
-        await self.producer.send_and_wait(
-            "inventory.commands", envelope.SerializeToString(), key=order_id.encode()
-        )
+        await harness.produce(self.producer, "inventory.commands", envelope)
         return envelope
 
     def answers(self, command: Envelope) -> list[Envelope]:
@@ -81,15 +69,13 @@ class CatalogHarness:
     app: CatalogApp
     stub: catalog_pb2_grpc.CatalogServiceStub
     settings: CatalogSettings
-    issuer: TokenIssuer
+    keys: harness.LocalKeys
     saga: Saga
     catalog_events: list[Envelope]
     jwks: JwksFetcher
 
     async def execute(self, sql: str, **params: object) -> list:
-        async with self.app.runtime.sessions() as session, session.begin():
-            result = await session.execute(text(sql), params)
-            return list(result.all()) if result.returns_rows else []
+        return await harness.execute(self.app.runtime.sessions, sql, **params)
 
     async def handle(
         self, event_type: str, command: Message, order_id: str, *, inventory: Inventory | None = None
@@ -113,8 +99,7 @@ class CatalogHarness:
         return [Envelope.FromString(row[0]) for row in rows]
 
     def token(self, role: str = "ADMIN") -> list[tuple[str, str]]:
-        access_token, _ = self.issuer.issue(str(uuid.uuid4()), role)
-        return [("authorization", f"Bearer {access_token}")]
+        return self.keys.bearer(role=role)
 
     @property
     def admin(self) -> list[tuple[str, str]]:
@@ -158,80 +143,42 @@ class CatalogHarness:
         return stock
 
 
-async def _collect(consumer: AIOKafkaConsumer, into: dict[str, list[Envelope]]) -> None:
-    async for record in consumer:
-        into[record.topic].append(Envelope.FromString(record.value))
-
-
 @pytest.fixture(scope="session")
 async def catalog_broker(data_dir: Path) -> AsyncIterator[str]:
-    broker = await asyncio.to_thread(EmbeddedBroker(data_dir / "catalog-broker").start)
-    try:
-        await ensure_topics(broker.bootstrap_servers, all_topics(), partitions=3)
+    async with harness.own_broker(data_dir / "catalog-broker") as broker:
         yield broker.bootstrap_servers
-    finally:
-        await asyncio.to_thread(broker.stop)
 
 
 @pytest.fixture(scope="session")
 async def catalog(infra, data_dir: Path, catalog_broker: str) -> AsyncIterator[CatalogHarness]:
-    url = database_url(infra.postgres_url, "catalog_it")
-    await ensure_database(url)
-    await upgrade_async("catalog", url)
     settings = CatalogSettings(
-        database_url=url,
-        redis_url=redis_database(infra.redis_url, 1),
-        kafka_bootstrap_servers=catalog_broker,
-        grpc_port=0,
-        data_dir=data_dir,
-        outbox_poll_interval=0.2,
+        **await harness.service_settings(
+            infra,
+            data_dir,
+            "catalog",
+            bootstrap_servers=catalog_broker,
+            redis_url=redis_database(infra.redis_url, 1),
+        ),
         sweeper_interval=0.2,
     )
-    key = SigningKey.generate()
-    issuer = TokenIssuer(key, issuer=settings.jwt_issuer, audience=settings.jwt_audience)
-
-    async def local_jwks() -> dict:
-        return jwks([key])
-
-    app = build(settings, jwks=local_jwks)
-    server, health, port = await start(
-        app.runtime,
-        [grpc_api.registration(app.servicer)],
-        [grpc_api.SERVICE_NAME],
-        authenticator=app.authenticator,
-        start_background=app.start_background,
-    )
-    seen: dict[str, list[Envelope]] = {"inventory.events": [], "catalog.events": []}
-    listener = AIOKafkaConsumer(
-        *seen,
-        bootstrap_servers=catalog_broker,
-        group_id=f"catalog-it-{uuid.uuid4().hex}",
-        auto_offset_reset="earliest",
-        **group_timeouts(),
-    )
+    keys = harness.LocalKeys.for_settings(settings)
+    service = harness.InProcess(lambda: build(settings, jwks=keys.jwks), catalog_pb2_grpc.CatalogServiceStub)
+    published = harness.EnvelopeLog(catalog_broker, ["inventory.events", "catalog.events"])
     producer = AIOKafkaProducer(bootstrap_servers=catalog_broker, acks="all")
-    await listener.start()
     await producer.start()
-    collecting = asyncio.create_task(_collect(listener, seen))
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
     try:
-        yield CatalogHarness(
-            app,
-            catalog_pb2_grpc.CatalogServiceStub(channel),
-            settings,
-            issuer,
-            Saga(producer, seen["inventory.events"]),
-            seen["catalog.events"],
-            local_jwks,
-        )
+        async with service.running(), published.reading():
+            yield CatalogHarness(
+                service.app,
+                service.stub,
+                settings,
+                keys,
+                Saga(producer, published.on("inventory.events")),
+                published.on("catalog.events"),
+                keys.jwks,
+            )
     finally:
-        collecting.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await collecting
-        await channel.close()
         await producer.stop()
-        await listener.stop()
-        await shutdown(app.runtime, server, health, [grpc_api.SERVICE_NAME])
 
 
 @pytest.fixture

@@ -9,12 +9,10 @@ from pathlib import Path
 import grpc
 import pytest
 
-from catalog import grpc_api
 from catalog.__main__ import build
 from ecommerce.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 from ecommerce.common.v1 import money_pb2
 from servicekit.embedded import EmbeddedRedis
-from servicekit.runtime import shutdown, start
 from tests.helpers import eventually
 from tests.integration.catalog.commands import RESERVE, reserve_command
 
@@ -90,13 +88,8 @@ async def test_with_redis_stopped_reads_and_writes_still_succeed_and_a_warning_i
     redis = await asyncio.to_thread(EmbeddedRedis(data_dir / "catalog-cache-outage").start)
     settings = catalog.settings.model_copy(update={"redis_url": redis.url, "grpc_port": 0})
     app = build(settings, jwks=catalog.jwks)
-    server, health, port = await start(
-        app.runtime,
-        [grpc_api.registration(app.servicer)],
-        [grpc_api.SERVICE_NAME],
-        authenticator=app.authenticator,
-    )
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    running = await app.start(background=False)
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{running.port}")
     stub = catalog_pb2_grpc.CatalogServiceStub(channel)
     try:
         category = await catalog.category()
@@ -125,7 +118,7 @@ async def test_with_redis_stopped_reads_and_writes_still_succeed_and_a_warning_i
         assert app.cache.hits > hits
     finally:
         await channel.close()
-        await shutdown(app.runtime, server, health, [grpc_api.SERVICE_NAME])
+        await app.stop(running)
         await asyncio.to_thread(redis.stop)
 
 

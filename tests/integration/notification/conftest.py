@@ -22,27 +22,24 @@ import grpc
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from google.protobuf.message import Message
-from sqlalchemy import text
 
 from ecommerce.account.v1 import account_pb2
 from ecommerce.common.v1 import money_pb2
 from ecommerce.events.v1 import envelope_pb2, order_events_pb2
 from ecommerce.notification.v1 import notification_pb2_grpc
 from ecommerce.order.v1 import order_pb2
-from notification import consumers, grpc_api
+from notification import consumers
 from notification.__main__ import NotificationApp, build
 from notification.delivery import Backoff
 from notification.settings import NotificationSettings
 from notification.webhooks import UrlPolicy
-from servicekit.db import database_url, ensure_database
 from servicekit.embedded import EmbeddedBroker
-from servicekit.kafka import all_topics, create_producer, ensure_topics, new_envelope
+from servicekit.kafka import create_producer, new_envelope
 from servicekit.mailbox import Mailbox
-from servicekit.migrations import upgrade_async
 from servicekit.rpc_status import parse_rpc_error
-from servicekit.runtime import shutdown, start
 from tests.helpers import eventually, unique_email
 from tests.integration.conftest import AccountHarness
+from tests.integration.harness import InProcess, execute, own_broker, produce, service_settings
 from tests.integration.notification.receiver import Receiver
 
 MAIL_BACKOFF = Backoff(initial=0.05, maximum=0.2, max_attempts=4)
@@ -106,11 +103,7 @@ class NotificationHarness:
 
     async def deliver(self, envelope: envelope_pb2.EventEnvelope) -> None:
         """Produce an envelope as it is: delivering one twice is a duplicate delivery."""
-        await self.producer.send_and_wait(
-            consumers.source_topic(envelope.event_type),
-            envelope.SerializeToString(),
-            key=envelope.aggregate_id.encode(),
-        )
+        await produce(self.producer, consumers.source_topic(envelope.event_type), envelope)
 
     async def dead_letters(self, topic: str) -> list[tuple[envelope_pb2.EventEnvelope, dict[str, bytes]]]:
         """Everything on a dead-letter topic so far, read from its start up to its current end."""
@@ -142,9 +135,7 @@ class NotificationHarness:
     # -- the database
 
     async def execute(self, sql: str, **params: object) -> list:
-        async with self.app.runtime.sessions() as session, session.begin():
-            result = await session.execute(text(sql), params)
-            return list(result.all()) if result.returns_rows else []
+        return await execute(self.app.runtime.sessions, sql, **params)
 
     async def notification(self, event_id: str) -> dict[str, Any] | None:
         rows = await self.execute("SELECT * FROM notifications WHERE event_id = :e", e=event_id)
@@ -178,12 +169,9 @@ class NotificationHarness:
 
 
 @pytest.fixture(scope="session")
-def notification_broker(data_dir: Path) -> Iterator[EmbeddedBroker]:
-    broker = EmbeddedBroker(data_dir / "notification-it-broker").start()
-    try:
+async def notification_broker(data_dir: Path) -> AsyncIterator[EmbeddedBroker]:
+    async with own_broker(data_dir / "notification-it-broker") as broker:
         yield broker
-    finally:
-        broker.stop()
 
 
 @pytest.fixture(scope="session")
@@ -197,12 +185,8 @@ def notification_mailbox(data_dir: Path) -> Iterator[Mailbox]:
 
 @pytest.fixture(scope="session")
 async def webhook_receiver() -> AsyncIterator[Receiver]:
-    receiver = Receiver()
-    await receiver.start()
-    try:
+    async with Receiver().running() as receiver:
         yield receiver
-    finally:
-        await receiver.stop()
 
 
 @pytest.fixture(scope="session")
@@ -214,55 +198,41 @@ async def notification_harness(
     notification_mailbox: Mailbox,
     webhook_receiver: Receiver,
 ) -> AsyncIterator[NotificationHarness]:
-    url = database_url(infra.postgres_url, "notification_it")
-    await ensure_database(url)
-    await upgrade_async("notification", url)
     bootstrap = notification_broker.bootstrap_servers
-    await ensure_topics(bootstrap, all_topics(), partitions=3)
     settings = NotificationSettings(
-        database_url=url,
-        redis_url=infra.redis_url,
-        kafka_bootstrap_servers=bootstrap,
-        grpc_port=0,
-        data_dir=data_dir,
+        **await service_settings(infra, data_dir, "notification", bootstrap_servers=bootstrap),
         account_addr=f"127.0.0.1:{account.port}",
         smtp_host=notification_mailbox.host,
         smtp_port=notification_mailbox.port,
         smtp_timeout=2.0,
         webhook_timeout=0.5,
         delivery_poll_interval=0.1,
-        outbox_poll_interval=0.2,
         webhook_secret_key_file=data_dir / "notification-it-webhook.key",
     )
-    app = build(settings)
-    app.service.mail_backoff = MAIL_BACKOFF
-    app.service.webhook_backoff = WEBHOOK_BACKOFF
-    server, health, port = await start(
-        app.runtime,
-        [grpc_api.registration(app.servicer)],
-        [grpc_api.SERVICE_NAME],
-        authenticator=app.authenticator,
-        start_background=app.start_background,
-    )
+
+    def build_with_quick_backoff() -> NotificationApp:
+        app = build(settings)
+        app.service.mail_backoff = MAIL_BACKOFF
+        app.service.webhook_backoff = WEBHOOK_BACKOFF
+        return app
+
+    service = InProcess(build_with_quick_backoff, notification_pb2_grpc.NotificationServiceStub)
     producer = create_producer(bootstrap, idempotent=False, client_id="notification-it")
     await producer.start()
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
     try:
-        yield NotificationHarness(
-            app,
-            notification_pb2_grpc.NotificationServiceStub(channel),
-            settings,
-            account,
-            notification_mailbox,
-            webhook_receiver,
-            bootstrap,
-            producer,
-        )
+        async with service.running():
+            yield NotificationHarness(
+                service.app,
+                service.stub,
+                settings,
+                account,
+                notification_mailbox,
+                webhook_receiver,
+                bootstrap,
+                producer,
+            )
     finally:
-        await channel.close()
         await producer.stop()
-        await shutdown(app.runtime, server, health, [grpc_api.SERVICE_NAME])
-        await app.close()
 
 
 @pytest.fixture

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import uvicorn
@@ -74,6 +76,15 @@ class Receiver:
         if self._server is not None and self._task is not None:
             self._server.should_exit = True
             await self._task
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[Receiver]:
+        """Listening while the block runs."""
+        await self.start()
+        try:
+            yield self
+        finally:
+            await self.stop()
 
     def received(self, event_id: str) -> list[ReceivedRequest]:
         return [r for r in self.requests if r.headers.get("x-ecommerce-event-id") == event_id]

@@ -11,19 +11,16 @@ payment services (which may run in the same session) never see these commands.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaProducer
 from google.protobuf.message import Message
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ecommerce.catalog.v1 import catalog_pb2, catalog_pb2_grpc
@@ -31,16 +28,13 @@ from ecommerce.common.v1 import money_pb2
 from ecommerce.events.v1 import envelope_pb2
 from ecommerce.order.v1 import order_pb2_grpc
 from ecommerce.payment.v1 import payment_pb2, payment_pb2_grpc
-from order import grpc_api
 from order.__main__ import OrderApp, build
 from order.settings import OrderSettings
-from servicekit.db import create_engine, database_url, ensure_database, session_factory
+from servicekit.db import create_engine, session_factory
 from servicekit.embedded import EmbeddedBroker
-from servicekit.kafka import all_topics, create_producer, ensure_topics, new_envelope
-from servicekit.migrations import upgrade_async
-from servicekit.runtime import shutdown, start
-from servicekit.security import SigningKey, TokenIssuer, jwks
-from tests.helpers import eventually, group_timeouts
+from servicekit.kafka import create_producer, new_envelope
+from tests.helpers import eventually
+from tests.integration import harness
 
 VALID_TOKENS = {"tok_visa", "tok_chargeDeclined", "tok_timeout", "tok_unavailable"}
 
@@ -117,40 +111,10 @@ class Bus:
 
     TOPICS = ("inventory.commands", "payment.commands", "order.events")
 
-    def __init__(self, bootstrap_servers: str) -> None:
-        self.bootstrap_servers = bootstrap_servers
-        self.records: list[tuple[str, bytes | None, envelope_pb2.EventEnvelope]] = []
-        self.producer = create_producer(bootstrap_servers, idempotent=False, client_id="order-it-bus")
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        await self.producer.start()
-        consumer = AIOKafkaConsumer(
-            *self.TOPICS,
-            bootstrap_servers=self.bootstrap_servers,
-            group_id=f"order-it-bus-{uuid.uuid4().hex}",
-            auto_offset_reset="earliest",
-            **group_timeouts(),
-        )
-        await consumer.start()
-
-        async def collect() -> None:
-            try:
-                async for record in consumer:
-                    self.records.append(
-                        (record.topic, record.key, envelope_pb2.EventEnvelope.FromString(record.value))
-                    )
-            finally:
-                await consumer.stop()
-
-        self._task = asyncio.create_task(collect())
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        await self.producer.stop()
+    def __init__(self, log: harness.EnvelopeLog, producer: AIOKafkaProducer) -> None:
+        self.log = log
+        self.records = log.records
+        self.producer = producer
 
     def sent(self, order_id: str, event_type: str | None = None) -> list[envelope_pb2.EventEnvelope]:
         return [
@@ -192,65 +156,20 @@ class Bus:
 
     async def deliver(self, topic: str, envelope: envelope_pb2.EventEnvelope) -> None:
         """Produce an envelope as it is: delivering one twice is a duplicate delivery."""
-        await self.producer.send_and_wait(
-            topic, envelope.SerializeToString(), key=envelope.aggregate_id.encode()
-        )
+        await harness.produce(self.producer, topic, envelope)
 
 
 # -- the harness ------------------------------------------------------------------------------------
 
 
-class RunningOrderService:
-    """The order service in-process on a free port; it can be stopped and started again."""
-
-    def __init__(self, settings: OrderSettings, key: SigningKey) -> None:
-        self.settings = settings
-        self.key = key
-        self._running: tuple[OrderApp, grpc.aio.Server, Any, grpc.aio.Channel] | None = None
-
-    @property
-    def app(self) -> OrderApp:
-        assert self._running is not None, "the order service is stopped"
-        return self._running[0]
-
-    @property
-    def stub(self) -> order_pb2_grpc.OrderServiceStub:
-        assert self._running is not None, "the order service is stopped"
-        return order_pb2_grpc.OrderServiceStub(self._running[3])
-
-    async def start(self) -> None:
-        app = build(self.settings)
-        key = self.key
-
-        async def own_keys() -> dict:
-            return jwks([key])
-
-        app.authenticator = app.runtime.authenticator(own_keys)
-        server, health, port = await start(
-            app.runtime,
-            [grpc_api.registration(app.servicer)],
-            [grpc_api.SERVICE_NAME],
-            authenticator=app.authenticator,
-            start_background=app.start_background,
-        )
-        self._running = (app, server, health, grpc.aio.insecure_channel(f"127.0.0.1:{port}"))
-
-    async def stop(self) -> None:
-        assert self._running is not None, "the order service is stopped"
-        app, server, health, channel = self._running
-        self._running = None
-        await channel.close()
-        await shutdown(app.runtime, server, health, [grpc_api.SERVICE_NAME])
-
-
 @dataclass
 class OrderHarness:
-    service: RunningOrderService
+    service: harness.InProcess[OrderApp, order_pb2_grpc.OrderServiceStub]
     catalog: CatalogStandIn
     catalog_server: PeerServer
     payments: PaymentStandIn
     bus: Bus
-    issuer: TokenIssuer
+    keys: harness.LocalKeys
     # The test's own connections, usable while the service is stopped.
     sessions: async_sessionmaker[AsyncSession]
 
@@ -273,13 +192,10 @@ class OrderHarness:
     ) -> tuple[str, list[tuple[str, str]]]:
         """A new caller: its account id and the metadata that carries its token."""
         account_id = account_id or str(uuid.uuid4())
-        token, _ = self.issuer.issue(account_id, role)
-        return account_id, [("authorization", f"Bearer {token}")]
+        return account_id, self.keys.bearer(account_id, role)
 
     async def execute(self, sql: str, **params: object) -> list:
-        async with self.sessions() as session, session.begin():
-            result = await session.execute(text(sql), params)
-            return list(result.all()) if result.returns_rows else []
+        return await harness.execute(self.sessions, sql, **params)
 
     async def scalar(self, sql: str, **params: object) -> Any:
         rows = await self.execute(sql, **params)
@@ -297,21 +213,16 @@ class OrderHarness:
 
 
 @pytest.fixture(scope="session")
-def order_broker(data_dir: Path) -> Iterator[EmbeddedBroker]:
-    broker = EmbeddedBroker(data_dir / "order-it-broker").start()
-    try:
+async def order_broker(data_dir: Path) -> AsyncIterator[EmbeddedBroker]:
+    async with harness.own_broker(data_dir / "order-it-broker") as broker:
         yield broker
-    finally:
-        broker.stop()
 
 
 @pytest.fixture(scope="session")
 async def order_harness(infra, data_dir: Path, order_broker: EmbeddedBroker) -> AsyncIterator[OrderHarness]:
-    url = database_url(infra.postgres_url, "order_it")
-    await ensure_database(url)
-    await upgrade_async("order", url)
-    await ensure_topics(order_broker.bootstrap_servers, all_topics(), partitions=3)
-
+    common = await harness.service_settings(
+        infra, data_dir, "order", bootstrap_servers=order_broker.bootstrap_servers
+    )
     catalog = CatalogStandIn()
     catalog_server = PeerServer(catalog_pb2_grpc.add_CatalogServiceServicer_to_server, catalog)
     payments = PaymentStandIn()
@@ -319,13 +230,8 @@ async def order_harness(infra, data_dir: Path, order_broker: EmbeddedBroker) -> 
     await catalog_server.start()
     await payment_server.start()
 
-    key = SigningKey.generate()
     settings = OrderSettings(
-        database_url=url,
-        redis_url=infra.redis_url,
-        kafka_bootstrap_servers=order_broker.bootstrap_servers,
-        grpc_port=0,
-        data_dir=data_dir,
+        **common,
         catalog_addr=f"127.0.0.1:{catalog_server.port}",
         payment_addr=f"127.0.0.1:{payment_server.port}",
         # Deadlines pass only when a test says so (OrderHarness.expire_step).
@@ -334,21 +240,27 @@ async def order_harness(infra, data_dir: Path, order_broker: EmbeddedBroker) -> 
         step_retry_budget=2,
         saga_tick_interval=0.1,
         peer_timeout=2.0,
-        outbox_poll_interval=0.2,
     )
-    issuer = TokenIssuer(key, issuer=settings.jwt_issuer, audience=settings.jwt_audience)
-    bus = Bus(order_broker.bootstrap_servers)
-    await bus.start()
+    keys = harness.LocalKeys.for_settings(settings)
 
-    service = RunningOrderService(settings, key)
-    await service.start()
-    engine = create_engine(url, pool_size=4)
+    def build_with_local_keys() -> OrderApp:
+        app = build(settings)
+        app.authenticator = app.runtime.authenticator(keys.jwks)
+        return app
+
+    producer = create_producer(order_broker.bootstrap_servers, idempotent=False, client_id="order-it-bus")
+    await producer.start()
+    log = harness.EnvelopeLog(order_broker.bootstrap_servers, Bus.TOPICS)
+    service = harness.InProcess(build_with_local_keys, order_pb2_grpc.OrderServiceStub)
+    engine = create_engine(settings.database_url, pool_size=4)
     try:
-        yield OrderHarness(service, catalog, catalog_server, payments, bus, issuer, session_factory(engine))
+        async with log.reading(), service.running():
+            yield OrderHarness(
+                service, catalog, catalog_server, payments, Bus(log, producer), keys, session_factory(engine)
+            )
     finally:
         await engine.dispose()
-        await service.stop()
-        await bus.stop()
+        await producer.stop()
         await catalog_server.stop()
         await payment_server.stop()
 

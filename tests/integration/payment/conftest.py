@@ -7,50 +7,41 @@ consumes a commands topic of its own, so that a payment process of the end-to-en
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import uuid
-from collections import defaultdict
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-import grpc
 import pytest
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaProducer
 from google.protobuf.message import Message
-from sqlalchemy import text
 
 from ecommerce.common.v1 import money_pb2
-from ecommerce.events.v1 import envelope_pb2, payment_events_pb2
+from ecommerce.events.v1 import payment_events_pb2
 from ecommerce.payment.v1 import payment_pb2_grpc
-from payment import grpc_api
 from payment.__main__ import PaymentApp, build
 from payment.settings import PaymentSettings
 from servicekit import topics
-from servicekit.db import database_url, ensure_database, transaction
+from servicekit.db import transaction
 from servicekit.kafka import create_producer, dead_letter_topic, ensure_topics, new_envelope
 from servicekit.messages import Cause
-from servicekit.migrations import upgrade_async
-from servicekit.runtime import shutdown, start
-from servicekit.security import SigningKey, TokenIssuer, jwks
 from servicekit.topics import PaymentCommand
 from tests.helpers import eventually
-
-Envelope = envelope_pb2.EventEnvelope
+from tests.integration import harness
+from tests.integration.harness import Envelope
 
 
 @dataclass
 class Replies:
-    """Everything on payment.events since the session began, by order id."""
+    """Everything on payment.events since the session began."""
 
-    by_order: dict[str, list[Envelope]] = field(default_factory=lambda: defaultdict(list))
+    log: harness.EnvelopeLog
 
     def of_order(self, order_id: str) -> list[Envelope]:
-        return list(self.by_order.get(order_id, []))
+        return [e for e in self.log.on(topics.PAYMENT_EVENTS) if e.aggregate_id == order_id]
 
     def answering(self, event_id: str) -> list[Envelope]:
-        return [e for replies in self.by_order.values() for e in replies if e.causation_id == event_id]
+        return [e for e in self.log.on(topics.PAYMENT_EVENTS) if e.causation_id == event_id]
 
 
 @dataclass
@@ -59,16 +50,15 @@ class PaymentHarness:
     stub: payment_pb2_grpc.PaymentServiceStub
     address: str
     settings: PaymentSettings
-    issuer: TokenIssuer
+    keys: harness.LocalKeys
     commands_topic: str
-    producer: object
+    producer: AIOKafkaProducer
     replies: Replies
 
     # -- callers ----------------------------------------------------------------------------
 
     def bearer(self, account_id: str | None = None, role: str = "CUSTOMER") -> list[tuple[str, str]]:
-        token, _ = self.issuer.issue(account_id or str(uuid.uuid4()), role)
-        return [("authorization", f"Bearer {token}")]
+        return self.keys.bearer(account_id, role)
 
     def admin(self) -> list[tuple[str, str]]:
         return self.bearer(str(uuid.uuid4()), "ADMIN")
@@ -85,9 +75,7 @@ class PaymentHarness:
         return envelope
 
     async def send_envelope(self, envelope: Envelope) -> None:
-        await self.producer.send_and_wait(  # type: ignore[attr-defined]
-            self.commands_topic, value=envelope.SerializeToString(), key=envelope.aggregate_id.encode()
-        )
+        await harness.produce(self.producer, self.commands_topic, envelope)
 
     async def authorize(
         self,
@@ -133,9 +121,7 @@ class PaymentHarness:
     # -- the database -----------------------------------------------------------------------
 
     async def execute(self, sql: str, **params: object) -> list:
-        async with self.app.runtime.sessions() as session, session.begin():
-            result = await session.execute(text(sql), params)
-            return list(result.all()) if result.returns_rows else []
+        return await harness.execute(self.app.runtime.sessions, sql, **params)
 
     async def count(self, table: str, where: str = "true", **params: object) -> int:
         [(n,)] = await self.execute(f"SELECT count(*) FROM {table} WHERE {where}", **params)
@@ -164,33 +150,8 @@ def authorize_command(
     )
 
 
-async def _collect(bootstrap: str, replies: Replies, assigned: asyncio.Event) -> None:
-    consumer = AIOKafkaConsumer(
-        topics.PAYMENT_EVENTS,
-        bootstrap_servers=bootstrap,
-        group_id=f"payment-it-replies-{uuid.uuid4().hex}",
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
-    await consumer.start()
-    try:
-        while True:
-            batches = await consumer.getmany(timeout_ms=100)
-            if consumer.assignment():
-                assigned.set()
-            for records in batches.values():
-                for record in records:
-                    envelope = Envelope.FromString(record.value)
-                    replies.by_order[envelope.aggregate_id].append(envelope)
-    finally:
-        await consumer.stop()
-
-
 @pytest.fixture(scope="session")
 async def payment(infra, data_dir: Path) -> AsyncIterator[PaymentHarness]:
-    url = database_url(infra.postgres_url, "payment_it")
-    await ensure_database(url)
-    await upgrade_async("payment", url)
     commands_topic = f"payment.commands.it-{uuid.uuid4().hex[:8]}"
     await ensure_topics(
         infra.kafka_bootstrap_servers,
@@ -198,12 +159,7 @@ async def payment(infra, data_dir: Path) -> AsyncIterator[PaymentHarness]:
         partitions=3,
     )
     settings = PaymentSettings(
-        database_url=url,
-        redis_url=infra.redis_url,
-        kafka_bootstrap_servers=infra.kafka_bootstrap_servers,
-        grpc_port=0,
-        data_dir=data_dir,
-        outbox_poll_interval=0.2,
+        **await harness.service_settings(infra, data_dir, "payment"),
         consumer_max_attempts=2,
         provider_timeout=0.5,
         retry_attempts=2,
@@ -213,47 +169,32 @@ async def payment(infra, data_dir: Path) -> AsyncIterator[PaymentHarness]:
         breaker_cool_down=1.0,
         simulated_hang=30.0,
     )
-    key = SigningKey.generate()
-    issuer = TokenIssuer(key, issuer=settings.jwt_issuer, audience=settings.jwt_audience)
+    keys = harness.LocalKeys.for_settings(settings)
 
-    async def own_keys() -> dict:
-        return jwks([key])
+    def build_on_own_topic() -> PaymentApp:
+        app = build(settings, jwks=keys.jwks)
+        app.consumer.topics = [commands_topic]
+        app.consumer.group_id = f"payment-it-{uuid.uuid4().hex[:8]}"
+        return app
 
-    app = build(settings, jwks=own_keys)
-    app.consumer.topics = [commands_topic]
-    app.consumer.group_id = f"payment-it-{uuid.uuid4().hex[:8]}"
-    server, health, port = await start(
-        app.runtime,
-        [grpc_api.registration(app.servicer)],
-        [grpc_api.SERVICE_NAME],
-        authenticator=app.authenticator,
-        start_background=app.start_background,
-    )
+    service = harness.InProcess(build_on_own_topic, payment_pb2_grpc.PaymentServiceStub)
+    log = harness.EnvelopeLog(infra.kafka_bootstrap_servers, [topics.PAYMENT_EVENTS])
     producer = create_producer(infra.kafka_bootstrap_servers, idempotent=False, client_id="payment-it")
     await producer.start()
-    replies = Replies()
-    assigned = asyncio.Event()
-    collector = asyncio.create_task(_collect(infra.kafka_bootstrap_servers, replies, assigned))
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
     try:
-        await asyncio.wait_for(assigned.wait(), 30)
-        yield PaymentHarness(
-            app=app,
-            stub=payment_pb2_grpc.PaymentServiceStub(channel),
-            address=f"127.0.0.1:{port}",
-            settings=settings,
-            issuer=issuer,
-            commands_topic=commands_topic,
-            producer=producer,
-            replies=replies,
-        )
+        async with service.running(), log.reading():
+            yield PaymentHarness(
+                app=service.app,
+                stub=service.stub,
+                address=service.address,
+                settings=settings,
+                keys=keys,
+                commands_topic=commands_topic,
+                producer=producer,
+                replies=Replies(log),
+            )
     finally:
-        collector.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await collector
-        await channel.close()
         await producer.stop()
-        await shutdown(app.runtime, server, health, [grpc_api.SERVICE_NAME])
 
 
 @pytest.fixture

@@ -40,7 +40,7 @@ async def request_context(
     harness, counter: CountingInterceptor, account_id: str
 ) -> tuple[Context, grpc.aio.Channel]:
     channel = grpc.aio.insecure_channel(harness.address, interceptors=[counter])
-    token, _ = harness.issuer.issue(account_id, "CUSTOMER")
+    token, _ = harness.keys.issuer.issue(account_id, "CUSTOMER")
     context = Context(
         request=Request({"type": "http", "method": "POST", "path": "/graphql", "headers": []}),
         response=None,
