@@ -1,1 +1,1 @@
-"""The catalog service (see DESIGN.md)."""
+"""The catalog service: products, categories, search and stock (docs/architecture.md)."""

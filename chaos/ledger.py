@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 IN_FLIGHT = "SELECT count(*) FROM orders WHERE status NOT IN ('CONFIRMED', 'CANCELLED')"
 SERVICES = ("account", "catalog", "order", "payment", "notification")
-# The consumer groups of the services and the topics each reads (DESIGN §4).
+# The consumer groups of the services and the topics each reads.
 GROUPS = {
     "catalog": ("inventory.commands",),
     "order-saga": ("inventory.events", "payment.events"),

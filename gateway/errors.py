@@ -1,4 +1,4 @@
-"""gRPC status codes to GraphQL `extensions.code`, in one table (DESIGN §3)."""
+"""gRPC status codes to GraphQL `extensions.code`, in one table."""
 
 from __future__ import annotations
 

@@ -1,1 +1,1 @@
-"""The notification service (see DESIGN.md)."""
+"""The notification service: e-mails and webhooks from the other services' events (docs/architecture.md)."""

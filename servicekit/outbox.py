@@ -1,4 +1,4 @@
-"""The transactional outbox (DESIGN §4).
+"""The transactional outbox (docs/architecture.md, "Delivery: outbox and inbox").
 
 A use case adds its events to the `outbox` table in the transaction that changes its state;
 `OutboxRelay` publishes unpublished rows in id order (`FOR UPDATE SKIP LOCKED`, woken by

@@ -1,4 +1,4 @@
-"""Passwords, access tokens and refresh tokens (DESIGN §6).
+"""Passwords, access tokens and refresh tokens.
 
 - Passwords: bcrypt, 8 to 72 bytes of UTF-8; unknown e-mail and wrong password cost the same.
 - Access tokens: RS256 JWTs with a ``kid``; verifiers take their algorithms from configuration

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-# Tests run with the lowest bcrypt cost, set through its setting (DESIGN §6).
+# Tests run with the lowest bcrypt cost, set through its setting.
 os.environ.setdefault("ACCOUNT_BCRYPT_ROUNDS", "4")
 os.environ.setdefault("ECOMMERCE_ENV", "test")
 os.environ.setdefault("LOG_FORMAT", "json")
