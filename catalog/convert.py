@@ -2,28 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
-from google.protobuf import timestamp_pb2
-
 from catalog.views import CategoryView, ProductView
 from ecommerce.catalog.v1 import catalog_pb2
-from ecommerce.common.v1 import money_pb2
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def timestamp(value: datetime) -> timestamp_pb2.Timestamp:
-    """A datetime (naive ones are UTC) as a protobuf timestamp, to the microsecond.
-
-    Computed from the difference to the epoch: `Timestamp.FromDatetime` goes through
-    `calendar.timegm` and costs three times as much, twice per product of every page."""
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    since = value - _EPOCH
-    return timestamp_pb2.Timestamp(
-        seconds=since.days * 86_400 + since.seconds, nanos=since.microseconds * 1_000
-    )
+from servicekit import money
+from servicekit.timestamps import to_timestamp
 
 
 def category_to_proto(category: CategoryView) -> catalog_pb2.Category:
@@ -54,12 +36,12 @@ def _product_message(product: ProductView) -> catalog_pb2.Product:
         sku=product.sku,
         name=product.name,
         description=product.description,
-        price=money_pb2.Money(amount_minor=product.price_minor, currency=product.currency),
+        price=money.to_proto(product.price_minor, product.currency),
         category=category_to_proto(product.category),
         stock=product.stock,
         featured=product.featured,
         archived=product.archived,
         low_stock_threshold=product.low_stock_threshold,
-        created_at=timestamp(product.created_at),
-        updated_at=timestamp(product.updated_at),
+        created_at=to_timestamp(product.created_at),
+        updated_at=to_timestamp(product.updated_at),
     )

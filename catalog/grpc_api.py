@@ -12,6 +12,7 @@ from catalog.listing import ProductFilter
 from catalog.service import CatalogService
 from catalog.views import ProductPage
 from ecommerce.catalog.v1 import catalog_pb2, catalog_pb2_grpc
+from servicekit import money
 from servicekit.context import current_caller
 from servicekit.grpc_server import Registration
 
@@ -67,13 +68,14 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
     async def CreateProduct(
         self, request: catalog_pb2.CreateProductRequest, context: aio.ServicerContext
     ) -> catalog_pb2.CreateProductResponse:
+        price_minor, currency = money.from_proto(request.price)
         product = await self.service.create_product(
             current_caller(),
             sku=request.sku,
             name=request.name,
             description=request.description,
-            price_minor=request.price.amount_minor,
-            currency=request.price.currency,
+            price_minor=price_minor,
+            currency=currency,
             category_slug=request.category_slug,
             stock=request.stock,
             featured=request.featured,
@@ -84,15 +86,15 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
     async def UpdateProduct(
         self, request: catalog_pb2.UpdateProductRequest, context: aio.ServicerContext
     ) -> catalog_pb2.UpdateProductResponse:
-        has_price = request.HasField("price")
+        price_minor, currency = money.from_proto(request.price) if request.HasField("price") else (None, None)
         product = await self.service.update_product(
             current_caller(),
             product_id=request.product_id,
             sku=_optional(request, "sku"),
             name=_optional(request, "name"),
             description=_optional(request, "description"),
-            price_minor=request.price.amount_minor if has_price else None,
-            currency=request.price.currency if has_price else None,
+            price_minor=price_minor,
+            currency=currency,
             category_slug=_optional(request, "category_slug"),
             featured=_optional(request, "featured"),
             low_stock_threshold=_optional(request, "low_stock_threshold"),

@@ -30,11 +30,11 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import REGCONFIG
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from catalog import validation
 from catalog.cache import CatalogCache
 from catalog.models import Category, Product
-from catalog.validation import MAX_SLUG_LENGTH, SLUG, WORD
+from catalog.validation import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, MAX_SLUG_LENGTH, SLUG, WORD
 from catalog.views import ProductPage, ProductView, read_page, weight
+from servicekit import pages
 from servicekit.context import Caller
 from servicekit.cursor import CursorCodec
 from servicekit.errors import InvalidArgument, PermissionDenied, Violations
@@ -197,7 +197,7 @@ class ProductListing:
     ) -> ProductPage:
         if sort not in SORTS:
             raise InvalidArgument.field("sort", "is not a known sort")
-        size = validation.page_size(page_size)
+        size = pages.page_size(page_size, maximum=MAX_PAGE_SIZE, default=DEFAULT_PAGE_SIZE)
         if filter.include_archived and (caller is None or not caller.is_admin):
             raise PermissionDenied("only administrators may list archived products")
         # Validation that needs no database comes first: it must not wait for, or fill, the cache.
@@ -308,9 +308,7 @@ class ProductListing:
         )
         if listing.after is not None:
             query = query.where(_after(keys, listing.after))
-        rows = (await session.execute(query)).all()
-        has_next_page = len(rows) > listing.page_size
-        rows = rows[: listing.page_size]
+        rows, has_next_page = pages.split_page((await session.execute(query)).all(), listing.page_size)
         products = [ProductView.of(row[0], row[1]) for row in rows]
         cursors = [
             self.cursors.encode(

@@ -8,15 +8,15 @@ commands go to `inventory.events` keyed by order id, caused by the command they 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 
-from google.protobuf import timestamp_pb2
 from google.protobuf.message import Message as Payload
 
 from catalog.convert import product_to_proto
 from catalog.views import Line, ProductView, RejectedLine
 from ecommerce.events.v1 import catalog_events_pb2, inventory_events_pb2
 from servicekit.messages import Cause, Message
+from servicekit.timestamps import to_timestamp
 from servicekit.topics import CATALOG_EVENTS, INVENTORY_EVENTS, CatalogEvent, InventoryEvent
 
 CAUSES = {
@@ -31,12 +31,6 @@ REJECTION_REASONS = {
     "PRODUCT_ARCHIVED": inventory_events_pb2.STOCK_REJECTION_REASON_PRODUCT_ARCHIVED,
     "INVALID_QUANTITY": inventory_events_pb2.STOCK_REJECTION_REASON_UNSPECIFIED,
 }
-
-
-def _timestamp(value: datetime | None = None) -> timestamp_pb2.Timestamp:
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromDatetime(value or datetime.now(UTC))
-    return stamp
 
 
 def _lines(lines: Sequence[Line]) -> list[inventory_events_pb2.StockLine]:
@@ -75,7 +69,7 @@ def product_archived(product_id: str, sku: str, archived_at: datetime) -> Messag
         CatalogEvent.PRODUCT_ARCHIVED,
         product_id,
         catalog_events_pb2.ProductArchived(
-            product_id=product_id, sku=sku, archived_at=_timestamp(archived_at)
+            product_id=product_id, sku=sku, archived_at=to_timestamp(archived_at)
         ),
     )
 
@@ -122,7 +116,7 @@ def stock_reserved(
 ) -> Message:
     payload = inventory_events_pb2.StockReserved(order_id=order_id, lines=_lines(lines))
     if expires_at is not None:
-        payload.expires_at.CopyFrom(_timestamp(expires_at))
+        payload.expires_at.CopyFrom(to_timestamp(expires_at))
     return _answer(InventoryEvent.STOCK_RESERVED, order_id, payload, cause)
 
 
@@ -160,6 +154,6 @@ def stock_committed(order_id: str, lines: Sequence[Line], cause: Cause) -> Messa
 
 def reservation_expired(order_id: str, lines: Sequence[Line], expired_at: datetime, cause: Cause) -> Message:
     payload = inventory_events_pb2.ReservationExpired(
-        order_id=order_id, lines=_lines(lines), expired_at=_timestamp(expired_at)
+        order_id=order_id, lines=_lines(lines), expired_at=to_timestamp(expired_at)
     )
     return _answer(InventoryEvent.RESERVATION_EXPIRED, order_id, payload, cause)

@@ -33,8 +33,6 @@ from catalog.validation import (
     clean_currency,
     clean_query,
     clean_sku,
-    clean_text,
-    parse_id,
     slugify,
 )
 from catalog.views import (
@@ -51,8 +49,10 @@ from servicekit.context import Caller
 from servicekit.cursor import CursorCodec
 from servicekit.db import transaction
 from servicekit.errors import AlreadyExists, Conflict, InvalidArgument, NotFound, Violations
+from servicekit.ids import parse_id
 from servicekit.money import to_minor
 from servicekit.outbox import Outbox
+from servicekit.text import clean_text
 
 
 @dataclass(frozen=True)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import re
 import unicodedata
-import uuid
 from decimal import Decimal
 
 from servicekit.errors import InvalidArgument, Violations
 from servicekit.money import exponent, is_currency, to_minor
+from servicekit.text import CONTROL_CHARACTERS, has_control_characters
 
 MAX_SKU_LENGTH = 64
 MAX_NAME_LENGTH = 200
@@ -27,24 +27,6 @@ MAX_STOCK = 1_000_000_000
 SKU = re.compile(r"^[A-Z0-9][A-Z0-9._-]*$")
 SLUG = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 WORD = re.compile(r"[^\W_]+")
-
-
-def clean_text(
-    raw: str, field_name: str, violations: Violations, *, max_length: int, required: bool, multiline: bool
-) -> str:
-    value = unicodedata.normalize("NFC", raw).strip()
-    if not value:
-        if required:
-            violations.add(field_name, "is required")
-        return value
-    if len(value) > max_length:
-        violations.add(field_name, f"must be at most {max_length:,} characters")
-        return value
-    allowed = "\n\r\t" if multiline else ""
-    forbidden = ("Cc", "Cs", "Co") if multiline else ("Cc", "Cs", "Co", "Cf")
-    if any(unicodedata.category(ch) in forbidden and ch not in allowed for ch in value):
-        violations.add(field_name, "must not contain control characters")
-    return value
 
 
 def clean_sku(raw: str, violations: Violations) -> str:
@@ -93,13 +75,6 @@ def slugify(name: str) -> str:
     return "-".join(WORD.findall(ascii_name.lower().replace("_", " ")))[:MAX_SLUG_LENGTH].strip("-")
 
 
-def parse_id(value: str, field_name: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(value)
-    except (ValueError, AttributeError, TypeError):
-        raise InvalidArgument.field(field_name, "is not a valid id") from None
-
-
 def clean_query(raw: str) -> str:
     """A search query, NFC-normalised and stripped; InvalidArgument when it cannot be searched for."""
     query = unicodedata.normalize("NFC", raw).strip()
@@ -107,16 +82,8 @@ def clean_query(raw: str) -> str:
         raise InvalidArgument.field("query", "is required")
     if len(query) > MAX_QUERY_LENGTH:
         raise InvalidArgument.field("query", f"must be at most {MAX_QUERY_LENGTH} characters")
-    if any(unicodedata.category(ch) in ("Cc", "Cs", "Co", "Cf") for ch in query):
-        raise InvalidArgument.field("query", "must not contain control characters")
+    if has_control_characters(query):
+        raise InvalidArgument.field("query", CONTROL_CHARACTERS)
     if not any(ch.isalnum() for ch in query):
         raise InvalidArgument.field("query", "must contain a letter or a digit")
     return query
-
-
-def page_size(value: int) -> int:
-    if value == 0:
-        return DEFAULT_PAGE_SIZE
-    if not 1 <= value <= MAX_PAGE_SIZE:
-        raise InvalidArgument.field("page_size", f"must be between 1 and {MAX_PAGE_SIZE}")
-    return value

@@ -1,33 +1,13 @@
-"""The catalog's read models as protobuf messages: exact timestamps, and a product's message built
-once and never changed by the responses that carry it."""
+"""The catalog's read models as protobuf messages: a product's message is built once and never
+changed by the responses that carry it."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 
-import pytest
-from google.protobuf import timestamp_pb2
-
-from catalog.convert import product_to_proto, timestamp
+from catalog.convert import product_to_proto
 from catalog.views import CategoryView, ProductView
 from ecommerce.catalog.v1 import catalog_pb2
-
-
-@pytest.mark.parametrize(
-    "value",
-    [
-        datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=UTC),
-        datetime(1969, 12, 31, 23, 59, 59, 500000, tzinfo=UTC),  # before the epoch
-        datetime(2026, 1, 2, 3, 4, 5, 7),  # naive: UTC
-        datetime(2026, 6, 1, 12, 0, 0, 1, tzinfo=timezone(timedelta(hours=5, minutes=30))),
-        datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
-    ],
-)
-def test_a_timestamp_is_the_one_protobuf_computes_to_the_microsecond(value: datetime) -> None:
-    expected = timestamp_pb2.Timestamp()
-    expected.FromDatetime(value)
-
-    assert timestamp(value) == expected
 
 
 def _view(stock: int = 5) -> ProductView:
