@@ -66,7 +66,11 @@ def build(settings: OrderSettings) -> OrderApp:
         registration=grpc_api.registration(grpc_api.OrderServicer(service)),
         service_name=grpc_api.SERVICE_NAME,
         authenticator=runtime.authenticator(),
-        consumers=[consumers.saga_consumer(handle=service.handle_reply, **runtime.consumer_options())],
+        consumers=[
+            runtime.consumer(
+                consumers.CONSUMER_NAME, consumers.REPLY_TOPICS, consumers.handlers(service.handle_reply)
+            )
+        ],
         background=[
             Background("saga-timer", lambda: run_saga_timer(service, settings.saga_tick_interval)),
             Background("order-gauges", lambda: count_orders(service)),

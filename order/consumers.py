@@ -10,13 +10,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from google.protobuf.message import Message as Payload
-from sqlalchemy import Table
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from ecommerce.events.v1 import envelope_pb2, inventory_events_pb2, payment_events_pb2
 from ecommerce.payment.v1 import payment_pb2
 from order import domain
-from servicekit.inbox import EventConsumer
+from servicekit.inbox import Handler
 from servicekit.kafka import unpack
 from servicekit.topics import INVENTORY_EVENTS, PAYMENT_EVENTS, InventoryEvent, PaymentEvent
 
@@ -90,30 +89,11 @@ def translate(envelope: envelope_pb2.EventEnvelope) -> tuple[str, domain.Event]:
 ReplyHandler = Callable[[AsyncSession, str, domain.Event, str], Awaitable[None]]
 
 
-def saga_consumer(
-    *,
-    handle: ReplyHandler,
-    sessions: async_sessionmaker[AsyncSession],
-    inbox: Table,
-    bootstrap_servers: str,
-    dead_letters: Any,
-    max_attempts: int,
-    session_timeout_ms: int,
-) -> EventConsumer:
-    """The consumer of the saga's replies; each runs in one transaction with its inbox row."""
+def handlers(handle: ReplyHandler) -> dict[str, Handler]:
+    """The saga's replies, each translated and handed to `handle` in the consumer's transaction."""
 
     async def on_reply(session: AsyncSession, envelope: envelope_pb2.EventEnvelope) -> None:
         order_id, event = translate(envelope)
         await handle(session, order_id, event, envelope.event_id)
 
-    return EventConsumer(
-        name=CONSUMER_NAME,
-        topics=REPLY_TOPICS,
-        handlers=dict.fromkeys(REPLIES, on_reply),
-        sessions=sessions,
-        inbox=inbox,
-        bootstrap_servers=bootstrap_servers,
-        dead_letters=dead_letters,
-        max_attempts=max_attempts,
-        session_timeout_ms=session_timeout_ms,
-    )
+    return dict.fromkeys(REPLIES, on_reply)
