@@ -13,14 +13,7 @@ from typing import Any
 from bench.charts import charts
 from bench.diagnosis import bounds, error_samples
 from bench.goals import goals
-from bench.readings import (
-    BASELINE_NAMES,
-    baseline_rate,
-    cpu_per_unit,
-    peak_rss,
-    scenario_levels,
-    throughput,
-)
+from bench.readings import BASELINE_NAMES, baseline_rate, cpu_per_unit, peak_rss, scenario_levels, throughput
 
 NOT_MEASURED_ROW = "not yet measured on a quiet machine"
 
