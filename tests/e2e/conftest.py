@@ -69,7 +69,7 @@ async def platform(infra, data_dir: Path) -> AsyncIterator[Platform]:
             "ECOMMERCE_ENV": os.environ.get("ECOMMERCE_ENV", "test"),
             **{f"{s.upper()}_OUTBOX_POLL_INTERVAL": "0.2" for s in ALL_SERVICES},
             # Every test calls from 127.0.0.1, one anonymous caller: the shared gateway's cost
-            # budget is made ample; tests/e2e/test_gateway_protection.py meters its own gateways.
+            # budget is made ample; tests/e2e/gateway_protection/ meters its own gateways.
             "GATEWAY_RATE_LIMIT_CAPACITY": "1000000",
             "GATEWAY_RATE_LIMIT_RESTORE_RATE": "1000000",
         },

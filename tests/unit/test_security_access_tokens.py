@@ -1,63 +1,32 @@
-"""Behaviour of servicekit.security: passwords, access tokens, refresh tokens."""
+"""Behaviour of servicekit.security's access tokens: what the verifier accepts and every way it refuses one."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import hmac
 import json
-import stat
-import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-import bcrypt
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from servicekit.security import (
     Claims,
     InvalidToken,
-    PasswordHasher,
     SigningKey,
     TokenIssuer,
     TokenVerifier,
     UnknownKeyId,
-    hash_refresh_token,
-    jwk_thumbprint,
     jwks,
-    load_or_create_signing_key,
-    new_refresh_token,
-    validate_password,
 )
 
 ISSUER = "https://account.test"
 AUDIENCE = "ecommerce"
-
-# --------------------------------------------------------------------------------------------
-# fixtures and helpers
-# --------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def hasher() -> PasswordHasher:
-    return PasswordHasher(rounds=4)  # the bcrypt minimum: fast, allowed in tests only
-
-
-@pytest.fixture(scope="module")
-def key() -> SigningKey:
-    return SigningKey.generate()
-
-
-@pytest.fixture(scope="module")
-def other_key() -> SigningKey:
-    return SigningKey.generate()
 
 
 @pytest.fixture
@@ -70,20 +39,6 @@ def verifier(key: SigningKey) -> TokenVerifier:
     v = TokenVerifier(ISSUER, AUDIENCE)
     v.set_jwks(jwks([key]))
     return v
-
-
-@pytest.fixture
-def checkpw_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, bytes]]:
-    """Records (thread id, stored hash) for every bcrypt.checkpw call while still running it."""
-    calls: list[tuple[int, bytes]] = []
-    real_checkpw = bcrypt.checkpw
-
-    def spy(password: bytes, hashed: bytes) -> bool:
-        calls.append((threading.get_ident(), hashed))
-        return real_checkpw(password, hashed)
-
-    monkeypatch.setattr(bcrypt, "checkpw", spy)
-    return calls
 
 
 def _hmac_signer(secret: bytes) -> Callable[[bytes], bytes]:
@@ -128,188 +83,6 @@ def _reason(verifier: TokenVerifier, token: str) -> str:
     with pytest.raises(InvalidToken) as info:
         verifier.verify(token)
     return info.value.reason
-
-
-# --------------------------------------------------------------------------------------------
-# passwords
-# --------------------------------------------------------------------------------------------
-
-
-def test_password_of_7_bytes_is_rejected() -> None:
-    with pytest.raises(ValueError, match="at least 8 bytes"):
-        validate_password("a" * 7)
-
-
-def test_password_of_8_bytes_is_accepted() -> None:
-    validate_password("a" * 8)
-
-
-def test_password_of_72_bytes_is_accepted() -> None:
-    validate_password("a" * 72)
-
-
-def test_password_of_73_bytes_is_rejected_not_truncated() -> None:
-    with pytest.raises(ValueError, match="at most 72 bytes"):
-        validate_password("a" * 73)
-
-
-def test_multibyte_characters_are_counted_in_bytes() -> None:
-    validate_password("é" * 4)  # 4 characters, 8 bytes
-    validate_password("€" * 24)  # 24 characters, 72 bytes
-    with pytest.raises(ValueError, match="at most 72 bytes"):
-        validate_password("€" * 24 + "a")  # 25 characters, 73 bytes
-    with pytest.raises(ValueError, match="at least 8 bytes"):
-        validate_password("a" * 3 + "é" * 2)  # 5 characters, 7 bytes
-
-
-def test_password_with_nul_is_rejected() -> None:
-    with pytest.raises(ValueError, match="NUL"):
-        validate_password("password\x00suffix")
-
-
-def test_password_that_is_not_encodable_is_rejected() -> None:
-    with pytest.raises(ValueError, match="Unicode"):
-        validate_password("password\ud800")
-
-
-def test_hash_refuses_an_invalid_password(hasher: PasswordHasher) -> None:
-    with pytest.raises(ValueError, match="at most 72 bytes"):
-        hasher.hash("a" * 73)
-
-
-def test_hash_uses_the_configured_cost(hasher: PasswordHasher) -> None:
-    assert hasher.hash("correct horse").startswith("$2b$04$")
-
-
-def test_rounds_outside_bcrypt_limits_are_refused() -> None:
-    with pytest.raises(ValueError, match="rounds"):
-        PasswordHasher(rounds=3)
-
-
-def test_right_password_verifies(hasher: PasswordHasher) -> None:
-    assert hasher.verify("correct horse", hasher.hash("correct horse"))
-
-
-def test_wrong_password_does_not_verify(hasher: PasswordHasher) -> None:
-    assert hasher.verify("wrong horse", hasher.hash("correct horse")) is False
-
-
-def test_multibyte_password_round_trips(hasher: PasswordHasher) -> None:
-    password = "пароль-€-密码"
-    assert hasher.verify(password, hasher.hash(password))
-    assert not hasher.verify(password[:-1], hasher.hash(password))
-
-
-@pytest.mark.parametrize("hashed", ["", "not a hash", "$2b$04$short", "$2b$04$" + "a" * 53, "pässwörd"])
-def test_malformed_hash_does_not_verify_and_does_not_raise(hasher: PasswordHasher, hashed: str) -> None:
-    assert hasher.verify("correct horse", hashed) is False
-
-
-def test_password_longer_than_72_bytes_never_matches_its_truncation(hasher: PasswordHasher) -> None:
-    stored = hasher.hash("a" * 72)
-    assert hasher.verify("a" * 73, stored) is False
-
-
-def test_dummy_verify_returns_false(hasher: PasswordHasher) -> None:
-    assert hasher.verify_dummy("anything at all") is False
-    assert hasher.verify_dummy("x") is False
-
-
-def test_dummy_verify_does_one_bcrypt_check_at_the_configured_cost(
-    hasher: PasswordHasher, checkpw_calls: list[tuple[int, bytes]]
-) -> None:
-    hasher.verify_dummy("unknown user password")
-    hasher.verify_dummy("a" * 100)  # even an unstorable password pays the full cost
-    assert len(checkpw_calls) == 2
-    assert all(hashed.startswith(b"$2b$04$") for _, hashed in checkpw_calls)
-
-
-def test_verify_of_an_unstorable_password_still_pays_the_bcrypt_cost(
-    hasher: PasswordHasher, checkpw_calls: list[tuple[int, bytes]]
-) -> None:
-    stored = hasher.hash("correct horse")
-    assert hasher.verify("short", stored) is False
-    assert len(checkpw_calls) == 1
-
-
-def test_async_helpers_run_bcrypt_off_the_event_loop_thread(
-    hasher: PasswordHasher, checkpw_calls: list[tuple[int, bytes]]
-) -> None:
-    async def scenario() -> tuple[bool, bool, bool]:
-        stored = await hasher.hash_async("correct horse")
-        return (
-            await hasher.verify_async("correct horse", stored),
-            await hasher.verify_async("wrong horse", stored),
-            await hasher.verify_dummy_async("correct horse"),
-        )
-
-    assert asyncio.run(scenario()) == (True, False, False)
-    assert len(checkpw_calls) == 3
-    assert threading.get_ident() not in {thread for thread, _ in checkpw_calls}
-
-
-# --------------------------------------------------------------------------------------------
-# signing keys and JWKS
-# --------------------------------------------------------------------------------------------
-
-
-def test_kid_defaults_to_the_rfc7638_thumbprint() -> None:
-    # The example key and thumbprint from RFC 7638 §3.1.
-    n = (
-        "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjB"
-        "ZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8K"
-        "JZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xB"
-        "niIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw"
-    )
-    modulus = int.from_bytes(base64.urlsafe_b64decode(n + "=" * (-len(n) % 4)), "big")
-    public = rsa.RSAPublicNumbers(65537, modulus).public_key()
-    assert jwk_thumbprint(public) == "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
-
-
-def test_pem_round_trip_keeps_the_key_and_its_thumbprint_kid(key: SigningKey) -> None:
-    loaded = SigningKey.from_pem(key.to_pem())
-    assert loaded.kid == key.kid == jwk_thumbprint(key.public_key)
-    assert loaded.public_jwk() == key.public_jwk()
-
-
-def test_from_pem_uses_an_explicit_kid(key: SigningKey) -> None:
-    assert SigningKey.from_pem(key.to_pem(), kid="2024-01").kid == "2024-01"
-
-
-def test_from_pem_refuses_a_non_rsa_key() -> None:
-    pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    with pytest.raises(ValueError, match="RSA"):
-        SigningKey.from_pem(pem)
-
-
-def test_jwks_publishes_public_members_only(key: SigningKey, other_key: SigningKey) -> None:
-    document = jwks([key, other_key])
-    assert [k["kid"] for k in document["keys"]] == [key.kid, other_key.kid]
-    for entry in document["keys"]:
-        assert set(entry) == {"kty", "n", "e", "kid", "alg", "use"}
-        assert entry["kty"] == "RSA"
-        assert entry["alg"] == "RS256"
-        assert entry["use"] == "sig"
-
-
-def test_signing_key_repr_does_not_show_the_private_key(key: SigningKey) -> None:
-    assert "private_key" not in repr(key)
-
-
-def test_dev_key_is_created_with_mode_0600_and_reused(tmp_path: Path) -> None:
-    path = tmp_path / "keys" / "jwt.pem"
-    created = load_or_create_signing_key(path)
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert load_or_create_signing_key(path).kid == created.kid
-    assert list(path.parent.iterdir()) == [path]  # no temporary file left behind
-
-
-def test_dev_key_reads_an_existing_pem(tmp_path: Path, key: SigningKey) -> None:
-    path = tmp_path / "jwt.pem"
-    path.write_bytes(key.to_pem())
-    assert load_or_create_signing_key(path).kid == key.kid
 
 
 # --------------------------------------------------------------------------------------------
@@ -604,24 +377,3 @@ def test_jwks_entries_not_meant_for_signing_are_skipped(key: SigningKey) -> None
         }
     )
     assert verifier.kids == frozenset()
-
-
-# --------------------------------------------------------------------------------------------
-# refresh tokens
-# --------------------------------------------------------------------------------------------
-
-
-def test_refresh_tokens_are_long_random_and_url_safe() -> None:
-    tokens = {new_refresh_token() for _ in range(50)}
-    assert len(tokens) == 50
-    for token in tokens:
-        assert len(token) == 64  # 48 bytes in base64url
-        assert set(token) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
-
-
-def test_refresh_token_hash_is_stable_sha256_hex() -> None:
-    token = new_refresh_token()
-    digest = hash_refresh_token(token)
-    assert digest == hash_refresh_token(token) == hashlib.sha256(token.encode()).hexdigest()
-    assert len(digest) == 64
-    assert digest != hash_refresh_token(new_refresh_token())
