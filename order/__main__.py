@@ -13,6 +13,7 @@ from order.models import inbox, outbox
 from order.peers import CatalogClient, PaymentClient
 from order.service import OrderService, policy_from
 from order.settings import OrderSettings
+from order.waiting import SettledOrders
 from servicekit.auth import Authenticator
 from servicekit.inbox import EventConsumer
 from servicekit.logging import configure_service_logging
@@ -33,7 +34,8 @@ class OrderApp:
     tick_interval: float
 
     def start_background(self) -> None:
-        """The saga's reply consumer and its timer, for the life of the process."""
+        """The saga's reply consumer, its timer and the listener that wakes CreateOrder's
+        waiters, for the life of the process."""
         runtime = self.runtime
 
         async def consume() -> None:
@@ -43,6 +45,7 @@ class OrderApp:
         runtime.spawn(consume, "saga-consumer")
         runtime.spawn(self.run_timer, "saga-timer")
         runtime.spawn(self.count_orders, "order-gauges")
+        runtime.spawn(self.service.settled.run, "settled-order-listener")
 
     async def run_timer(self) -> None:
         """Re-send or compensate every saga whose step deadline passed; this also resumes the
@@ -74,6 +77,7 @@ def build(settings: OrderSettings) -> OrderApp:
             settings.step_deadline_seconds, settings.step_retry_budget, settings.payment_retry_delay_seconds
         ),
         cursor_secret=settings.cursor_secret,
+        settled=SettledOrders(settings.database_url),
         max_lines=settings.max_lines,
         max_quantity=settings.max_quantity,
         tick_batch=settings.saga_tick_batch,
