@@ -107,7 +107,9 @@ class SettledOrders:
             backoff = 0.5
             lost = asyncio.Event()
             try:
-                await conn.add_listener(SETTLED_CHANNEL, lambda *args: self._wake(args[3]))
+                await conn.add_listener(
+                    SETTLED_CHANNEL, lambda _conn, _pid, _channel, order_id: self._wake(order_id)
+                )
                 conn.add_termination_listener(lambda *_, lost=lost: lost.set())
                 self._wake_all()  # what settled while nobody listened
                 started = time.monotonic()

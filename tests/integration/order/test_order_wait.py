@@ -23,7 +23,10 @@ pytestmark = pytest.mark.usefixtures("orders")
 
 # Well inside the 10 s wait: an answer this fast was woken by the transition, not by the deadline.
 WOKEN_WITHIN = 5.0
-LISTENER = "SELECT pid FROM pg_stat_activity WHERE query = 'LISTEN \"order_settled\"'"
+LISTENER = (
+    "SELECT pid FROM pg_stat_activity "
+    "WHERE datname = current_database() AND query = 'LISTEN \"order_settled\"'"
+)
 
 
 async def waiting_for(settled: SettledOrders, count: int) -> None:
@@ -75,6 +78,33 @@ async def test_a_waiting_create_answers_as_soon_as_the_order_is_cancelled(orders
     await a_cancel_wakes_a_waiting_create(orders)
 
 
+async def test_many_waiting_creates_share_one_listener_and_each_is_woken_by_its_own_order(orders):
+    product = orders.catalog.add()
+    callers = [orders.token() for _ in range(10)]
+
+    waiting = [
+        asyncio.create_task(
+            timed(
+                orders.stub.CreateOrder(
+                    create_request([(product, 1)], wait_seconds=10), metadata=metadata, timeout=20
+                )
+            )
+        )
+        for _, metadata in callers
+    ]
+    order_ids = [await only_order_of(orders, account_id) for account_id, _ in callers]
+    await waiting_for(orders.app.service.settled, len(callers))
+    listeners = await orders.execute(LISTENER)
+    for order_id, (_, metadata) in zip(order_ids, callers, strict=True):
+        await orders.stub.CancelOrder(order_pb2.CancelOrderRequest(order_id=order_id), metadata=metadata)
+    answers = await asyncio.gather(*waiting)
+
+    assert len(listeners) == 1
+    assert [response.order.id for response, _ in answers] == order_ids
+    assert {response.order.status for response, _ in answers} == {order_pb2.ORDER_STATUS_CANCELLED}
+    assert max(elapsed for _, elapsed in answers) < WOKEN_WITHIN
+
+
 async def test_a_replay_with_the_key_waits_until_the_saga_confirms_the_order(orders):
     product = orders.catalog.add()
     _, metadata = orders.token()
@@ -113,6 +143,18 @@ async def test_a_wait_without_a_transition_answers_the_order_as_it_is_at_its_end
     assert response.order.status == order_pb2.ORDER_STATUS_PENDING
     assert elapsed >= 0.9  # it did wait: nothing settled the order
     assert orders.app.service.settled.waiting == 0
+
+
+async def test_a_call_without_a_deadline_waits_as_asked(orders):
+    product = orders.catalog.add()
+    _, metadata = orders.token()
+
+    response, elapsed = await timed(
+        orders.stub.CreateOrder(create_request([(product, 1)], wait_seconds=1), metadata=metadata)
+    )
+
+    assert response.order.status == order_pb2.ORDER_STATUS_PENDING
+    assert elapsed >= 0.9
 
 
 async def test_a_wait_longer_than_the_calls_deadline_answers_before_the_deadline(orders):
