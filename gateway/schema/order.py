@@ -310,9 +310,9 @@ class OrderQuery:
 class OrderMutation:
     @strawberry.mutation(
         description="Place an order. It is returned PENDING; stock reservation and payment follow "
-        "(watch `status`), or, with `waitSeconds`, the answer waits for them. With an idempotency key (the argument or the `Idempotency-Key` header), a "
-        "retry with the same payload returns the same order and one with another payload is a "
-        "CONFLICT. BAD_USER_INPUT names the field: no lines or more than 50, a quantity outside "
+        "(watch `status`), or, with `waitSeconds`, the answer waits for them. With an idempotency "
+        "key (the argument or the `Idempotency-Key` header), a retry with the same payload returns "
+        "the same order and one with another payload is a CONFLICT. BAD_USER_INPUT names the field: no lines or more than 50, a quantity outside "
         "1-1,000, an unknown or archived product, products in more than one currency, a missing or "
         "unknown payment token, an incomplete address, a key over 255 characters, `waitSeconds` "
         "outside 0-10."
