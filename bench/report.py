@@ -122,7 +122,8 @@ def markdown(results: dict[str, Any]) -> str:
     parts.append("## Results")
     parts.append(_table(SUMMARY_HEADER, summary_rows(results)))
     parts.append(
-        "`req/s` counts every HTTP request of the scenario (for checkout, the polls of `order(id)` too); "
+        "`req/s` counts every HTTP request of the scenario (for checkout, one `createOrder` per order, which "
+        "waits for the saga); "
         "latencies are of all its requests; a GraphQL answer with `errors` counts as an error. `vs baseline` "
         "divides the scenario's throughput (orders accepted per second for checkout) by its baseline's at the "
         "same concurrency: the ASGI hello for the GraphQL reads, raw bcrypt for login, the gRPC echo for checkout."
@@ -189,8 +190,8 @@ def markdown(results: dict[str, Any]) -> str:
         )
         parts.append(
             "The saga time is the order's own history, from PENDING to CONFIRMED (server clock); the time "
-            "seen by the shopper runs from sending createOrder to reading CONFIRMED back, polling after "
-            "50 ms and then 1.5 times later each time, up to every 500 ms."
+            "seen by the shopper runs from sending createOrder to its answer, which waits for the saga "
+            "(`waitSeconds`) and answers CONFIRMED."
         )
     parts.append("## Baselines")
     baseline_rows = []

@@ -13,6 +13,7 @@ from order.models import inbox, outbox
 from order.peers import CatalogClient, PaymentClient
 from order.service import OrderService, policy_from
 from order.settings import OrderSettings
+from order.waiting import SettledOrders
 from servicekit.app import Background, ServiceApp, service_main
 from servicekit.runtime import ServiceRuntime
 
@@ -57,6 +58,7 @@ def build(settings: OrderSettings) -> OrderApp:
             settings.step_deadline_seconds, settings.step_retry_budget, settings.payment_retry_delay_seconds
         ),
         cursor_secret=settings.cursor_secret,
+        settled=SettledOrders(settings.database_url),
         max_lines=settings.max_lines,
         max_quantity=settings.max_quantity,
         tick_batch=settings.saga_tick_batch,
@@ -74,6 +76,8 @@ def build(settings: OrderSettings) -> OrderApp:
         background=[
             Background("saga-timer", lambda: run_saga_timer(service, settings.saga_tick_interval)),
             Background("order-gauges", lambda: count_orders(service)),
+            # Wakes the CreateOrder calls waiting for their order to settle (waitSeconds).
+            Background("settled-order-listener", service.settled.run),
         ],
         service=service,
     )

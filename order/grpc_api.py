@@ -28,7 +28,9 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
                 payment_token=request.payment_token,
                 shipping_address={name: getattr(address, name) for name, _, _ in ADDRESS_FIELDS},
                 idempotency_key=request.idempotency_key,
+                wait_seconds=request.wait_seconds,
             ),
+            time_left=context.time_remaining(),
         )
         return order_pb2.CreateOrderResponse(
             order=convert.order_to_proto(placed.order), idempotent_replay=placed.replay

@@ -32,6 +32,7 @@ from servicekit.text import has_control_characters
 log = logging.getLogger(__name__)
 
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
+MAX_WAIT_SECONDS = 10
 MAX_PAYMENT_TOKEN_LENGTH = 255
 IDEMPOTENCY_CONSTRAINT = "uq_orders_account_id_idempotency_key"
 # (field, required, max length) of a shipping address.
@@ -73,6 +74,8 @@ class PlaceOrder:
     payment_token: str
     shipping_address: dict[str, str]
     idempotency_key: str = ""
+    # How long the caller waits for the order to settle (`OrderService.create_order`).
+    wait_seconds: int = 0
 
 
 @dataclass(frozen=True)
@@ -207,6 +210,8 @@ class Placement:
             violations.add("idempotency_key", f"must be at most {MAX_IDEMPOTENCY_KEY_LENGTH} characters")
         elif has_control_characters(key):
             violations.add("idempotency_key", "must not contain control characters")
+        if not 0 <= request.wait_seconds <= MAX_WAIT_SECONDS:
+            violations.add("wait_seconds", f"must be between 0 and {MAX_WAIT_SECONDS}")
         violations.raise_if_any()
         return list(merged.values()), address
 

@@ -1,7 +1,7 @@
 """Running the saga: every change of an order goes through `Saga.decide`, which asks
 `domain.decide` what follows and writes it in the caller's transaction (which holds the order's
-row lock): the new saga state, its history entries, the commands to send and the facts about the
-order (outbox). The participants' replies and the step timer drive it from here.
+row lock): the new saga state, its history entries, the commands to send, the facts about the
+order (outbox) and, when it settles, the NOTIFY that wakes its waiters (`waiting`). The participants' replies and the step timer drive it from here.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from sqlalchemy.orm import selectinload
 
 from order import domain, messages, queries, saga_metrics
 from order.models import Order, OrderHistory
+from order.waiting import SETTLED, notify_settled
 from servicekit.db import transaction
 from servicekit.errors import Conflict
 from servicekit.outbox import Outbox
@@ -187,6 +188,8 @@ class Saga:
                 await self.outbox.add(session, message)
             saga_metrics.count_transition(session, order, previous, entry)
             previous = entry.status.value
+        if any(entry.status.value in SETTLED for entry in outcome.history):
+            await notify_settled(session, order.id)
         if outcome.history:
             log.info(
                 "order status changed",

@@ -1,6 +1,7 @@
 """The order service's use cases, one surface over the rooms that hold them: placing an order
 (`placing`), reading and listing orders (`listing`), the transitions people ask for
-(`transitions`) and the saga run by replies and its step timer (`saga`, `saga_metrics`).
+(`transitions`), the saga run by replies and its step timer (`saga`, `saga_metrics`) and the
+wait for an order to settle (`waiting`).
 
 Every change of an order is one transaction that holds the order's row lock and writes the new
 saga state, its history entries, the commands to send and the facts about the order (outbox).
@@ -12,14 +13,18 @@ from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from order import domain, saga_metrics
+from order import domain, queries, saga_metrics
 from order.listing import OrderPage, OrderReads
 from order.models import Order
 from order.placing import PaymentTokens, Placed, Placement, PlaceOrder, ProductSource
 from order.saga import Saga
 from order.transitions import Transitions
+from order.waiting import SETTLED, SettledOrders
 from servicekit.context import Caller
 from servicekit.outbox import Outbox
+
+# Of a call's deadline, what a wait leaves for the last read and the answer.
+ANSWER_RESERVE_SECONDS = 0.5
 
 
 class OrderService:
@@ -32,6 +37,7 @@ class OrderService:
         payments: PaymentTokens,
         policy: domain.Policy,
         cursor_secret: str,
+        settled: SettledOrders,
         max_lines: int = 50,
         max_quantity: int = 1000,
         tick_batch: int = 100,
@@ -49,9 +55,25 @@ class OrderService:
         )
         self.reads = OrderReads(sessions=sessions, cursor_secret=cursor_secret)
         self.transitions = Transitions(sessions=sessions, saga=self.saga)
+        self.settled = settled
 
-    async def create_order(self, caller: Caller | None, request: PlaceOrder) -> Placed:
-        return await self.placement.create_order(caller, request)
+    async def create_order(
+        self, caller: Caller | None, request: PlaceOrder, *, time_left: float | None = None
+    ) -> Placed:
+        """Place the order (or find the one an earlier request with its key placed); with
+        `request.wait_seconds`, answer it once CONFIRMED or CANCELLED, or as it is when that wait,
+        or the `time_left` of the call less `ANSWER_RESERVE_SECONDS`, runs out."""
+        placed = await self.placement.create_order(caller, request)
+        seconds = float(request.wait_seconds)
+        if time_left is not None:
+            seconds = min(seconds, time_left - ANSWER_RESERVE_SECONDS)
+        if seconds <= 0 or placed.order.status in SETTLED:
+            return placed
+        order_id = placed.order.id
+        order = await self.settled.until_settled(
+            order_id, seconds, lambda: queries.load(self.sessions, order_id)
+        )
+        return Placed(order, replay=placed.replay)
 
     async def get_order(self, caller: Caller | None, *, order_id: str) -> Order:
         return await self.reads.get_order(caller, order_id=order_id)

@@ -1,8 +1,8 @@
-// Checkout: createOrder with tok_visa, then order(id) polled until the saga CONFIRMED it.
+// Checkout: createOrder with tok_visa and waitSeconds, answered once the saga CONFIRMED it.
 import { checkout, scenarioOptions } from './lib.js';
 
 export { handleSummary } from './lib.js';
-export const options = scenarioOptions(['createOrder', 'order']);
+export const options = scenarioOptions(['createOrder']);
 
 export default function () {
   checkout();

@@ -8,7 +8,7 @@
 // A GraphQL answer with `errors` counts as a failed request, whatever its HTTP status.
 
 import http from 'k6/http';
-import { check, sleep } from 'k6';
+import { check } from 'k6';
 import { SharedArray } from 'k6/data';
 import { Counter, Rate, Trend } from 'k6/metrics';
 
@@ -24,15 +24,12 @@ const ordersAccepted = new Counter('orders_accepted');
 const ordersConfirmed = new Counter('orders_confirmed');
 const ordersNotConfirmed = new Counter('orders_not_confirmed');
 // Saga completion as the order service recorded it (history PENDING -> CONFIRMED), and as the
-// shopper saw it (createOrder sent -> CONFIRMED read back). The shopper polls after POLL_INTERVAL
-// seconds, then half as often again each time up to POLL_MAX, so slow sagas do not turn the
-// checkout into a load of polls.
+// shopper saw it (createOrder sent -> its answer, CONFIRMED). createOrder waits for the saga itself
+// (`waitSeconds`), so the checkout is one request: no polling of `order(id)`.
 const sagaDuration = new Trend('saga_duration', true);
 const sagaObserved = new Trend('saga_observed', true);
 
-const POLL_INTERVAL = Number(__ENV.POLL_INTERVAL || 0.05);
-const POLL_MAX = Number(__ENV.POLL_MAX || 0.5);
-const SAGA_TIMEOUT_MS = Number(__ENV.SAGA_TIMEOUT_MS || 15000);
+const WAIT_SECONDS = Number(__ENV.WAIT_SECONDS || 10);
 const SORTS = ['NEWEST', 'PRICE_ASC', 'PRICE_DESC', 'NAME'];
 const ADDRESS = {
   name: 'Bench Shopper',
@@ -78,13 +75,8 @@ export const ME = `
 query Me { me { id email name role } }`;
 
 export const CREATE_ORDER = `
-mutation Checkout($input: CreateOrderInput!) {
-  createOrder(input: $input) { id status total { amount currency } }
-}`;
-
-export const ORDER = `
-query Order($id: ID!) {
-  order(id: $id) { id status history { status at } }
+mutation Checkout($input: CreateOrderInput!, $wait: Int!) {
+  createOrder(input: $input, waitSeconds: $wait) { id status total { amount currency } history { status at } }
 }`;
 
 const logged = { count: 0 };
@@ -169,7 +161,7 @@ export function parseTime(text) {
   return ms;
 }
 
-// createOrder with tok_visa, then poll the order until the saga has finished.
+// createOrder with tok_visa, answered once the saga has finished (or after WAIT_SECONDS).
 export function checkout() {
   const who = shopper();
   const items = [{ productId: pick(checkoutProducts), quantity: 1 + Math.floor(Math.random() * 2) }];
@@ -183,43 +175,29 @@ export function checkout() {
   const created = gql(
     'createOrder',
     CREATE_ORDER,
-    { input: { items, paymentToken: 'tok_visa', shippingAddress: ADDRESS } },
+    { input: { items, paymentToken: 'tok_visa', shippingAddress: ADDRESS }, wait: WAIT_SECONDS },
     who.token,
   );
   if (!created) {
     return;
   }
   ordersAccepted.add(1);
-  const id = created.createOrder.id;
-  let pause = POLL_INTERVAL;
-  while (Date.now() - sent < SAGA_TIMEOUT_MS) {
-    sleep(pause);
-    pause = Math.min(pause * 1.5, POLL_MAX);
-    const data = gql('order', ORDER, { id }, who.token);
-    if (!data || !data.order) {
-      continue;
+  const order = created.createOrder;
+  if (order.status === 'CONFIRMED') {
+    ordersConfirmed.add(1);
+    sagaObserved.add(Date.now() - sent);
+    const confirmed = order.history.find((h) => h.status === 'CONFIRMED');
+    const duration = parseTime(confirmed.at) - parseTime(order.history[0].at);
+    if (!Number.isNaN(duration)) {
+      sagaDuration.add(duration);
     }
-    const status = data.order.status;
-    if (status === 'CONFIRMED') {
-      ordersConfirmed.add(1);
-      sagaObserved.add(Date.now() - sent);
-      const history = data.order.history;
-      const confirmed = history.find((h) => h.status === 'CONFIRMED');
-      const duration = parseTime(confirmed.at) - parseTime(history[0].at);
-      if (!Number.isNaN(duration)) {
-        sagaDuration.add(duration);
-      }
-      return;
-    }
-    if (status === 'CANCELLED') {
-      break;
-    }
+    return;
   }
   ordersNotConfirmed.add(1);
   errors.add(true, { op: 'saga' });
   if (logged.count < 3) {
     logged.count += 1;
-    console.warn(`order ${id} did not reach CONFIRMED`);
+    console.warn(`order ${order.id} is ${order.status}, not CONFIRMED, after waiting ${WAIT_SECONDS} s`);
   }
 }
 

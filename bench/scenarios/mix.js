@@ -3,7 +3,7 @@ import { browse, checkout, login, me, scenarioOptions, search } from './lib.js';
 
 export { handleSummary } from './lib.js';
 export const options = scenarioOptions([
-  'products', 'product', 'searchProducts', 'login', 'me', 'createOrder', 'order',
+  'products', 'product', 'searchProducts', 'login', 'me', 'createOrder',
 ]);
 
 export default function () {

@@ -25,6 +25,8 @@ from gateway.schema.common import After, Connection, First, arguments, connectio
 IDEMPOTENCY_HEADER = "idempotency-key"
 # The order service names its request fields; errors name the GraphQL arguments.
 ORDER_ARGUMENTS = {"orderId": "id"}
+# The longest `createOrder` wait the order service accepts; it checks the range.
+MAX_WAIT_SECONDS = 10
 
 
 @strawberry.enum(description="Where an order stands. CANCELLED is possible from any status before SHIPPED.")
@@ -213,7 +215,7 @@ class CreateOrderInput:
     shipping_address: ShippingAddressInput = strawberry.field(description="Where to ship the order.")
 
 
-def _create_request(input: CreateOrderInput, key: str) -> order_pb2.CreateOrderRequest:
+def _create_request(input: CreateOrderInput, key: str, wait_seconds: int) -> order_pb2.CreateOrderRequest:
     address = input.shipping_address
     return order_pb2.CreateOrderRequest(
         items=[
@@ -230,6 +232,7 @@ def _create_request(input: CreateOrderInput, key: str) -> order_pb2.CreateOrderR
             country=address.country,
         ),
         idempotency_key=key,
+        wait_seconds=wait_seconds,
     )
 
 
@@ -307,11 +310,12 @@ class OrderQuery:
 class OrderMutation:
     @strawberry.mutation(
         description="Place an order. It is returned PENDING; stock reservation and payment follow "
-        "(watch `status`). With an idempotency key (the argument or the `Idempotency-Key` header), a "
-        "retry with the same payload returns the same order and one with another payload is a "
-        "CONFLICT. BAD_USER_INPUT names the field: no lines or more than 50, a quantity outside "
+        "(watch `status`), or, with `waitSeconds`, the answer waits for them. With an idempotency "
+        "key (the argument or the `Idempotency-Key` header), a retry with the same payload returns "
+        "the same order and one with another payload is a CONFLICT. BAD_USER_INPUT names the field: no lines or more than 50, a quantity outside "
         "1-1,000, an unknown or archived product, products in more than one currency, a missing or "
-        "unknown payment token, an incomplete address, a key over 255 characters."
+        "unknown payment token, an incomplete address, a key over 255 characters, `waitSeconds` "
+        "outside 0-10."
     )
     async def create_order(
         self,
@@ -323,11 +327,25 @@ class OrderMutation:
                 description="Up to 255 characters, unique per order for the caller; makes retries safe."
             ),
         ] = None,
+        wait_seconds: Annotated[
+            int | None,
+            strawberry.argument(
+                description="0 to 10. 0 answers at once with the PENDING order. Otherwise the answer "
+                "waits until the order is CONFIRMED or CANCELLED, at most this many seconds, and then "
+                "returns the order as it is (still PENDING or AWAITING_PAYMENT when the time ran out: "
+                "not an error). A retry with the same idempotency key waits the same way. Null is 0."
+            ),
+        ] = 0,
     ) -> Order:
         ctx = info.context
         ctx.require_caller()
-        request = _create_request(input, _idempotency_key(info, idempotency_key))
-        response = await ctx.call(ctx.services.order.CreateOrder, request)
+        wait_seconds = wait_seconds or 0
+        request = _create_request(input, _idempotency_key(info, idempotency_key), wait_seconds)
+        # The call's deadline covers the wait; the service refuses an out-of-range wait at once.
+        waited = min(max(wait_seconds, 0), MAX_WAIT_SECONDS)
+        response = await ctx.call(
+            ctx.services.order.CreateOrder, request, timeout=ctx.settings.grpc_timeout + waited
+        )
         return Order.from_proto(response.order)
 
     @strawberry.mutation(

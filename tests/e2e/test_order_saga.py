@@ -25,6 +25,10 @@ CREATE_ORDER = f"""
 mutation CreateOrder($input: CreateOrderInput!, $key: String) {{
   createOrder(input: $input, idempotencyKey: $key) {{ {ORDER_FIELDS} }}
 }}"""
+CREATE_AND_WAIT = f"""
+mutation CreateOrderAndWait($input: CreateOrderInput!, $key: String, $wait: Int) {{
+  createOrder(input: $input, idempotencyKey: $key, waitSeconds: $wait) {{ {ORDER_FIELDS} }}
+}}"""
 ORDER = f"""
 query Order($id: ID!) {{
   order(id: $id) {{ {ORDER_FIELDS} payment {{ id orderId status amount {{ amount currency }} }} }}
@@ -282,6 +286,70 @@ async def test_lines_naming_the_same_product_are_merged(gateway, shop):
 
     assert [(i["productId"], i["quantity"]) for i in placed["items"]] == [(lamp, 5)]
     assert placed["total"]["amount"] == "62.50"
+
+
+# -- waiting for the saga ----------------------------------------------------------------------------------
+
+
+async def place_and_wait(gateway, token: str, lines: list[tuple[str, int]], *, payment: str, wait) -> dict:
+    return await gateway.post(
+        CREATE_AND_WAIT, {"input": order_input(lines, payment), "wait": wait}, token=token
+    )
+
+
+async def test_an_order_placed_with_a_wait_is_answered_confirmed_in_one_call(gateway, shop):
+    lamp = await product(gateway, shop, stock=5)
+    token = await customer(gateway)
+
+    body = await place_and_wait(gateway, token, [(lamp, 2)], payment="tok_visa", wait=5)
+
+    assert "errors" not in body, body
+    order = body["data"]["createOrder"]
+    assert order["status"] == "CONFIRMED"
+    assert [h["status"] for h in order["history"]] == ["PENDING", "AWAITING_PAYMENT", "CONFIRMED"]
+
+
+async def test_an_order_placed_with_a_wait_and_a_declined_card_is_answered_cancelled(gateway, shop):
+    lamp = await product(gateway, shop, stock=5)
+    token = await customer(gateway)
+
+    body = await place_and_wait(gateway, token, [(lamp, 1)], payment="tok_chargeDeclined", wait=5)
+
+    assert "errors" not in body, body
+    order = body["data"]["createOrder"]
+    assert (order["status"], order["cancellationReason"]) == ("CANCELLED", "PAYMENT_DECLINED")
+
+
+@pytest.mark.parametrize("wait", [0, None])
+async def test_an_order_placed_without_a_wait_is_answered_pending_at_once(gateway, shop, wait):
+    lamp = await product(gateway, shop, stock=5)
+    token = await customer(gateway)
+
+    body = await place_and_wait(gateway, token, [(lamp, 1)], payment="tok_visa", wait=wait)
+
+    assert "errors" not in body, body
+    assert body["data"]["createOrder"]["status"] == "PENDING"
+
+
+@pytest.mark.parametrize("wait", [-1, 11, 2**31 - 1])
+async def test_a_wait_outside_0_to_10_seconds_is_bad_input_and_places_no_order(gateway, shop, wait):
+    lamp = await product(gateway, shop, stock=5)
+    token = await customer(gateway)
+
+    body = await place_and_wait(gateway, token, [(lamp, 1)], payment="tok_visa", wait=wait)
+
+    assert codes(body) == ["BAD_USER_INPUT"], body
+    assert first_error(body)["extensions"]["field"] == "waitSeconds"
+    assert await order_count(gateway, token) == 0
+    assert await stock(gateway, lamp) == 5
+
+
+async def test_a_waiting_order_needs_a_signed_in_caller(gateway, shop):
+    lamp = await product(gateway, shop, stock=5)
+
+    body = await place_and_wait(gateway, "", [(lamp, 1)], payment="tok_visa", wait=5)
+
+    assert codes(body) == ["UNAUTHENTICATED"], body
 
 
 # -- idempotent creation --------------------------------------------------------------------------------

@@ -28,12 +28,14 @@ def create_request(
     token: str = "tok_visa",
     key: str = "",
     shipping: order_pb2.ShippingAddress | None = None,
+    wait_seconds: int = 0,
 ) -> order_pb2.CreateOrderRequest:
     return order_pb2.CreateOrderRequest(
         items=[order_pb2.CreateOrderItem(product_id=p, quantity=q) for p, q in lines],
         payment_token=token,
         shipping_address=shipping if shipping is not None else address(),
         idempotency_key=key,
+        wait_seconds=wait_seconds,
     )
 
 
