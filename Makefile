@@ -76,3 +76,20 @@ clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache $(STUBS)
 	find protos -name '*_pb2*.py*' -delete
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+# The container image with podman (installed with apt-get when missing), as root. Without registry
+# access the Containerfile's python base cannot be pulled: an equivalent base is built from Debian
+# packages first (tools/image.sh says which base it used). IMAGE names the tag.
+.PHONY: image image-test graphiql-assets
+IMAGE ?= ecommerce:0.1.0
+image:
+	IMAGE=$(IMAGE) tools/image.sh
+
+# Every process run from the built image's files against embedded servers on the host, and an
+# end-to-end smoke test through its gateway (tools/image_test.py). Not part of make test.
+image-test: install
+	$(PY) -m tools.image_test --image $(IMAGE)
+
+# Re-fetch GraphiQL's pinned files from npm into gateway/static/graphiql/ (tools/graphiql_assets.py).
+graphiql-assets: install
+	$(PY) -m tools.graphiql_assets
