@@ -15,16 +15,16 @@ UV_VERSION := 0.13.9
 UV := $(VENV)/bin/uv
 UV_STAMP := $(VENV)/.uv-$(UV_VERSION)
 UV_SYNC := UV_PROJECT_ENVIRONMENT="$(abspath $(VENV))" $(UV) sync --locked --inexact
-EXTRAS_runtime :=
-EXTRAS_dev := dev
-EXTRAS_k8s := k8s
-EXTRAS_bench := bench
-EXTRAS_test := dev k8s bench
+EXTRAS_runtime := embedded
+EXTRAS_dev := embedded dev
+EXTRAS_k8s := embedded k8s
+EXTRAS_bench := embedded bench
+EXTRAS_test := embedded dev k8s bench
 RUNTIME := $(VENV)/.installed-runtime
 # What one install also provides, so that it is not redone: every install has the runtime.
 COVERS_test := dev k8s bench
 
-.PHONY: install proto-gen run test test-unit test-integration test-e2e lint fmt schema k8s-validate clean bench chaos help
+.PHONY: install proto-gen run test test-unit test-integration test-e2e lint fmt schema k8s-validate clean bench chaos help image image-test graphiql-assets
 
 install: $(RUNTIME) $(STUBS) ## install the runtime and generate the gRPC stubs
 
@@ -35,7 +35,7 @@ $(UV_STAMP):
 	touch $@
 
 $(VENV)/.installed-%: pyproject.toml uv.lock | $(UV_STAMP)
-	@echo "==> [2/3] Installing the project's locked dependencies$(if $(EXTRAS_$*), with the extras: $(EXTRAS_$*),, the runtime and the embedded servers only) into $(VENV)"
+	@echo "==> [2/3] Installing the project's locked dependencies with the extras: $(EXTRAS_$*) into $(VENV)"
 	$(UV_SYNC) $(addprefix --extra ,$(EXTRAS_$*))
 	touch $(sort $@ $(RUNTIME) $(foreach p,$(COVERS_$*),$(VENV)/.installed-$p))
 
@@ -108,3 +108,19 @@ clean: ## remove the virtualenv, stubs and caches
 
 help: ## list the targets
 	@awk -F':.*## ' '/^[a-zA-Z0-9_-]+:.*## / { printf "  %-18s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
+
+# The container image with podman (installed with apt-get when missing), as root. Without registry
+# access the Containerfile's python base cannot be pulled: an equivalent base is built from Debian
+# packages first (tools/image.sh says which base it used). IMAGE names the tag.
+IMAGE ?= ecommerce:0.1.0
+image: ## build the container image with podman (a Debian-built base when none can be pulled)
+	IMAGE=$(IMAGE) tools/image.sh
+
+# Every process run from the built image's files against embedded servers on the host, and an
+# end-to-end smoke test through its gateway (tools/image_test.py). Not part of make test.
+image-test: install ## run every process from the built image and smoke-test it
+	$(PY) -m tools.image_test --image $(IMAGE)
+
+# Re-fetch GraphiQL's pinned files from npm into gateway/static/graphiql/ (tools/graphiql_assets.py).
+graphiql-assets: install ## fetch GraphiQL's pinned files from npm again
+	$(PY) -m tools.graphiql_assets

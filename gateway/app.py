@@ -20,6 +20,7 @@ from starlette.websockets import WebSocket
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.types.unset import UNSET, UnsetType
 
+from gateway import playground
 from gateway.clients import ServiceClients
 from gateway.context import Context
 from gateway.guard import GuardedGraphQL
@@ -135,11 +136,16 @@ class GraphQLApp(GuardedGraphQL[Context]):
         context.token, context.token_error = token, None
         return UNSET
 
+    async def render_graphql_ide(self, request: Request) -> Response:
+        return playground.page()
+
     def decode_json(self, data: str | bytes) -> object:
         return orjson.loads(data)
 
-    def encode_json(self, data: object) -> bytes:
-        return orjson.dumps(data)
+    def encode_json(self, data: object) -> str:
+        # Text, not bytes: Strawberry sends bytes over a WebSocket as binary frames, which
+        # graphql-transport-ws clients in browsers (GraphiQL's graphql-ws) cannot read.
+        return orjson.dumps(data).decode()
 
 
 class BodySizeLimit:
@@ -229,6 +235,7 @@ def create_app(settings: GatewaySettings | None = None) -> ASGIApp:
             Route("/healthz", healthz),
             Route("/readyz", healthz),
             Route("/status", status),
+            *playground.routes(enabled=graphql.graphql_ide is not None),
         ],
         middleware=cors_middleware(settings.cors_origins),
         lifespan=lifespan,

@@ -129,6 +129,8 @@ def test_the_wheel_carries_the_generated_stubs_and_everything_read_at_run_time(w
         )
     assert "ecommerce/events/v1/envelope_pb2.py" in names
     assert "gateway/schema.graphql" in names
+    assert "gateway/static/graphiql/index.html" in names
+    assert "gateway/static/graphiql/graphiql.min.js" in names
     assert "notification/templates/order_confirmed.html" in names
     assert "notification/templates/order_confirmed.subject.txt" in names
     assert "servicekit/migrations.py" in names
