@@ -51,14 +51,18 @@ else
 fi
 
 # A host whose pip trusts its own CA bundle (PIP_CERT, e.g. behind a TLS-inspecting proxy) lends
-# that bundle to the build's RUN steps as a mounted pip.conf; nothing of it enters the image.
+# that bundle to the build's RUN steps: to pip as a mounted pip.conf, to uv as the system's CA
+# bundle with uv's native-tls on (a mounted /etc/uv/uv.toml). Mounts are not layers: nothing of it
+# enters the image.
 mounts=()
 if [[ -n "${PIP_CERT:-}" && -f "$PIP_CERT" ]]; then
     conf=$(mktemp -d)
     trap 'rm -rf "$conf"' EXIT
     printf '[global]\ncert = /run/host-ca.crt\n' > "$conf/pip.conf"
-    mounts=(-v "$PIP_CERT:/run/host-ca.crt:ro" -v "$conf/pip.conf:/etc/pip.conf:ro")
-    echo "pip in the build trusts the host's CA bundle ($PIP_CERT)"
+    printf 'native-tls = true\n' > "$conf/uv.toml"
+    mounts=(-v "$PIP_CERT:/run/host-ca.crt:ro" -v "$conf/pip.conf:/etc/pip.conf:ro"
+            -v "$PIP_CERT:/etc/ssl/certs/ca-certificates.crt:ro" -v "$conf/uv.toml:/etc/uv/uv.toml:ro")
+    echo "pip and uv in the build trust the host's CA bundle ($PIP_CERT)"
 fi
 
 start=$(date +%s)
