@@ -95,7 +95,7 @@ def build(settings: NotificationSettings) -> NotificationApp:
         registration=grpc_api.registration(grpc_api.NotificationServicer(service)),
         service_name=grpc_api.SERVICE_NAME,
         authenticator=runtime.authenticator(),
-        consumers=[consumers.consumer(service, **runtime.consumer_options())],
+        consumers=[runtime.consumer(consumers.CONSUMER, consumers.TOPICS, consumers.handlers(service))],
         background=[
             Background("mail-delivery", lambda: service.run_mail_loop(poll)),
             Background("webhook-delivery", lambda: service.run_webhook_loop(poll)),

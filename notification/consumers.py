@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaProducer
 from google.protobuf import descriptor_pool, json_format, message_factory
 from google.protobuf.message import Message
-from sqlalchemy import Table
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from ecommerce.common.v1 import money_pb2
 from ecommerce.events.v1 import (
@@ -33,7 +31,7 @@ from ecommerce.order.v1 import order_pb2
 from notification.recording import NewNotification, record_notification, record_webhook_deliveries
 from notification.service import NotificationService
 from notification.subscriptions import WEBHOOK_EVENTS
-from servicekit.inbox import Envelope, EventConsumer, FollowUp, Handler
+from servicekit.inbox import Envelope, FollowUp, Handler
 from servicekit.kafka import unpack
 from servicekit.timestamps import from_timestamp
 from servicekit.topics import (
@@ -252,31 +250,10 @@ def handler(service: NotificationService) -> Handler:
     return handle
 
 
-def consumer(
-    service: NotificationService,
-    *,
-    sessions: async_sessionmaker[AsyncSession],
-    inbox: Table,
-    bootstrap_servers: str,
-    dead_letters: AIOKafkaProducer,
-    max_attempts: int,
-    topics: Sequence[str] = TOPICS,
-    session_timeout_ms: int,
-    group_id: str | None = None,
-) -> EventConsumer:
-    handle = handler(service)
-    return EventConsumer(
-        name=CONSUMER,
-        topics=topics,
-        group_id=group_id,
-        handlers=dict.fromkeys(EMAIL_EVENTS.keys() | WEBHOOK_EVENTS, handle),
-        sessions=sessions,
-        inbox=inbox,
-        bootstrap_servers=bootstrap_servers,
-        dead_letters=dead_letters,
-        max_attempts=max_attempts,
-        session_timeout_ms=session_timeout_ms,
-    )
+def handlers(service: NotificationService) -> dict[str, Handler]:
+    """The consumer's handlers: every event type that calls for an e-mail or a webhook delivery,
+    each handled by `handler(service)`."""
+    return dict.fromkeys(EMAIL_EVENTS.keys() | WEBHOOK_EVENTS, handler(service))
 
 
 # Make sure every payload a webhook may carry is in the descriptor pool.
