@@ -63,6 +63,10 @@ class SeedResult:
 
 @dataclass(kw_only=True, eq=False, slots=True)
 class CatalogService:
+    """Products, categories and stock levels. Writes are for administrators, commit their events
+    through the outbox in the same transaction, and then invalidate the read cache; product pages
+    come from `listing`."""
+
     sessions: async_sessionmaker[AsyncSession]
     outbox: Outbox
     cache: CatalogCache

@@ -57,6 +57,9 @@ class CreatedWebhook:
 
 @dataclass(kw_only=True, eq=False, slots=True)
 class WebhookSubscriptions:
+    """Webhooks and their deliveries, for administrators: a new webhook's URL must pass
+    `url_policy`, and its signing secret is stored sealed by `secret_box`."""
+
     sessions: async_sessionmaker[AsyncSession]
     url_policy: UrlPolicy
     secret_box: SecretBox = field(repr=False)
