@@ -6,7 +6,7 @@ import hashlib
 import logging
 import unicodedata
 import uuid
-from dataclasses import dataclass
+from dataclasses import InitVar, dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import redis.asyncio as aioredis
@@ -142,28 +142,20 @@ class LoginThrottle:
             log.warning("login throttle unavailable: %s", exc)
 
 
+@dataclass(kw_only=True, eq=False, slots=True)
 class AccountService:
-    def __init__(
-        self,
-        *,
-        sessions: async_sessionmaker[AsyncSession],
-        outbox: Outbox,
-        hasher: PasswordHasher,
-        issuer: TokenIssuer,
-        signing_keys: list[SigningKey],
-        throttle: LoginThrottle,
-        denylist: TokenDenylist,
-        refresh_token_ttl: int,
-        cursor_secret: str,
-    ) -> None:
-        self.sessions = sessions
-        self.outbox = outbox
-        self.hasher = hasher
-        self.issuer = issuer
-        self.signing_keys = signing_keys
-        self.throttle = throttle
-        self.denylist = denylist
-        self.refresh_token_ttl = refresh_token_ttl
+    sessions: async_sessionmaker[AsyncSession]
+    outbox: Outbox
+    hasher: PasswordHasher
+    issuer: TokenIssuer
+    signing_keys: list[SigningKey] = field(repr=False)
+    throttle: LoginThrottle
+    denylist: TokenDenylist
+    refresh_token_ttl: int
+    cursor_secret: InitVar[str]
+    cursors: CursorCodec = field(init=False, repr=False)
+
+    def __post_init__(self, cursor_secret: str) -> None:
         self.cursors = CursorCodec(cursor_secret, purpose="accounts")
 
     # -- sessions ---------------------------------------------------------------------------

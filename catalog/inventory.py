@@ -6,6 +6,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -73,6 +74,7 @@ async def record_stock_change(
         )
 
 
+@dataclass(kw_only=True, eq=False, slots=True)
 class Inventory:
     """Stock reservations for the order saga: all-or-nothing per order, never below zero.
 
@@ -84,21 +86,13 @@ class Inventory:
     # The INT columns and the int32 quantities of the commands and answers.
     MAX_QUANTITY = 2**31 - 1
 
-    def __init__(
-        self,
-        *,
-        sessions: async_sessionmaker[AsyncSession],
-        outbox: Outbox,
-        cache: CatalogCache,
-        reservation_ttl: int,
-        sweeper_batch_size: int = 100,
-    ) -> None:
-        self.sessions = sessions
-        self.outbox = outbox
-        self.cache = cache
-        self.reservation_ttl = reservation_ttl
-        self.sweeper_batch_size = sweeper_batch_size
-        self.expired_total = 0
+    sessions: async_sessionmaker[AsyncSession]
+    outbox: Outbox
+    cache: CatalogCache
+    reservation_ttl: int
+    sweeper_batch_size: int = 100
+    # What operators (and metrics) read.
+    expired_total: int = field(default=0, init=False)
 
     async def reserve(
         self, session: AsyncSession, *, order_id: str, lines: Sequence[Line], cause: Cause

@@ -167,23 +167,15 @@ def _decode_value(value: Any, kind: str) -> Any:
     raise ValueError(f"not a {kind}")
 
 
+@dataclass(kw_only=True, eq=False, slots=True)
 class ProductListing:
     """Pages of products for a filter and a sort, or for a search query; cached, and resumable."""
 
-    def __init__(
-        self,
-        *,
-        sessions: async_sessionmaker[AsyncSession],
-        cache: CatalogCache,
-        cursors: CursorCodec,
-        currency: str,
-        search_similarity_threshold: float,
-    ) -> None:
-        self.sessions = sessions
-        self.cache = cache
-        self.cursors = cursors
-        self.currency = currency
-        self.search_similarity_threshold = search_similarity_threshold
+    sessions: async_sessionmaker[AsyncSession]
+    cache: CatalogCache
+    cursors: CursorCodec
+    currency: str
+    search_similarity_threshold: float
 
     async def page(
         self,

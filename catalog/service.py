@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import InitVar, dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -61,28 +61,27 @@ class SeedResult:
     products: int
 
 
+@dataclass(kw_only=True, eq=False, slots=True)
 class CatalogService:
-    def __init__(
-        self,
-        *,
-        sessions: async_sessionmaker[AsyncSession],
-        outbox: Outbox,
-        cache: CatalogCache,
-        cursor_secret: str,
-        currency: str,
-        low_stock_threshold: int,
-        search_similarity_threshold: float,
-    ) -> None:
-        self.sessions = sessions
-        self.outbox = outbox
-        self.cache = cache
-        self.currency = currency
-        self.low_stock_threshold = low_stock_threshold
+    """Products, categories and stock levels. Writes are for administrators, commit their events
+    through the outbox in the same transaction, and then invalidate the read cache; product pages
+    come from `listing`."""
+
+    sessions: async_sessionmaker[AsyncSession]
+    outbox: Outbox
+    cache: CatalogCache
+    currency: str
+    low_stock_threshold: int
+    cursor_secret: InitVar[str]
+    search_similarity_threshold: InitVar[float]
+    listing: ProductListing = field(init=False, repr=False)
+
+    def __post_init__(self, cursor_secret: str, search_similarity_threshold: float) -> None:
         self.listing = ProductListing(
-            sessions=sessions,
-            cache=cache,
+            sessions=self.sessions,
+            cache=self.cache,
             cursors=CursorCodec(cursor_secret, purpose="products", max_length=2048),
-            currency=currency,
+            currency=self.currency,
             search_similarity_threshold=search_similarity_threshold,
         )
 

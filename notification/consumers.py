@@ -251,9 +251,9 @@ def handler(service: NotificationService) -> Handler:
 
 
 def handlers(service: NotificationService) -> dict[str, Handler]:
-    """One handler for every event that makes an e-mail or a webhook delivery."""
-    handle = handler(service)
-    return dict.fromkeys(EMAIL_EVENTS.keys() | WEBHOOK_EVENTS, handle)
+    """The consumer's handlers: every event type that calls for an e-mail or a webhook delivery,
+    each handled by `handler(service)`."""
+    return dict.fromkeys(EMAIL_EVENTS.keys() | WEBHOOK_EVENTS, handler(service))
 
 
 # Make sure every payload a webhook may carry is in the descriptor pool.

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import random
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TypeVar
 
@@ -62,13 +62,19 @@ async def claim(
         return list(rows.all())
 
 
+@dataclass(kw_only=True, eq=False)
 class DeliveryLoop(ABC):
     """Delivers due rows a batch at a time, at once while whole batches come due; otherwise waits
-    for newly recorded work (`wake`) or the poll interval, whichever comes first."""
+    for newly recorded work (`wake`) or the poll interval, whichever comes first.
 
-    def __init__(self, *, batch_size: int) -> None:
-        self.batch_size = batch_size
-        self._wakeup = asyncio.Event()
+    Rows are claimed `batch_size` at a time for a `lease`; a failed attempt is due again after
+    `backoff`."""
+
+    sessions: async_sessionmaker[AsyncSession]
+    backoff: Backoff
+    batch_size: int
+    lease: timedelta
+    _wakeup: asyncio.Event = field(default_factory=asyncio.Event, init=False, repr=False)
 
     def wake(self) -> None:
         """New rows were recorded: look for due ones now rather than at the next poll."""

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 from jinja2 import TemplateError
 from sqlalchemy import Table, func, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from notification.delivery import Backoff, DeliveryLoop, claim
+from notification.delivery import DeliveryLoop, claim
 from notification.mailer import Mailer, SendError
 from notification.models import FAILED, PENDING, SENT, Notification
 from notification.peers import AccountDirectory, Recipient
@@ -46,33 +46,20 @@ class _MailOutcome:
     subject: str = ""
 
 
+@dataclass(kw_only=True, eq=False)
 class MailLoop(DeliveryLoop):
-    def __init__(
-        self,
-        *,
-        sessions: async_sessionmaker[AsyncSession],
-        outbox: Table,
-        renderer: TemplateRenderer,
-        mailer: Mailer,
-        directory: AccountDirectory,
-        backoff: Backoff,
-        batch_size: int,
-        lease: timedelta,
-    ) -> None:
-        super().__init__(batch_size=batch_size)
-        self.sessions = sessions
-        self.outbox = outbox
-        self.renderer = renderer
-        self.mailer = mailer
-        self.directory = directory
-        self.backoff = backoff
-        self.lease = lease
-        # Mail servers limit connections per client.
-        self._smtp_connections = asyncio.Semaphore(SMTP_CONNECTIONS)
-        # What operators (and metrics) read.
-        self.sent_total = 0
-        self.failed_total = 0
-        self.dead_lettered_total = 0
+    outbox: Table
+    renderer: TemplateRenderer
+    mailer: Mailer
+    directory: AccountDirectory
+    # Mail servers limit connections per client.
+    _smtp_connections: asyncio.Semaphore = field(
+        default_factory=lambda: asyncio.Semaphore(SMTP_CONNECTIONS), init=False, repr=False
+    )
+    # What operators (and metrics) read.
+    sent_total: int = field(default=0, init=False)
+    failed_total: int = field(default=0, init=False)
+    dead_lettered_total: int = field(default=0, init=False)
 
     async def deliver(self) -> int:
         """Send the e-mails that are due; returns how many were attempted."""

@@ -7,7 +7,7 @@ import logging
 import secrets
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import InitVar, dataclass, field
 
 from sqlalchemy import func, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -55,18 +55,18 @@ class CreatedWebhook:
     secret: str
 
 
+@dataclass(kw_only=True, eq=False, slots=True)
 class WebhookSubscriptions:
-    def __init__(
-        self,
-        *,
-        sessions: async_sessionmaker[AsyncSession],
-        url_policy: UrlPolicy,
-        secret_box: SecretBox,
-        cursor_secret: str,
-    ) -> None:
-        self.sessions = sessions
-        self.url_policy = url_policy
-        self.secret_box = secret_box
+    """Webhooks and their deliveries, for administrators: a new webhook's URL must pass
+    `url_policy`, and its signing secret is stored sealed by `secret_box`."""
+
+    sessions: async_sessionmaker[AsyncSession]
+    url_policy: UrlPolicy
+    secret_box: SecretBox = field(repr=False)
+    cursor_secret: InitVar[str]
+    delivery_cursors: CursorCodec = field(init=False, repr=False)
+
+    def __post_init__(self, cursor_secret: str) -> None:
         self.delivery_cursors = CursorCodec(cursor_secret, purpose="webhook-deliveries")
 
     async def create_webhook(

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import func, select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from notification.delivery import Backoff, DeliveryLoop, claim
+from notification.delivery import DeliveryLoop, claim
 from notification.models import CANCELLED, DELIVERED, FAILED, PENDING, Webhook, WebhookDelivery
 from notification.webhooks import SecretBox, WebhookSender
 from servicekit.db import transaction
@@ -23,26 +23,13 @@ from servicekit.metrics import NOTIFICATIONS_FAILED, NOTIFICATIONS_SENT
 log = logging.getLogger(__name__)
 
 
+@dataclass(kw_only=True, eq=False)
 class WebhookLoop(DeliveryLoop):
-    def __init__(
-        self,
-        *,
-        sessions: async_sessionmaker[AsyncSession],
-        sender: WebhookSender,
-        secret_box: SecretBox,
-        backoff: Backoff,
-        batch_size: int,
-        lease: timedelta,
-    ) -> None:
-        super().__init__(batch_size=batch_size)
-        self.sessions = sessions
-        self.sender = sender
-        self.secret_box = secret_box
-        self.backoff = backoff
-        self.lease = lease
-        # What operators (and metrics) read.
-        self.delivered_total = 0
-        self.failed_total = 0
+    sender: WebhookSender
+    secret_box: SecretBox = field(repr=False)
+    # What operators (and metrics) read.
+    delivered_total: int = field(default=0, init=False)
+    failed_total: int = field(default=0, init=False)
 
     async def deliver(self) -> int:
         """Attempt the webhook deliveries that are due; returns how many were attempted."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import select, update
@@ -51,19 +52,12 @@ def set_saga(order: Order, saga: domain.Saga) -> None:
         order.payment_token = None
 
 
+@dataclass(kw_only=True, eq=False, slots=True)
 class Saga:
-    def __init__(
-        self,
-        *,
-        sessions: async_sessionmaker[AsyncSession],
-        outbox: Outbox,
-        policy: domain.Policy,
-        tick_batch: int = 100,
-    ) -> None:
-        self.sessions = sessions
-        self.outbox = outbox
-        self.policy = policy
-        self.tick_batch = tick_batch
+    sessions: async_sessionmaker[AsyncSession]
+    outbox: Outbox
+    policy: domain.Policy
+    tick_batch: int = 100
 
     async def start(self, session: AsyncSession, order: Order, now: datetime) -> None:
         """Add a new order in the session, with its `created` fact and the saga's first command."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
@@ -42,13 +43,11 @@ from servicekit.text import has_control_characters
 log = logging.getLogger(__name__)
 
 
+@dataclass(kw_only=True, eq=False, slots=True)
 class SagaCommands:
-    def __init__(
-        self, *, sessions: async_sessionmaker[AsyncSession], outbox: Outbox, provider: GuardedProvider
-    ) -> None:
-        self.sessions = sessions
-        self.outbox = outbox
-        self.provider = provider
+    sessions: async_sessionmaker[AsyncSession]
+    outbox: Outbox
+    provider: GuardedProvider
 
     async def authorize_order(
         self,

@@ -15,7 +15,7 @@ import random
 import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -272,6 +272,7 @@ def _is_provider_fault(exc: BaseException) -> bool:
     return not isinstance(exc, Declined)
 
 
+@dataclass(eq=False, slots=True)
 class GuardedProvider:
     """Runs every provider call through a circuit breaker, a timeout and retries.
 
@@ -281,22 +282,13 @@ class GuardedProvider:
     declines and an open breaker are not retried.
     """
 
-    def __init__(
-        self,
-        provider: PaymentProvider,
-        *,
-        timeout: float,
-        attempts: int,
-        backoff_base: float,
-        backoff_max: float,
-        breaker: CircuitBreaker,
-    ) -> None:
-        self.provider = provider
-        self.timeout = timeout
-        self.attempts = attempts
-        self.backoff_base = backoff_base
-        self.backoff_max = backoff_max
-        self.breaker = breaker
+    provider: PaymentProvider
+    _: KW_ONLY
+    timeout: float
+    attempts: int
+    backoff_base: float
+    backoff_max: float
+    breaker: CircuitBreaker
 
     @classmethod
     def create(
