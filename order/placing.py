@@ -92,23 +92,16 @@ class _MergedLine:
     quantity: int
 
 
+@dataclass(kw_only=True, slots=True, eq=False)
 class Placement:
-    def __init__(
-        self,
-        *,
-        sessions: async_sessionmaker[AsyncSession],
-        saga: Saga,
-        catalog: ProductSource,
-        payments: PaymentTokens,
-        max_lines: int = 50,
-        max_quantity: int = 1000,
-    ) -> None:
-        self.sessions = sessions
-        self.saga = saga
-        self.catalog = catalog
-        self.payments = payments
-        self.max_lines = max_lines
-        self.max_quantity = max_quantity
+    """Places orders: checks the request, prices it from the catalog, and starts its saga."""
+
+    sessions: async_sessionmaker[AsyncSession]
+    saga: Saga
+    catalog: ProductSource
+    payments: PaymentTokens
+    max_lines: int = 50
+    max_quantity: int = 1000
 
     async def create_order(self, caller: Caller | None, request: PlaceOrder) -> Placed:
         caller = require_caller(caller)

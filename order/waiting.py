@@ -47,6 +47,8 @@ class SettledOrders:
             make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
         )
         self._waiters: dict[str, set[asyncio.Event]] = {}
+        # Waits that ran out of time before their order settled, or before a notice woke them.
+        self.ran_out = 0
 
     @property
     def waiting(self) -> int:
@@ -59,15 +61,19 @@ class SettledOrders:
         """The order (as `read` returns it) once it is CONFIRMED or CANCELLED, or as it is after
         `seconds`; never waits much longer than `seconds` plus one read."""
         deadline = time.monotonic() + seconds
+        timed_out = False
         with self._watch(str(order_id)) as woken:
             while True:
                 woken.clear()
                 order = await read()
                 remaining = deadline - time.monotonic()
                 if order.status in SETTLED or remaining <= 0:
+                    self.ran_out += timed_out
                     return order
-                with contextlib.suppress(TimeoutError):
+                try:
                     await asyncio.wait_for(woken.wait(), remaining)
+                except TimeoutError:
+                    timed_out = True
 
     @contextlib.contextmanager
     def _watch(self, order_id: str) -> Iterator[asyncio.Event]:

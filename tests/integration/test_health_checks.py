@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import AsyncIterator
 
 import grpc
@@ -68,15 +67,14 @@ async def test_a_database_that_never_answers_is_not_serving_within_the_probe_tim
     silent_port = listener.sockets[0].getsockname()[1]
     try:
         async for port in serve_with_database(f"postgresql://nobody@127.0.0.1:{silent_port}/nothing"):
-            started = time.monotonic()
-            status = await check(port, DATABASE_CHECK)
-            elapsed = time.monotonic() - started
+            # A check that waited on the silent database for ever would end the test here.
+            async with asyncio.timeout(PROBE_TIMEOUT * 10):
+                status = await check(port, DATABASE_CHECK)
     finally:
         for writer in accepted:
             writer.close()
         listener.close()
     assert status == NOT_SERVING
-    assert PROBE_TIMEOUT <= elapsed < PROBE_TIMEOUT + 3
 
 
 async def test_health_checks_leave_no_access_line_while_other_rpcs_do(account, caplog):
