@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ecommerce_cli import ALL_SERVICES
+from ecommerce_cli import ALL_SERVICES, parse_replicas
 
 # Each command imports what it needs when it runs, so that `ecommerce --help` answers at once.
 if TYPE_CHECKING:
@@ -364,16 +364,6 @@ def _command(
     )
 
 
-MAX_REPLICAS = 8
-
-
-def _replicas(text: str) -> int:
-    """`--replicas`: a whole number from 1 to MAX_REPLICAS."""
-    if not text.strip().isdigit() or not 1 <= int(text) <= MAX_REPLICAS:
-        raise argparse.ArgumentTypeError(f"must be a whole number from 1 to {MAX_REPLICAS}")
-    return int(text)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ecommerce",
@@ -399,7 +389,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dev.add_argument(
         "--replicas",
-        type=_replicas,
+        type=parse_replicas,
         default=1,
         metavar="N",
         help="processes of each service (1 to 8), the further ones on their port plus 10, 20 ...; "

@@ -20,7 +20,7 @@ import time
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import grpc
 import httpx
@@ -113,6 +113,23 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def free_ports(replicas: int = 1) -> dict[str, Any]:
+    """`Platform` keyword arguments placing every process, each replica included, on a free port."""
+    grpc = {
+        name: [free_port() for _ in range(replicas if name != "gateway" else 1)] for name in DEFAULT_PORTS
+    }
+    metrics = {
+        name: [free_port() for _ in range(replicas if name != "gateway" else 1)] for name in DEFAULT_PORTS
+    }
+    return {
+        "ports": {name: ports[0] for name, ports in grpc.items()},
+        "metrics_ports": {name: ports[0] for name, ports in metrics.items()},
+        "replica_ports": {name: ports for name, ports in grpc.items() if name != "gateway"},
+        "replica_metrics_ports": {name: ports for name, ports in metrics.items() if name != "gateway"},
+        "replicas": replicas,
+    }
 
 
 def port_in_use(port: int, host: str = "127.0.0.1") -> bool:

@@ -57,7 +57,7 @@ def grpc_target(address: str) -> str:
 
 def _split_host_port(address: str) -> tuple[str, int]:
     host, sep, port = address.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) <= 65535:
+    if not sep or not host or not (port.isascii() and port.isdigit()) or not 0 < int(port) <= 65535:
         raise ValueError(f"{address!r} is not host:port with a port from 1 to 65535")
     return host, int(port)
 

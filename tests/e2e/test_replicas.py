@@ -11,7 +11,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from ecommerce_cli.stack import ALL_SERVICES, Platform, available_services, free_port, prepare
+from ecommerce_cli.stack import ALL_SERVICES, Platform, available_services, free_ports, prepare
 from tests.e2e.conftest import Gateway
 from tests.e2e.test_account_graphql import admin_session, sign_up
 from tests.e2e.test_catalog_graphql import new_category, new_product
@@ -27,16 +27,10 @@ ORDERS = 6
 async def replicated(infra, data_dir: Path) -> AsyncIterator[Gateway]:
     services = available_services()
     await prepare(infra, services)
-    replica_ports = {s: [free_port() for _ in range(REPLICAS)] for s in ALL_SERVICES}
-    replica_metrics = {s: [free_port() for _ in range(REPLICAS)] for s in ALL_SERVICES}
     stack = Platform(
         infra,
         services,
-        ports={"gateway": free_port()} | {s: ports[0] for s, ports in replica_ports.items()},
-        metrics_ports={"gateway": free_port()} | {s: ports[0] for s, ports in replica_metrics.items()},
-        replicas=REPLICAS,
-        replica_ports=replica_ports,
-        replica_metrics_ports=replica_metrics,
+        **free_ports(REPLICAS),
         log_dir=data_dir / "logs-replicas",
         extra_env={
             "ACCOUNT_BCRYPT_ROUNDS": "4",

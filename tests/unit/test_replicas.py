@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from ecommerce_cli.main import _replicas
+from ecommerce_cli import parse_replicas
 from ecommerce_cli.stack import Infrastructure, Platform
 from servicekit.grpc_server import create_server, server_connection_age_options
 from servicekit.runtime import CHANNEL_OPTIONS, insecure_channel
@@ -40,6 +40,7 @@ def test_a_peer_address_becomes_a_target_over_every_listed_process(address: str,
         "catalog:0",
         "catalog:65536",
         "catalog:http",
+        "catalog:5005\u00b2",
         "127.0.0.1:50052,",
         ",127.0.0.1:50052",
         "catalog-1:50051,catalog-2:50051",
@@ -153,7 +154,7 @@ def test_a_platform_without_a_replica_is_refused(tmp_path: Path, replicas: int):
         Platform(Infrastructure(tmp_path), ["catalog"], replicas=replicas)
 
 
-@pytest.mark.parametrize("text", ["0", "9", "-1", "two", "", "1.5", "99999999999999999999"])
+@pytest.mark.parametrize("text", ["0", "9", "-1", "two", "", "1.5", "\u00b2", "99999999999999999999"])
 def test_replicas_option_refuses_what_is_not_1_to_8(text: str):
     with pytest.raises(argparse.ArgumentTypeError):
-        _replicas(text)
+        parse_replicas(text)
