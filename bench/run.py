@@ -180,6 +180,7 @@ class Bench:
                 await self._broker()
             for scenario in self.config.scenarios:
                 await self._scenario(scenario)
+            await self._rpcs_per_process()
         except Exception as exc:
             log.exception("the benchmark stopped")
             self.results["failures"].append(f"run: {exc}")
@@ -254,6 +255,21 @@ class Bench:
             shutil.rmtree(self.data_dir, ignore_errors=True)
         elif self.data_dir.exists():
             log.warning("data and logs kept in %s", self.data_dir)
+
+    async def _rpcs_per_process(self) -> None:
+        """RPCs each service process answered over the whole run: with replicas, each one's share."""
+        platform = self.platform
+        assert platform is not None
+        ports = {
+            name: platform.metrics_port(name)
+            for service in platform.services
+            for name in platform.process_names(service)
+        }
+        try:
+            self.results["rpcs_per_process"] = await measure.process_rpcs(ports)
+        except Exception as exc:
+            log.exception("reading the processes' RPC counts failed")
+            self.results["failures"].append(f"RPCs per process: {exc}")
 
     # -- process groups --------------------------------------------------------------------------------
 
