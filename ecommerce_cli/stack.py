@@ -271,7 +271,7 @@ class Platform:
         # A partition goes to one consumer of a group: replicas beyond the partition count would idle.
         partitions = env.get("KAFKA_TOPIC_PARTITIONS", "")
         env["KAFKA_TOPIC_PARTITIONS"] = str(
-            max(int(partitions) if partitions.isdigit() else 3, self.replicas)
+            max(int(partitions) if partitions.isascii() and partitions.isdigit() else 3, self.replicas)
         )
         if self.infra.mailbox is not None:
             env["NOTIFICATION_SMTP_HOST"] = self.infra.mailbox.host
