@@ -143,11 +143,12 @@ class ServiceSettings(PlatformSettings):
     grpc_port: int = Field(0, ge=0, le=65535)
     metrics_port: int = Field(0, ge=0, le=65535)
     grpc_shutdown_grace: float = Field(5.0, ge=0)
-    grpc_max_connection_age: float = Field(
-        30.0,
+    grpc_max_connection_age: float | None = Field(
+        None,
         gt=0,
         description="Seconds after which the server asks a client to reconnect (GOAWAY), so that "
-        "clients re-resolve their target and spread calls over replicas started since.",
+        "clients resolve their target again and spread calls over replicas started since (a DNS "
+        "target, as in Kubernetes). Unset (unbounded) by default: a list of addresses never changes.",
     )
     grpc_max_connection_age_grace: float = Field(
         15.0,

@@ -235,6 +235,10 @@ def test_every_grpc_service_is_headless_and_every_peer_resolves_all_its_pods(ove
         assert addresses == {
             f"{s.upper()}_ADDR": f"dns:///{s}.{namespace}.svc.cluster.local:50051" for s in SERVICES
         }
+        # Servers end connections, so clients resolve the name again and find the pods added since.
+        assert {
+            s: config(overlays[overlay]).get(f"{s.upper()}_GRPC_MAX_CONNECTION_AGE") for s in SERVICES
+        } == (dict.fromkeys(SERVICES, "60"))
 
 
 def test_autoscalers_exist_for_gateway_catalog_and_order(overlays):
