@@ -17,7 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psutil
+from prometheus_client.parser import text_string_to_metric_families
 
 from servicekit.machine import cores
 
@@ -415,3 +417,30 @@ def is_python(pid: int) -> bool:
     with contextlib.suppress(psutil.Error):
         return "python" in Path(psutil.Process(pid).exe()).name
     return False
+
+
+HEALTH_SERVICE = "grpc.health.v1.Health"
+
+
+def rpcs_by_service(metrics_text: str) -> dict[str, int]:
+    """The RPCs a process answered, by gRPC service, from its Prometheus text (`grpc_server_handled_total`);
+    health checks are left out: they are the platform's, not the load's."""
+    counts: dict[str, float] = {}
+    for family in text_string_to_metric_families(metrics_text):
+        for sample in family.samples:
+            service = sample.labels.get("grpc_service", "")
+            if sample.name == "grpc_server_handled_total" and service != HEALTH_SERVICE:
+                counts[service] = counts.get(service, 0.0) + sample.value
+    return {service: round(count) for service, count in sorted(counts.items())}
+
+
+async def process_rpcs(metrics_ports: dict[str, int]) -> dict[str, dict[str, int]]:
+    """`rpcs_by_service` of each process, read from its metrics port ({process: port})."""
+    async with httpx.AsyncClient(timeout=5) as client:
+        responses = await asyncio.gather(
+            *(client.get(f"http://127.0.0.1:{port}/metrics") for port in metrics_ports.values())
+        )
+    return {
+        name: rpcs_by_service(response.raise_for_status().text)
+        for name, response in zip(metrics_ports, responses, strict=True)
+    }

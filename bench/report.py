@@ -75,6 +75,19 @@ SUMMARY_HEADER = [
 ]
 
 
+def rpc_rows(rpcs: dict[str, dict[str, int]]) -> list[list[str]]:
+    """One row per process and gRPC service: its RPCs and its share of that service's RPCs."""
+    totals: dict[str, int] = {}
+    for by_service in rpcs.values():
+        for service, count in by_service.items():
+            totals[service] = totals.get(service, 0) + count
+    return [
+        [process, service, _n(count), f"{100 * count / totals[service]:.0f}%" if totals[service] else "-"]
+        for process, by_service in rpcs.items()
+        for service, count in by_service.items()
+    ]
+
+
 def markdown(results: dict[str, Any]) -> str:
     machine = results.get("machine", {})
     config = results.get("config", {})
@@ -304,6 +317,16 @@ def markdown(results: dict[str, Any]) -> str:
                 f"- {s} at {v} VUs, {name}: " + (f"[{file}]({file})" if file.endswith(".svg") else file)
                 for s, v, name, file in profiles
             )
+        )
+    if results.get("rpcs_per_process"):
+        parts.append("## RPCs per process")
+        parts.append(
+            f"Each service ran as {results.get('replicas', 1)} process(es); the RPCs each one answered "
+            "over the whole run (its own `grpc_server_handled_total`, health checks left out), and its "
+            "share of its service's."
+        )
+        parts.append(
+            _table(["process", "gRPC service", "RPCs", "share"], rpc_rows(results["rpcs_per_process"]))
         )
     if results.get("charts"):
         parts.append("## Charts")

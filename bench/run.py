@@ -36,13 +36,14 @@ import psutil
 
 from bench import measure, report
 from bench.seed import plain_dsn, register_shoppers, seed_catalog
+from ecommerce_cli import parse_replicas
 from ecommerce_cli.stack import (
-    DEFAULT_PORTS,
     Infrastructure,
     Platform,
     available_services,
     cancelled_on_signals,
     free_port,
+    free_ports,
     prepare,
 )
 from servicekit.security import load_or_create_signing_key
@@ -89,6 +90,8 @@ class Config:
     bcrypt_rounds: int = 12
     # Off only to iterate on one scenario quickly (profiling): the report then has no ratios.
     baselines: bool = True
+    # Processes of each service (`--replicas`); calls are spread over them.
+    replicas: int = 1
 
     @classmethod
     def smoke_mode(cls) -> Config:
@@ -177,6 +180,7 @@ class Bench:
                 await self._broker()
             for scenario in self.config.scenarios:
                 await self._scenario(scenario)
+            await self._rpcs_per_process()
         except Exception as exc:
             log.exception("the benchmark stopped")
             self.results["failures"].append(f"run: {exc}")
@@ -199,18 +203,18 @@ class Bench:
         log.info("starting PostgreSQL, Redis, the broker (data in %s)", self.data_dir)
         # Always the embedded servers: the bench must not load 100,000 products into someone's database.
         self.infra = await asyncio.to_thread(Infrastructure(self.data_dir, environ={}).start)
-        await prepare(self.infra, services)
+        await prepare(self.infra, services, partitions=max(3, config.replicas))
         self.results["machine"]["postgres"] = await _postgres_version(self.infra.database_url("account"))
         log.info("seeding %d products", config.products)
         catalog = await seed_catalog(self.infra.database_url("catalog"), config.products)
         self.results["seed"] = {"products": catalog.count, "seconds": round(catalog.seconds, 1)}
-        ports = {name: free_port() for name in DEFAULT_PORTS}
-        metrics = {name: free_port() for name in DEFAULT_PORTS}
+        placement = free_ports(config.replicas)
+        ports = placement["ports"]
+        self.results["replicas"] = config.replicas
         self.platform = Platform(
             self.infra,
             services,
-            ports=ports,
-            metrics_ports=metrics,
+            **placement,
             extra_env=settings,
             log_dir=self.data_dir / "logs",
         )
@@ -251,6 +255,21 @@ class Bench:
             shutil.rmtree(self.data_dir, ignore_errors=True)
         elif self.data_dir.exists():
             log.warning("data and logs kept in %s", self.data_dir)
+
+    async def _rpcs_per_process(self) -> None:
+        """RPCs each service process answered over the whole run: with replicas, each one's share."""
+        platform = self.platform
+        assert platform is not None
+        ports = {
+            name: platform.metrics_port(name)
+            for service in platform.services
+            for name in platform.process_names(service)
+        }
+        try:
+            self.results["rpcs_per_process"] = await measure.process_rpcs(ports)
+        except Exception as exc:
+            log.exception("reading the processes' RPC counts failed")
+            self.results["failures"].append(f"RPCs per process: {exc}")
 
     # -- process groups --------------------------------------------------------------------------------
 
@@ -584,6 +603,13 @@ def parse_args(argv: list[str] | None = None) -> Config:
         help="py-spy flame graphs of the busiest processes during this scenario's top level "
         "(repeatable; 'all' for every scenario); alone, it runs only the profiled scenarios",
     )
+    parser.add_argument(
+        "--replicas",
+        type=parse_replicas,
+        default=1,
+        metavar="N",
+        help="processes of each service (1 to 8; default 1); calls are spread over all of them",
+    )
     parser.add_argument("--results-dir", type=Path, help="where <date>/ is written (default bench/results)")
     parser.add_argument("--keep-data", action="store_true", help="keep the data directory and the logs")
     parser.add_argument(
@@ -617,6 +643,7 @@ def parse_args(argv: list[str] | None = None) -> Config:
         if value is not None:
             setattr(config, name, value)
     config.keep_data = args.keep_data
+    config.replicas = args.replicas
     config.baselines = not args.no_baselines
     config.update_docs = args.update_docs
     return config

@@ -45,13 +45,14 @@ from chaos.faults import FAULTS, Fault, dead_lettered
 from chaos.ledger import Ledger
 from chaos.proxy import FaultProxy
 from chaos.shop import OrderLoad, Shop, open_shop
+from ecommerce_cli import parse_replicas
 from ecommerce_cli.stack import (
-    DEFAULT_PORTS,
     Infrastructure,
     Platform,
     available_services,
     cancelled_on_signals,
     free_port,
+    free_ports,
     prepare,
 )
 from servicekit.security import load_or_create_signing_key
@@ -79,6 +80,7 @@ class Config:
     results_dir: Path = RESULTS_DIR
     keep_data: bool = False
     update_docs: bool = False
+    replicas: int = 1  # processes of each service
 
     @classmethod
     def short_mode(cls) -> Config:
@@ -184,8 +186,9 @@ class Chaos:
         self.proxies["broker"] = await FaultProxy(
             "127.0.0.1", self.infra.broker.port, port=broker_port, name="broker link"
         ).start()
-        await prepare(self.infra, services)
-        ports = {name: free_port() for name in DEFAULT_PORTS}
+        await prepare(self.infra, services, partitions=max(3, self.config.replicas))
+        placement = free_ports(self.config.replicas)
+        ports = placement["ports"]
         self.proxies["payment"] = await FaultProxy(
             "127.0.0.1", ports["payment"], name="order-payment link"
         ).start()
@@ -194,8 +197,7 @@ class Chaos:
         self.platform = Platform(
             self.infra,
             services,
-            ports=ports,
-            metrics_ports={name: free_port() for name in DEFAULT_PORTS},
+            **placement,
             extra_env={
                 "ECOMMERCE_ENV": "production",
                 "ACCOUNT_JWT_PRIVATE_KEY_FILE": str(key_file),
@@ -371,6 +373,14 @@ def parse_args(argv: list[str] | None = None) -> Config:
     parser.add_argument("--faults", help="comma-separated fault names (default: all); see --list")
     parser.add_argument("--list", action="store_true", help="list the faults and exit")
     parser.add_argument("--rate", type=float, help="orders per second")
+    parser.add_argument(
+        "--replicas",
+        type=parse_replicas,
+        default=1,
+        metavar="N",
+        help="processes of each service (1 to 8); faults hit the first one, and order reaches\n"
+        "payment through the fault proxy in front of payment's first process only",
+    )
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
     parser.add_argument("--keep-data", action="store_true", help="keep the data directory and logs")
     parser.add_argument("--update-docs", action="store_true", help="put the table into docs/reliability.md")
@@ -390,6 +400,7 @@ def parse_args(argv: list[str] | None = None) -> Config:
         config.rate = args.rate
     config.results_dir = args.results_dir
     config.keep_data = args.keep_data
+    config.replicas = args.replicas
     config.update_docs = args.update_docs
     return config
 

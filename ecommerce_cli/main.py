@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ecommerce_cli import ALL_SERVICES
+from ecommerce_cli import ALL_SERVICES, parse_replicas
 
 # Each command imports what it needs when it runs, so that `ecommerce --help` answers at once.
 if TYPE_CHECKING:
@@ -69,10 +69,10 @@ def cmd_dev(args: argparse.Namespace) -> None:
     configure_logging("ecommerce-dev", fmt="console")
     data_dir = _data_dir()
     with _single_instance(data_dir):
-        asyncio.run(_dev(data_dir, reload=args.reload))
+        asyncio.run(_dev(data_dir, reload=args.reload, replicas=args.replicas))
 
 
-async def _dev(data_dir: Path, *, reload: bool = False) -> None:
+async def _dev(data_dir: Path, *, reload: bool = False, replicas: int = 1) -> None:
     from ecommerce_cli.stack import (
         Infrastructure,
         Platform,
@@ -85,14 +85,20 @@ async def _dev(data_dir: Path, *, reload: bool = False) -> None:
     services = available_services()
     print(f"Starting PostgreSQL, Redis and the broker (data in {data_dir}) ...", flush=True)
     infra = Infrastructure(data_dir).start()
-    platform = Platform(infra, services, ports=configured_ports(), metrics_ports=configured_metrics_ports())
+    platform = Platform(
+        infra,
+        services,
+        ports=configured_ports(),
+        metrics_ports=configured_metrics_ports(),
+        replicas=replicas,
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
         print("Creating databases, running migrations, creating topics ...", flush=True)
-        await prepare(infra, services)
+        await prepare(infra, services, partitions=max(3, replicas))
         (data_dir / STATE_FILE).write_text(
             json.dumps({s: infra.database_url(s) for s in services} | {"redis_url": infra.redis_url})
         )
@@ -104,7 +110,7 @@ async def _dev(data_dir: Path, *, reload: bool = False) -> None:
         print(
             "\nThe platform is running.\n"
             f"  GraphiQL        {gateway}\n"
-            + "".join(f"  {s:<15} grpc://127.0.0.1:{platform.ports[s]}\n" for s in services)
+            + "".join(f"  {s:<15} {platform.service_target(s)}\n" for s in services)
             + f"  PostgreSQL      {infra.postgres_url}\n"
             f"  Redis           {infra.redis_url}\n"
             f"  Kafka broker    {infra.kafka_bootstrap_servers}\n"
@@ -169,7 +175,10 @@ async def _watch_reloading(platform: Platform) -> str:
 async def _reload(platform: Platform) -> None:
     from ecommerce_cli.reload import reload_on_changes, watched_folders
 
-    async def restart(names: list[str]) -> None:
+    async def restart(changed: list[str]) -> None:
+        names = [
+            n for name in changed for n in (platform.process_names(name) if name != "gateway" else [name])
+        ]
         print(f"Code changed: restarting {', '.join(names)} ...", flush=True)
         results = await asyncio.gather(*(platform.restart(name) for name in names), return_exceptions=True)
         for name, result in zip(names, results, strict=True):
@@ -371,7 +380,20 @@ def build_parser() -> argparse.ArgumentParser:
         "migrate, load the demo catalog on a first start, then run every service and the gateway "
         "until Ctrl-C. Each process logs readable lines prefixed with its name (LOG_FORMAT=json for "
         "JSON; NO_COLOR for no colour).",
-        ["ecommerce dev", "ecommerce dev --reload", "LOG_FORMAT=json ecommerce dev"],
+        [
+            "ecommerce dev",
+            "ecommerce dev --reload",
+            "ecommerce dev --replicas 2",
+            "LOG_FORMAT=json ecommerce dev",
+        ],
+    )
+    dev.add_argument(
+        "--replicas",
+        type=parse_replicas,
+        default=1,
+        metavar="N",
+        help="processes of each service (1 to 8), the further ones on their port plus 10, 20 ...; "
+        "calls are spread over all of them and the topics get at least N partitions",
     )
     dev.add_argument(
         "--reload",

@@ -20,7 +20,7 @@ import time
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import grpc
 import httpx
@@ -32,6 +32,7 @@ from servicekit.embedded import EmbeddedBroker, EmbeddedPostgres, EmbeddedRedis
 from servicekit.kafka import all_topics, ensure_topics
 from servicekit.mailbox import Mailbox
 from servicekit.migrations import upgrade_async
+from servicekit.settings import grpc_target
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,17 @@ METRICS_PORTS = {
     "payment": 9105,
     "notification": 9106,
 }
+
+
+REPLICA_PORT_STEP = 10
+
+
+def _replica_of(name: str) -> tuple[str, int]:
+    """`("catalog", 1)` from the process name `catalog-2`; `("catalog", 0)` from `catalog`."""
+    service, _, number = name.rpartition("-")
+    if service and number.isdigit() and int(number) >= 2:
+        return service, int(number) - 1
+    return name, 0
 
 
 def configured_ports(environ: Mapping[str, str] | None = None) -> dict[str, int]:
@@ -101,6 +113,23 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def free_ports(replicas: int = 1) -> dict[str, Any]:
+    """`Platform` keyword arguments placing every process, each replica included, on a free port."""
+    grpc = {
+        name: [free_port() for _ in range(replicas if name != "gateway" else 1)] for name in DEFAULT_PORTS
+    }
+    metrics = {
+        name: [free_port() for _ in range(replicas if name != "gateway" else 1)] for name in DEFAULT_PORTS
+    }
+    return {
+        "ports": {name: ports[0] for name, ports in grpc.items()},
+        "metrics_ports": {name: ports[0] for name, ports in metrics.items()},
+        "replica_ports": {name: ports for name, ports in grpc.items() if name != "gateway"},
+        "replica_metrics_ports": {name: ports for name, ports in metrics.items() if name != "gateway"},
+        "replicas": replicas,
+    }
 
 
 def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
@@ -186,6 +215,45 @@ class Platform:
     processes: dict[str, Process] = field(default_factory=dict)
     # One per run, so that a restarted service still knows its peers' credential.
     service_token: str = field(default_factory=lambda: secrets.token_urlsafe(32), repr=False)
+    # Processes of each service; the gateway runs once. Replica i (from 0) of a service listens on
+    # `replica_ports[service][i]`, by default its port plus 10 * i (50052, 50062, ...).
+    replicas: int = 1
+    replica_ports: dict[str, list[int]] = field(default_factory=dict)
+    replica_metrics_ports: dict[str, list[int]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.replicas < 1:
+            raise ValueError("replicas must be at least 1")
+        for service in ALL_SERVICES:
+            for chosen, base in (
+                (self.replica_ports, self.ports),
+                (self.replica_metrics_ports, self.metrics_ports),
+            ):
+                ports = chosen.setdefault(
+                    service, [base[service] + REPLICA_PORT_STEP * i for i in range(self.replicas)]
+                )
+                if len(ports) != self.replicas or ports[0] != base[service]:
+                    raise ValueError(f"{service}: {self.replicas} ports wanted, the first its own port")
+
+    def process_names(self, service: str) -> list[str]:
+        """`catalog`, then `catalog-2`, `catalog-3` ... for the further replicas."""
+        return [service, *(f"{service}-{i}" for i in range(2, self.replicas + 1))]
+
+    def service_target(self, service: str) -> str:
+        """The gRPC target naming every replica of `service` (clients balance over them)."""
+        addresses = ",".join(f"127.0.0.1:{port}" for port in self.replica_ports[service])
+        return grpc_target(addresses)
+
+    def grpc_port(self, name: str) -> int:
+        """The port of process `name` (`catalog` or `catalog-2`)."""
+        service, replica = _replica_of(name)
+        return self.replica_ports[service][replica]
+
+    def metrics_port(self, name: str) -> int:
+        service, replica = _replica_of(name)
+        if service == "gateway":
+            return self.metrics_ports["gateway"]
+        return self.replica_metrics_ports[service][replica]
 
     def environment(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -200,12 +268,17 @@ class Platform:
             }
         )
         env.setdefault("INTERNAL_SERVICE_TOKEN", self.service_token)
+        # A partition goes to one consumer of a group: replicas beyond the partition count would idle.
+        partitions = env.get("KAFKA_TOPIC_PARTITIONS", "")
+        env["KAFKA_TOPIC_PARTITIONS"] = str(
+            max(int(partitions) if partitions.isascii() and partitions.isdigit() else 3, self.replicas)
+        )
         if self.infra.mailbox is not None:
             env["NOTIFICATION_SMTP_HOST"] = self.infra.mailbox.host
             env["NOTIFICATION_SMTP_PORT"] = str(self.infra.mailbox.port)
         for service in ALL_SERVICES:
             prefix = service.upper()
-            env[f"{prefix}_ADDR"] = f"127.0.0.1:{self.ports[service]}"
+            env[f"{prefix}_ADDR"] = self.service_target(service)
             env[f"{prefix}_GRPC_PORT"] = str(self.ports[service])
             env[f"{prefix}_METRICS_PORT"] = str(self.metrics_ports[service])
             if service in self.services:
@@ -214,7 +287,14 @@ class Platform:
         return env
 
     def spawn(self, name: str) -> Process:
+        """Start process `name`: the gateway, a service, or a further replica (`catalog-2`)."""
+        service, replica = _replica_of(name)
         env = self.environment()
+        if service != "gateway":
+            prefix = service.upper()
+            env[f"{prefix}_GRPC_PORT"] = str(self.replica_ports[service][replica])
+            env[f"{prefix}_METRICS_PORT"] = str(self.replica_metrics_ports[service][replica])
+        env.update(self.process_env.get(service, {}))
         env.update(self.process_env.get(name, {}))
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -222,7 +302,7 @@ class Platform:
         else:
             output = None
         popen = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            [sys.executable, "-m", name],
+            [sys.executable, "-m", service],
             env=env,
             stdout=output,
             stderr=subprocess.STDOUT if output else None,
@@ -233,25 +313,26 @@ class Platform:
         return process
 
     async def start(self, *, timeout: float = 60.0) -> None:
-        taken = [
-            f"{n} ({p})"
-            for n, p in self.ports.items()
-            if (n == "gateway" or n in self.services) and port_in_use(p)
-        ]
+        wanted = {"gateway": self.ports["gateway"]} | {
+            name: self.grpc_port(name) for service in self.services for name in self.process_names(service)
+        }
+        taken = [f"{n} ({p})" for n, p in wanted.items() if port_in_use(p)]
         if taken:
             raise RuntimeError(f"ports already in use: {', '.join(taken)}")
-        for service in self.services:
-            self.spawn(service)
-        await asyncio.gather(*(self.wait_grpc(s, timeout=timeout) for s in self.services))
+        names = [name for service in self.services for name in self.process_names(service)]
+        for name in names:
+            self.spawn(name)
+        await asyncio.gather(*(self.wait_grpc(name, timeout=timeout) for name in names))
         self.spawn("gateway")
         await self.wait_http(f"http://127.0.0.1:{self.ports['gateway']}/healthz", "gateway", timeout=timeout)
 
-    async def wait_grpc(self, service: str, *, timeout: float) -> None:
+    async def wait_grpc(self, name: str, *, timeout: float) -> None:
+        """Wait until process `name` (`catalog`, `catalog-2`) answers its health check."""
         deadline = time.monotonic() + timeout
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{self.ports[service]}") as channel:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{self.grpc_port(name)}") as channel:
             stub = health_pb2_grpc.HealthStub(channel)
             while True:
-                self._check_alive(service)
+                self._check_alive(name)
                 try:
                     response = await stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=1.0)
                     if response.status == health_pb2.HealthCheckResponse.SERVING:
@@ -259,7 +340,7 @@ class Platform:
                 except grpc.aio.AioRpcError:
                     pass
                 if time.monotonic() > deadline:
-                    raise TimeoutError(f"{service} did not become healthy within {timeout:.0f}s")
+                    raise TimeoutError(f"{name} did not become healthy within {timeout:.0f}s")
                 await asyncio.sleep(0.1)
 
     async def wait_http(self, url: str, name: str, *, timeout: float) -> None:
@@ -298,7 +379,7 @@ class Platform:
 
     def stop(self, *, timeout: float = 10.0) -> None:
         # The gateway first, so that no request arrives at a service that is going away.
-        order = ["gateway", *reversed(self.services)]
+        order = ["gateway", *(n for s in reversed(self.services) for n in self.process_names(s))]
         for name in order:
             process = self.processes.get(name)
             if process is not None and process.popen.poll() is None:

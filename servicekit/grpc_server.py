@@ -208,8 +208,14 @@ def create_server(
     authenticator: Authenticator | None,
     extra_interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
     probes: Mapping[str, Probe] | None = None,
+    max_connection_age: float | None = None,
+    max_connection_age_grace: float = 15.0,
 ) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
     """A configured server with our servicers, health checking and reflection; not yet bound or started.
+
+    With `max_connection_age` (seconds), a client's connection is closed (GOAWAY) after about that
+    long, its calls in flight given `max_connection_age_grace` to finish: the client reconnects and
+    re-resolves its target, so replicas started since receive their share of the calls.
 
     `extra_interceptors` run inside `RpcInterceptor`: after the caller is verified, within the
     error mapping, the metrics and the trace. `probes` are health names checked on demand
@@ -227,6 +233,7 @@ def create_server(
             # GOAWAY "too_many_pings", failing calls that were about to use it.
             ("grpc.keepalive_permit_without_calls", 1),
             ("grpc.http2.min_recv_ping_interval_without_data_ms", 10_000),
+            *server_connection_age_options(max_connection_age, max_connection_age_grace),
         ],
     )
     for add, servicer in registrations:
@@ -239,6 +246,16 @@ def create_server(
         server,
     )
     return server, health_servicer
+
+
+def server_connection_age_options(age: float | None, grace: float) -> list[tuple[str, int]]:
+    """The server options bounding a connection's age (none when `age` is None)."""
+    if age is None:
+        return []
+    return [
+        ("grpc.max_connection_age_ms", round(age * 1000)),
+        ("grpc.max_connection_age_grace_ms", round(grace * 1000)),
+    ]
 
 
 async def set_serving(

@@ -29,7 +29,7 @@ from servicekit.kafka import RenewingProducer, create_producer
 from servicekit.metrics import SideServer, refresh_forever
 from servicekit.outbox import Outbox, OutboxRelay
 from servicekit.security import TokenVerifier
-from servicekit.settings import ServiceSettings
+from servicekit.settings import ServiceSettings, grpc_target
 from servicekit.tracing import TracingClientInterceptor, configure_tracing
 from servicekit.transient import is_transient
 
@@ -46,13 +46,18 @@ CHANNEL_OPTIONS = [
     ("grpc.initial_reconnect_backoff_ms", 200),
     ("grpc.min_reconnect_backoff_ms", 200),
     ("grpc.max_reconnect_backoff_ms", 2_000),
+    # A peer may run as several processes (a target listing them, or a headless Service's DNS
+    # name): spread calls over all of them, not only the first one that answered.
+    ("grpc.lb_policy_name", "round_robin"),
 ]
 
 
 def insecure_channel(
     address: str, *, interceptors: Sequence[grpc.aio.ClientInterceptor] | None = None
 ) -> grpc.aio.Channel:
-    return grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS, interceptors=interceptors)
+    """A channel to `address` (see `servicekit.settings.grpc_target`), balancing calls round-robin
+    over every address it resolves to."""
+    return grpc.aio.insecure_channel(grpc_target(address), options=CHANNEL_OPTIONS, interceptors=interceptors)
 
 
 def account_jwks_fetcher(channel: grpc.aio.Channel, *, timeout: float = 5.0) -> JwksFetcher:
@@ -268,6 +273,8 @@ async def start(
         service_names,
         authenticator=authenticator,
         probes={DATABASE_CHECK: runtime.check_database},
+        max_connection_age=settings.grpc_max_connection_age,
+        max_connection_age_grace=settings.grpc_max_connection_age_grace,
     )
     port = server.add_insecure_port(f"{settings.grpc_host}:{settings.grpc_port}")
     await runtime.side_server.start(settings.grpc_host, settings.metrics_port)

@@ -7,13 +7,62 @@ prefixed with its name (`ACCOUNT_DATABASE_URL`, `CATALOG_GRPC_PORT`).
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AfterValidator, AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Environment = Literal["development", "test", "production"]
+
+MAX_TARGET_LENGTH = 2048
+TARGET_SCHEMES = ("dns:", "ipv4:", "ipv6:", "unix:")
+
+
+def grpc_target(address: str) -> str:
+    """The gRPC target of a peer setting such as `CATALOG_ADDR`.
+
+    One `host:port` is kept as it is; a comma-separated list of IP addresses with ports
+    (`127.0.0.1:50052,127.0.0.1:50062`) becomes an `ipv4:` (or `ipv6:`) target over all of them;
+    a target with its scheme (`dns:///catalog.shop.svc.cluster.local:50051`, `ipv4:...`) is kept.
+    Raises ValueError for anything else: empty, blank parts, a missing or out-of-range port,
+    host names in a list (use `dns:///` for names), whitespace or control characters.
+    """
+    if not address:
+        raise ValueError("a gRPC address is required")
+    if len(address) > MAX_TARGET_LENGTH:
+        raise ValueError(f"a gRPC address has at most {MAX_TARGET_LENGTH} characters")
+    if not address.isprintable() or any(c.isspace() for c in address):
+        raise ValueError("a gRPC address has no spaces or control characters")
+    if address.startswith(TARGET_SCHEMES):
+        if address.rstrip("/").endswith(":") or address.split(":", 1)[1].strip("/") == "":
+            raise ValueError(f"{address!r} names no address")
+        return address
+    parts = address.split(",")
+    if len(parts) == 1:
+        _split_host_port(address)
+        return address
+    hosts = [_split_host_port(part)[0] for part in parts]
+    try:
+        versions = {ipaddress.ip_address(host.strip("[]")).version for host in hosts}
+    except ValueError:
+        raise ValueError(
+            f"{address!r}: a list of addresses takes IP addresses; use dns:///<name>:<port> for names"
+        ) from None
+    if len(versions) != 1:
+        raise ValueError(f"{address!r}: a list of addresses is all IPv4 or all IPv6")
+    return f"ipv{versions.pop()}:{address}"
+
+
+def _split_host_port(address: str) -> tuple[str, int]:
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not (port.isascii() and port.isdigit()) or not 0 < int(port) <= 65535:
+        raise ValueError(f"{address!r} is not host:port with a port from 1 to 65535")
+    return host, int(port)
+
+
+GrpcTarget = Annotated[str, AfterValidator(grpc_target)]
 
 
 def shared(name: str, *, default: Any = ..., **kwargs: Any) -> Any:
@@ -58,11 +107,11 @@ class PlatformSettings(BaseSettings):
     jwt_audience: str = shared("JWT_AUDIENCE", default="ecommerce")
     jwt_algorithms: tuple[str, ...] = shared("JWT_ALGORITHMS", default=("RS256",))
 
-    account_addr: str = shared("ACCOUNT_ADDR", default="127.0.0.1:50051")
-    catalog_addr: str = shared("CATALOG_ADDR", default="127.0.0.1:50052")
-    order_addr: str = shared("ORDER_ADDR", default="127.0.0.1:50053")
-    payment_addr: str = shared("PAYMENT_ADDR", default="127.0.0.1:50054")
-    notification_addr: str = shared("NOTIFICATION_ADDR", default="127.0.0.1:50055")
+    account_addr: GrpcTarget = shared("ACCOUNT_ADDR", default="127.0.0.1:50051")
+    catalog_addr: GrpcTarget = shared("CATALOG_ADDR", default="127.0.0.1:50052")
+    order_addr: GrpcTarget = shared("ORDER_ADDR", default="127.0.0.1:50053")
+    payment_addr: GrpcTarget = shared("PAYMENT_ADDR", default="127.0.0.1:50054")
+    notification_addr: GrpcTarget = shared("NOTIFICATION_ADDR", default="127.0.0.1:50055")
 
     internal_service_token: str = shared(
         "INTERNAL_SERVICE_TOKEN",
@@ -94,6 +143,19 @@ class ServiceSettings(PlatformSettings):
     grpc_port: int = Field(0, ge=0, le=65535)
     metrics_port: int = Field(0, ge=0, le=65535)
     grpc_shutdown_grace: float = Field(5.0, ge=0)
+    grpc_max_connection_age: float | None = Field(
+        None,
+        gt=0,
+        description="Seconds after which the server asks a client to reconnect (GOAWAY), so that "
+        "clients resolve their target again and spread calls over replicas started since (a DNS "
+        "target, as in Kubernetes). Unset (unbounded) by default: a list of addresses never changes.",
+    )
+    grpc_max_connection_age_grace: float = Field(
+        15.0,
+        ge=0,
+        description="Seconds the calls in flight on such a connection have to finish; longer than the "
+        "longest call (CreateOrder waits up to 10 s).",
+    )
     outbox_poll_interval: float = Field(1.0, gt=0, description="Relay poll when no NOTIFY arrives.")
     consumer_max_attempts: int = Field(
         5, ge=1, description="Handler attempts for one message before it goes to the dead-letter topic."

@@ -18,7 +18,10 @@ Our rules, beyond the schemas:
   readiness and a liveness probe;
 - every image is pinned by a tag or digest, never `latest`;
 - every Deployment's pods are selected by a PodDisruptionBudget and by a NetworkPolicy written for
-  them (a non-empty pod selector), and every namespace with workloads has a default-deny policy.
+  them (a non-empty pod selector), and every namespace with workloads has a default-deny policy;
+- every gRPC Service (a port named `grpc`) is headless (`clusterIP: None`), and every peer address
+  (`*_ADDR`, in a ConfigMap or a container's env) is a `dns:///` target: gRPC holds one long-lived
+  connection, which a ClusterIP would pin to one pod, so pods added by an autoscaler would idle.
 """
 
 from __future__ import annotations
@@ -259,6 +262,33 @@ def rule_errors(objects: list[Manifest]) -> list[str]:
             for p in policies
         ):
             errors.append(f"namespace {namespace or '(none)'}: no default-deny NetworkPolicy")
+    return errors + balancing_errors(objects)
+
+
+def balancing_errors(objects: list[Manifest]) -> list[str]:
+    """gRPC Services that are not headless, and peer addresses that are not `dns:///` targets."""
+    errors = []
+    for obj in objects:
+        kind = obj.get("kind")
+        spec = obj.get("spec") or {}
+        grpc_ports = [p for p in spec.get("ports") or () if p.get("name") == "grpc"]
+        if kind == "Service" and grpc_ports and spec.get("clusterIP") != "None":
+            errors.append(f"{name(obj)}: a gRPC Service is not headless (clusterIP: None)")
+        addresses: list[tuple[str, Any]] = []
+        if kind == "ConfigMap":
+            addresses += list((obj.get("data") or {}).items())
+        if (pod := pod_spec(obj)) is not None:
+            addresses += [
+                (f"container {container.get('name')}: {e.get('name')}", e.get("value"))
+                for _, container in _containers(pod)
+                for e in container.get("env") or ()
+                if "value" in e
+            ]
+        errors += [
+            f"{name(obj)}: {key} is {value!r}, not a dns:/// target"
+            for key, value in addresses
+            if str(key).endswith("_ADDR") and not str(value).startswith("dns:///")
+        ]
     return errors
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench import report
+from bench import measure, report
 
 LOGIN_TIMEOUT = (
     'time="2026-12-06T17:53:15Z" level=warning msg="login: HTTP 200 {\\"data\\":null,\\"errors\\":'
@@ -65,3 +65,27 @@ def test_a_missed_rate_goal_says_how_much_cpu_a_request_took_and_how_much_the_go
 
     assert browse["status"] == "miss"
     assert "the goal leaves 1.67 ms of CPU per request on 2 cores, and one took 5.00 ms" in browse["by"]
+
+
+METRICS = """# HELP grpc_server_handled_total RPCs completed by this server, by service, method and status code.
+# TYPE grpc_server_handled_total counter
+grpc_server_handled_total{grpc_code="OK",grpc_method="GetProduct",grpc_service="ecommerce.catalog.v1.CatalogService"} 40.0
+grpc_server_handled_total{grpc_code="NOT_FOUND",grpc_method="GetProduct",grpc_service="ecommerce.catalog.v1.CatalogService"} 2.0
+grpc_server_handled_total{grpc_code="OK",grpc_method="Check",grpc_service="grpc.health.v1.Health"} 9.0
+"""
+
+
+def test_a_processs_rpcs_are_counted_by_service_without_its_health_checks() -> None:
+    assert measure.rpcs_by_service(METRICS) == {"ecommerce.catalog.v1.CatalogService": 42}
+    assert measure.rpcs_by_service("") == {}
+
+
+def test_the_report_shows_each_replicas_share_of_its_services_rpcs() -> None:
+    catalog = "ecommerce.catalog.v1.CatalogService"
+    results = {"replicas": 2, "rpcs_per_process": {"catalog": {catalog: 300}, "catalog-2": {catalog: 100}}}
+
+    text = report.markdown(results)
+
+    assert "## RPCs per process" in text
+    assert f"| catalog | {catalog} | 300 | 75% |" in text
+    assert f"| catalog-2 | {catalog} | 100 | 25% |" in text

@@ -109,6 +109,45 @@ def _drop_default_deny(objects: list[dict]) -> None:
     objects[:] = [o for o in objects if o["metadata"]["name"] != "default-deny"]
 
 
+def _add_grpc_service(*, headless: bool):  # type: ignore[no-untyped-def]
+    def change(objects: list[dict]) -> None:
+        spec = {"selector": {"app.kubernetes.io/name": "web"}, "ports": [{"name": "grpc", "port": 50051}]}
+        if headless:
+            spec["clusterIP"] = "None"
+        objects.append(
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {"name": "web", "namespace": "demo"},
+                "spec": spec,
+            }
+        )
+
+    return change
+
+
+def _add_config(key: str, value: str):  # type: ignore[no-untyped-def]
+    def change(objects: list[dict]) -> None:
+        objects.append(
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": "web-config", "namespace": "demo"},
+                "data": {key: value},
+            }
+        )
+
+    return change
+
+
+def test_a_headless_grpc_service_and_dns_peer_addresses_pass():
+    objects = fixed_fixture()
+    _add_grpc_service(headless=True)(objects)
+    _add_config("CATALOG_ADDR", "dns:///catalog.demo.svc.cluster.local:50051")(objects)
+
+    assert check(objects) == []
+
+
 @pytest.mark.parametrize(
     ("change", "problem"),
     [
@@ -126,6 +165,15 @@ def _drop_default_deny(objects: list[dict]) -> None:
         (_drop("PodDisruptionBudget"), "Deployment demo/web: no PodDisruptionBudget selects its pods"),
         (_drop("NetworkPolicy"), "Deployment demo/web: no NetworkPolicy of its own selects its pods"),
         (_drop_default_deny, "namespace demo: no default-deny NetworkPolicy"),
+        (_add_grpc_service(headless=False), "Service demo/web: a gRPC Service is not headless"),
+        (
+            _add_config("CATALOG_ADDR", "catalog:50051"),
+            "ConfigMap demo/web-config: CATALOG_ADDR is 'catalog:50051', not a dns:/// target",
+        ),
+        (
+            _set("env", [{"name": "ORDER_ADDR", "value": "ipv4:10.0.0.1:50051"}]),
+            "Deployment demo/web: container web: ORDER_ADDR is 'ipv4:10.0.0.1:50051', not a dns:/// target",
+        ),
     ],
 )
 def test_each_rule_refuses_the_manifest_that_breaks_it(change, problem):
@@ -175,6 +223,22 @@ def test_every_pod_runs_the_one_image_with_the_command_for_its_service(overlays)
         "kafka-topics": ["ecommerce", "topics"],
     }
     assert {container(deployments[n])["image"] for n in SERVICES} == {"ecommerce:0.1.0"}
+
+
+def test_every_grpc_service_is_headless_and_every_peer_resolves_all_its_pods(overlays):
+    for overlay in ("dev", "prod"):
+        services = objects_of(overlays[overlay], "Service")
+        assert {s: services[s]["spec"].get("clusterIP") for s in SERVICES} == dict.fromkeys(SERVICES, "None")
+        assert services["gateway"]["spec"].get("clusterIP") != "None"
+        namespace = services["catalog"]["metadata"]["namespace"]
+        addresses = {k: v for k, v in config(overlays[overlay]).items() if k.endswith("_ADDR")}
+        assert addresses == {
+            f"{s.upper()}_ADDR": f"dns:///{s}.{namespace}.svc.cluster.local:50051" for s in SERVICES
+        }
+        # Servers end connections, so clients resolve the name again and find the pods added since.
+        assert {
+            s: config(overlays[overlay]).get(f"{s.upper()}_GRPC_MAX_CONNECTION_AGE") for s in SERVICES
+        } == (dict.fromkeys(SERVICES, "60"))
 
 
 def test_autoscalers_exist_for_gateway_catalog_and_order(overlays):
