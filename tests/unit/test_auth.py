@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from account.__main__ import signing_key
+from account.__main__ import signing_keys
 from account.settings import AccountSettings
 from servicekit.auth import Authenticator, JwksKeySet, bearer_token
 from servicekit.errors import Unauthenticated
@@ -99,13 +99,13 @@ def test_production_refuses_to_start_without_a_configured_signing_key(tmp_path):
     settings = AccountSettings(env="production", data_dir=tmp_path)
 
     with pytest.raises(SystemExit, match="required in production"):
-        signing_key(settings)
+        signing_keys(settings)
 
 
 def test_development_creates_a_signing_key_once_and_reuses_it(tmp_path):
     settings = AccountSettings(env="development", data_dir=tmp_path)
 
-    first, second = signing_key(settings), signing_key(settings)
+    [first], [second] = signing_keys(settings), signing_keys(settings)
 
     assert first.kid == second.kid
     assert (tmp_path / "keys" / "jwt-signing.pem").stat().st_mode & 0o777 == 0o600
