@@ -309,6 +309,18 @@ def cmd_create_admin(args: argparse.Namespace) -> None:
     print(f"{'Created' if created else 'Promoted'} administrator {args.email.strip().lower()}.")
 
 
+def cmd_rotate_keys(args: argparse.Namespace) -> None:
+    from servicekit.security import rotate_key_file
+
+    try:
+        keys = rotate_key_file(args.file, keep=args.keep)
+    except (ValueError, OSError) as error:
+        raise SystemExit(f"Not rotated: {error}") from None
+    for key in keys[:-1]:
+        print(f"verifies  {key.kid}")
+    print(f"signs     {keys[-1].kid}")
+
+
 def cmd_status(args: argparse.Namespace) -> None:
     import httpx
 
@@ -416,6 +428,21 @@ def build_parser() -> argparse.ArgumentParser:
     admin.add_argument("--email", required=True)
     admin.add_argument("--name", required=True)
     admin.set_defaults(func=cmd_create_admin)
+
+    rotate = _command(
+        commands,
+        "rotate-keys",
+        "add a new JWT signing key to a key file, keeping the previous one",
+        "Append a fresh RS256 key to the PEM file given as ACCOUNT_JWT_PRIVATE_KEY_FILE (created when "
+        "missing) and keep only the newest --keep keys. Once the account service reads the file, the "
+        "new key signs and the previous ones still verify the tokens they signed. See docs/security.md.",
+        ["ecommerce rotate-keys signing.pem", "ecommerce rotate-keys --keep 3 signing.pem"],
+    )
+    rotate.add_argument("file", type=Path, help="the PEM key file, newest key last")
+    rotate.add_argument(
+        "--keep", type=int, default=2, help="keys kept, the new one included (default 2, at least 2)"
+    )
+    rotate.set_defaults(func=cmd_rotate_keys)
 
     seed = _command(
         commands,

@@ -71,6 +71,24 @@ def test_forged_kids_cannot_make_the_verifier_refetch_more_than_once_per_interva
     assert source.fetches == 1
 
 
+def test_a_key_rotated_in_within_the_refetch_interval_is_waited_for_not_refused():
+    old, new = SigningKey.generate(), SigningKey.generate()
+    source = KeySource(old)
+    keys = JwksKeySet(
+        TokenVerifier(issuer=ISSUER, audience=AUDIENCE), source, min_refresh_interval=0.3, max_wait=1.0
+    )
+
+    async def scenario() -> list[str]:
+        await keys.verify(issue(old))
+        source.keys.append(new)
+        # Several at once: they share the one refetch at the end of the interval.
+        claims = await asyncio.gather(*(keys.verify(issue(new)) for _ in range(5)))
+        return [c.role for c in claims]
+
+    assert asyncio.run(scenario()) == ["CUSTOMER"] * 5
+    assert source.fetches == 2
+
+
 def test_the_authenticator_turns_a_token_into_a_caller():
     key = SigningKey.generate()
     authenticator = Authenticator(keyset(KeySource(key), interval=0))

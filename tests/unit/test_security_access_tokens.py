@@ -379,3 +379,40 @@ def test_jwks_entries_not_meant_for_signing_are_skipped(key: SigningKey) -> None
         }
     )
     assert verifier.kids == frozenset()
+
+
+@pytest.mark.parametrize("typ", ["JWT", "refresh+jwt", "at+jwt+evil", "", 7])
+def test_a_token_of_another_type_is_not_an_access_token(
+    key: SigningKey, verifier: TokenVerifier, typ: Any
+) -> None:
+    token = _forge({"alg": "RS256", "typ": typ, "kid": key.kid}, _claims(), _rsa_signer(key))
+    assert _reason(verifier, token) == "not an access token"
+
+
+def test_a_token_without_a_type_is_not_an_access_token(key: SigningKey, verifier: TokenVerifier) -> None:
+    token = _forge({"alg": "RS256", "kid": key.kid}, _claims(), _rsa_signer(key))
+    assert _reason(verifier, token) == "not an access token"
+
+
+@pytest.mark.parametrize("typ", ["at+jwt", "AT+JWT", "application/at+jwt"])
+def test_the_access_token_type_is_accepted_in_each_spelling_rfc_7515_allows(
+    key: SigningKey, verifier: TokenVerifier, typ: str
+) -> None:
+    token = _forge({"alg": "RS256", "typ": typ, "kid": key.kid}, _claims(), _rsa_signer(key))
+    assert verifier.verify(token).subject == "user-1"
+
+
+def test_iat_carries_milliseconds(issuer: TokenIssuer, verifier: TokenVerifier) -> None:
+    before = time.time()
+    token, claims = issuer.issue("user-1", "customer")
+    after = time.time()
+    assert round(before, 3) <= claims["iat"] <= round(after, 3)
+    assert claims["iat"] == round(claims["iat"], 3)
+    assert verifier.verify(token).issued_at.timestamp() == pytest.approx(claims["iat"], abs=1e-6)
+
+
+def _rsa_signer(key: SigningKey) -> Callable[[bytes], bytes]:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    return lambda data: key.private_key.sign(data, padding.PKCS1v15(), hashes.SHA256())
