@@ -25,7 +25,7 @@ class AccountApp(ServiceApp):
 
 
 def signing_keys(settings: AccountSettings) -> list[SigningKey]:
-    """The key set, newest last: the newest signs, every key is published in the JWKS."""
+    """The key set: the last key signs, every key is published in the JWKS."""
     if settings.jwt_private_key is not None:
         return load_signing_keys(settings.jwt_private_key.get_secret_value().encode())
     path = settings.jwt_private_key_file

@@ -168,8 +168,8 @@ class AccountService:
         self.hasher = hasher
         self.issuer = issuer
         self.signing_keys = signing_keys
-        if signing_keys and issuer.key != signing_keys[-1]:
-            raise ValueError("the issuer must sign with the newest key")
+        if signing_keys and issuer.key.kid != signing_keys[-1].kid:
+            raise ValueError("the issuer must sign with the last key of the set")
         self.throttle = throttle
         self.denylist = denylist
         self.refresh_token_ttl = refresh_token_ttl
@@ -373,11 +373,11 @@ class AccountService:
             return False
 
     def jwks(self) -> dict:
-        """Every key of the set: the newest signs, the older ones still verify live tokens."""
+        """Every key of the set: the last signs, the others verify the tokens they signed or will sign."""
         return jwks(self.signing_keys)
 
     def use_keys(self, keys: list[SigningKey]) -> None:
-        """Sign with the newest of `keys` (the last) from now on and publish them all."""
+        """Sign with the last of `keys` from now on and publish them all."""
         if not keys:
             raise ValueError("at least one signing key is needed")
         self.signing_keys = list(keys)

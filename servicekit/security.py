@@ -4,7 +4,7 @@
 - Access tokens: RS256 JWTs with a ``kid`` and the header ``typ: at+jwt`` (RFC 9068); verifiers
   take their algorithms from configuration only, refuse any other ``typ`` and pick the key by
   ``kid`` from a JWKS they can refresh. ``iat`` has millisecond precision.
-- Signing keys: a key set, newest last; the newest signs and every key is published.
+- Signing keys: a key set in one PEM bundle; the last key signs and every key is published.
 - Refresh tokens: random, stored as a SHA-256 digest.
 """
 
@@ -52,6 +52,7 @@ __all__ = [
     "load_or_create_signing_key",
     "load_signing_keys",
     "new_refresh_token",
+    "promote_staged_key",
     "rotate_key_file",
     "validate_password",
 ]
@@ -267,7 +268,7 @@ _PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z ]+)-----.+?-----END \1-----", re.DOT
 
 
 def load_signing_keys(pem: bytes) -> list[SigningKey]:
-    """Every private key of a PEM bundle, in file order (newest last); at least one, no repeat."""
+    """Every private key of a PEM bundle, in file order (the signing key last); at least one, no repeat."""
     blocks = [match.group(0) for match in _PEM_BLOCK.finditer(pem)]
     if not blocks:
         raise ValueError("no PEM private key found")
@@ -277,17 +278,40 @@ def load_signing_keys(pem: bytes) -> list[SigningKey]:
     return keys
 
 
-def rotate_key_file(path: Path, *, keep: int = 2) -> list[SigningKey]:
-    """Append a new key to the PEM bundle at ``path`` (created when missing) and keep only the
-    newest ``keep`` keys; the file is replaced atomically with mode 0600. Returns the new set."""
+def rotate_key_file(path: Path, *, keep: int = 2, stage: bool = False) -> list[SigningKey]:
+    """Add a new key to the PEM bundle at ``path`` (created when missing) and keep only the newest
+    ``keep`` keys; returns the new set. The new key goes last, where it signs, or with ``stage``
+    just before the signing key, where it is only published until ``promote_staged_key``.
+    The file is replaced atomically with mode 0600."""
     if keep < 2:
         raise ValueError("keep at least 2 keys: the previous one still verifies live tokens")
-    path = Path(path)
+    keys = _read_key_file(path)
+    new = SigningKey.generate()
+    keys = ([*keys[:-1], new, keys[-1]] if stage and keys else [*keys, new])[-keep:]
+    _write_key_file(path, keys)
+    return keys
+
+
+def promote_staged_key(path: Path) -> list[SigningKey]:
+    """Make the key just before the signing key (the one ``rotate_key_file(stage=True)`` added)
+    the signing key; the former signing key stays published. Returns the new set."""
+    keys = _read_key_file(path)
+    if len(keys) < 2:
+        raise ValueError("no staged key: the file holds a single key")
+    keys = [*keys[:-2], keys[-1], keys[-2]]
+    _write_key_file(path, keys)
+    return keys
+
+
+def _read_key_file(path: Path) -> list[SigningKey]:
     try:
-        keys = load_signing_keys(path.read_bytes())
+        return load_signing_keys(Path(path).read_bytes())
     except FileNotFoundError:
-        keys = []
-    keys = [*keys, SigningKey.generate()][-keep:]
+        return []
+
+
+def _write_key_file(path: Path, keys: list[SigningKey]) -> None:
+    path = Path(path)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
@@ -298,7 +322,6 @@ def rotate_key_file(path: Path, *, keep: int = 2) -> list[SigningKey]:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-    return keys
 
 
 def jwks(keys: Iterable[SigningKey]) -> dict[str, list[dict[str, str]]]:

@@ -106,6 +106,7 @@ def test_rotate_keys_adds_a_signing_key_and_keeps_the_previous_one(
         (b"not a key", [], "no PEM"),
         (None, ["--keep", "1"], "at least 2"),
         (None, ["--keep", "-3"], "at least 2"),
+        (None, ["--promote"], "no PEM|single key"),
     ],
 )
 def test_rotate_keys_refuses_a_bad_file_or_count_and_leaves_the_file_alone(

@@ -16,6 +16,7 @@ from servicekit.security import (
     jwks,
     load_or_create_signing_key,
     load_signing_keys,
+    promote_staged_key,
     rotate_key_file,
 )
 
@@ -131,3 +132,25 @@ def test_rotation_creates_a_missing_file_and_refuses_to_keep_fewer_than_two(tmp_
     with pytest.raises(ValueError, match="at least 2"):
         rotate_key_file(path, keep=1)
     assert len(load_signing_keys(path.read_bytes())) == 1
+
+
+def test_a_staged_key_is_published_before_it_signs_and_promoted_later(
+    tmp_path: Path, key: SigningKey
+) -> None:
+    path = tmp_path / "signing.pem"
+    path.write_bytes(key.to_pem())
+
+    staged = rotate_key_file(path, stage=True)
+    promoted = promote_staged_key(path)
+
+    assert staged[-1].kid == key.kid
+    assert [k.kid for k in promoted] == [key.kid, staged[0].kid]
+    assert [k.kid for k in load_signing_keys(path.read_bytes())] == [k.kid for k in promoted]
+
+
+def test_promoting_a_file_with_a_single_key_is_refused(tmp_path: Path, key: SigningKey) -> None:
+    path = tmp_path / "signing.pem"
+    path.write_bytes(key.to_pem())
+    with pytest.raises(ValueError, match="no staged key"):
+        promote_staged_key(path)
+    assert path.read_bytes() == key.to_pem()
