@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 
 import pytest
 
@@ -87,6 +88,23 @@ def test_a_key_rotated_in_within_the_refetch_interval_is_waited_for_not_refused(
 
     assert asyncio.run(scenario()) == ["CUSTOMER"] * 5
     assert source.fetches == 2
+
+
+def test_the_revocation_list_fails_open_when_redis_cannot_be_reached(caplog: pytest.LogCaptureFixture):
+    import redis.asyncio as aioredis
+
+    from ecommerce_cli.stack import free_port
+    from servicekit.auth import TokenDenylist
+
+    async def scenario() -> bool:
+        unreachable = aioredis.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_connect_timeout=1.0)
+        try:
+            return await TokenDenylist(unreachable).revoked("jti", "account", datetime.now(UTC))
+        finally:
+            await unreachable.aclose()
+
+    assert asyncio.run(scenario()) is False
+    assert "token revocation list unavailable" in caplog.text
 
 
 def test_the_authenticator_turns_a_token_into_a_caller():
