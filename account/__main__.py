@@ -66,12 +66,15 @@ def build(settings: AccountSettings) -> AccountApp:
     async def own_keys() -> dict:
         return service.jwks()
 
+    async def restore_cutoffs() -> None:
+        await service.restore_cutoffs()
+
     return AccountApp(
         runtime=runtime,
         registration=grpc_api.registration(grpc_api.AccountServicer(service)),
         service_name=grpc_api.SERVICE_NAME,
         authenticator=runtime.authenticator(own_keys),
-        background=[Background("restore-token-cutoffs", service.restore_cutoffs)],
+        background=[Background("restore-token-cutoffs", restore_cutoffs)],
         service=service,
     )
 

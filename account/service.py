@@ -399,6 +399,8 @@ class AccountService:
                 )
             ).all()
         for account_id, cutoff in rows:
+            if cutoff is None:  # excluded by the query; the column type allows it
+                continue
             remaining = int((cutoff - horizon).total_seconds()) + 1
             await self.denylist.revoke_issued_before(str(account_id), cutoff, ttl=remaining)
         return len(rows)
