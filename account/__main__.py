@@ -8,9 +8,15 @@ from account import grpc_api
 from account.models import outbox
 from account.service import AccountService, LoginThrottle
 from account.settings import AccountSettings
-from servicekit.app import ServiceApp, service_main
+from servicekit.app import Background, ServiceApp, service_main
 from servicekit.runtime import ServiceRuntime
-from servicekit.security import PasswordHasher, SigningKey, TokenIssuer, load_or_create_signing_key
+from servicekit.security import (
+    PasswordHasher,
+    SigningKey,
+    TokenIssuer,
+    load_or_create_signing_key,
+    load_signing_keys,
+)
 
 
 @dataclass(kw_only=True)
@@ -18,34 +24,37 @@ class AccountApp(ServiceApp):
     service: AccountService
 
 
-def signing_key(settings: AccountSettings) -> SigningKey:
+def signing_keys(settings: AccountSettings) -> list[SigningKey]:
+    """The key set: the last key signs, every key is published in the JWKS."""
     if settings.jwt_private_key is not None:
-        return SigningKey.from_pem(settings.jwt_private_key.get_secret_value().encode(), None)
+        return load_signing_keys(settings.jwt_private_key.get_secret_value().encode())
     path = settings.jwt_private_key_file
     if settings.production:
         if path is None or not path.exists():
             raise SystemExit(
                 "ACCOUNT_JWT_PRIVATE_KEY or ACCOUNT_JWT_PRIVATE_KEY_FILE is required in production"
             )
-        return SigningKey.from_pem(path.read_bytes(), None)
-    return load_or_create_signing_key(path or settings.data_dir / "keys" / "jwt-signing.pem")
+        return load_signing_keys(path.read_bytes())
+    path = path or settings.data_dir / "keys" / "jwt-signing.pem"
+    load_or_create_signing_key(path)
+    return load_signing_keys(path.read_bytes())
 
 
 def build(settings: AccountSettings) -> AccountApp:
     runtime = ServiceRuntime(settings, "account", outbox_table=outbox)
-    key = signing_key(settings)
+    keys = signing_keys(settings)
     assert runtime.outbox is not None
     service = AccountService(
         sessions=runtime.sessions,
         outbox=runtime.outbox,
         hasher=PasswordHasher(rounds=settings.bcrypt_rounds),
         issuer=TokenIssuer(
-            key,
+            keys[-1],
             issuer=settings.jwt_issuer,
             audience=settings.jwt_audience,
             ttl_seconds=settings.access_token_ttl,
         ),
-        signing_keys=[key],
+        signing_keys=keys,
         throttle=LoginThrottle(
             runtime.redis, max_failures=settings.login_max_failures, window=settings.login_failure_window
         ),
@@ -57,11 +66,15 @@ def build(settings: AccountSettings) -> AccountApp:
     async def own_keys() -> dict:
         return service.jwks()
 
+    async def restore_cutoffs() -> None:
+        await service.restore_cutoffs()
+
     return AccountApp(
         runtime=runtime,
         registration=grpc_api.registration(grpc_api.AccountServicer(service)),
         service_name=grpc_api.SERVICE_NAME,
         authenticator=runtime.authenticator(own_keys),
+        background=[Background("restore-token-cutoffs", restore_cutoffs)],
         service=service,
     )
 

@@ -31,6 +31,9 @@ class Account(Base):
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
     )
+    # Access tokens issued before this instant are refused (password or role change); the
+    # verifiers read it from Redis, this column survives Redis losing it.
+    tokens_valid_after: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class RefreshToken(Base):

@@ -1,4 +1,9 @@
-"""Account use cases: registration, sign-in sessions with rotating refresh tokens, profiles, roles."""
+"""Account use cases: registration, sign-in sessions with rotating refresh tokens, profiles, roles.
+
+A password change or a role change refuses every access token of the account issued before it
+(the cut-off is written to the account's row and to Redis in the same use case, Redis first so
+that a failure there aborts the change); a password change also revokes every refresh token.
+"""
 
 from __future__ import annotations
 
@@ -55,6 +60,8 @@ MAX_REFRESH_TOKEN_LENGTH = 256
 MAX_PAGE_SIZE = 100
 BAD_CREDENTIALS = "e-mail or password is incorrect"
 BAD_REFRESH = "refresh token is invalid, expired or revoked"
+# Seconds past `exp` a verifier may still accept a token (TokenVerifier's leeway), with a margin.
+CLOCK_LEEWAY = 60
 
 
 @dataclass(frozen=True)
@@ -156,6 +163,8 @@ class AccountService:
     cursors: CursorCodec = field(init=False, repr=False)
 
     def __post_init__(self, cursor_secret: str) -> None:
+        if self.signing_keys and self.issuer.key.kid != self.signing_keys[-1].kid:
+            raise ValueError("the issuer must sign with the last key of the set")
         self.cursors = CursorCodec(cursor_secret, purpose="accounts")
 
     # -- sessions ---------------------------------------------------------------------------
@@ -281,12 +290,13 @@ class AccountService:
             row = await self._get_for_update(session, caller.account_id)
             row.password_hash = new_hash
             row.updated_at = func.now()
-            # Every other sign-in ends with the old password.
+            # Every sign-in, the caller's included, ends with the old password.
             await session.execute(
                 update(RefreshToken)
                 .where(RefreshToken.account_id == row.id, RefreshToken.revoked_at.is_(None))
                 .values(revoked_at=func.now())
             )
+            await self._refuse_tokens_issued_before_now(row)
 
     # -- administration -------------------------------------------------------------------------
 
@@ -316,6 +326,8 @@ class AccountService:
                 account.role = role
                 account.updated_at = func.now()
                 await self.outbox.add(session, messages.role_changed(account, old_role, caller.account_id))
+                # Live tokens carry the old role: refused, they make the client refresh for the new one.
+                await self._refuse_tokens_issued_before_now(account)
         return await self._get(str(target))
 
     async def batch_get(self, caller: Caller | None, *, ids: list[str]) -> list[Account]:
@@ -347,12 +359,43 @@ class AccountService:
             account.role = ADMIN
             account.password_hash = password_hash
             account.updated_at = func.now()
+            await self._refuse_tokens_issued_before_now(account)
             if old_role != ADMIN:
                 await self.outbox.add(session, messages.role_changed(account, old_role, "create-admin"))
             return False
 
     def jwks(self) -> dict:
+        """Every key of the set: the last signs, the others verify the tokens they signed or will sign."""
         return jwks(self.signing_keys)
+
+    def use_keys(self, keys: list[SigningKey]) -> None:
+        """Sign with the last of `keys` from now on and publish them all."""
+        if not keys:
+            raise ValueError("at least one signing key is needed")
+        self.signing_keys = list(keys)
+        self.issuer = TokenIssuer(
+            keys[-1],
+            issuer=self.issuer.issuer,
+            audience=self.issuer.audience,
+            ttl_seconds=self.issuer.ttl_seconds,
+        )
+
+    async def restore_cutoffs(self) -> int:
+        """Write to Redis the cut-offs of the accounts whose refused tokens could still be alive
+        (after Redis lost them); returns how many."""
+        horizon = datetime.now(UTC) - timedelta(seconds=self._cutoff_ttl)
+        async with self.sessions() as session:
+            rows = (
+                await session.execute(
+                    select(Account.id, Account.tokens_valid_after).where(Account.tokens_valid_after > horizon)
+                )
+            ).all()
+        for account_id, cutoff in rows:
+            if cutoff is None:  # excluded by the query; the column type allows it
+                continue
+            remaining = int((cutoff - horizon).total_seconds()) + 1
+            await self.denylist.revoke_issued_before(str(account_id), cutoff, ttl=remaining)
+        return len(rows)
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -394,6 +437,17 @@ class AccountService:
             )
         )
         return TokenPair(access_token, refresh_token, self.issuer.ttl_seconds)
+
+    @property
+    def _cutoff_ttl(self) -> int:
+        # The longest an access token issued before the cut-off can still pass a verifier.
+        return self.issuer.ttl_seconds + CLOCK_LEEWAY
+
+    async def _refuse_tokens_issued_before_now(self, account: Account) -> None:
+        """Within the caller's transaction: its commit keeps the cut-off; a Redis failure aborts it."""
+        cutoff = datetime.now(UTC)
+        account.tokens_valid_after = cutoff
+        await self.denylist.revoke_issued_before(str(account.id), cutoff, ttl=self._cutoff_ttl)
 
     async def _revoke_family(self, session: AsyncSession, family_id: uuid.UUID) -> None:
         await session.execute(

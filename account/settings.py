@@ -18,9 +18,13 @@ class AccountSettings(ServiceSettings):
     bcrypt_rounds: int = Field(12, ge=4, le=16, description="Lower it only in tests.")
     access_token_ttl: int = Field(900, ge=60, le=3600, description="Seconds.")
     refresh_token_ttl: int = Field(30 * 24 * 3600, ge=3600, description="Seconds.")
-    jwt_private_key: SecretStr | None = Field(None, description="PEM of the RS256 signing key.")
+    jwt_private_key: SecretStr | None = Field(
+        None, description="PEM of the RS256 signing keys: the last signs, all are published."
+    )
     jwt_private_key_file: Path | None = Field(
-        None, description="PEM file of the signing key; in development it is created when missing."
+        None,
+        description="PEM file of the signing keys, the signing key last (see `ecommerce rotate-keys`); "
+        "in development it is created when missing.",
     )
     login_max_failures: int = Field(5, ge=1, description="Failed logins per e-mail before throttling.")
     login_failure_window: int = Field(900, ge=1, description="Seconds a failure counts for.")

@@ -318,6 +318,21 @@ def cmd_create_admin(args: argparse.Namespace) -> None:
     print(f"{'Created' if created else 'Promoted'} administrator {args.email.strip().lower()}.")
 
 
+def cmd_rotate_keys(args: argparse.Namespace) -> None:
+    from servicekit.security import promote_staged_key, rotate_key_file
+
+    try:
+        if args.promote:
+            keys = promote_staged_key(args.file)
+        else:
+            keys = rotate_key_file(args.file, keep=args.keep, stage=args.stage)
+    except (ValueError, OSError) as error:
+        raise SystemExit(f"Not rotated: {error}") from None
+    for key in keys[:-1]:
+        print(f"verifies  {key.kid}")
+    print(f"signs     {keys[-1].kid}")
+
+
 def cmd_status(args: argparse.Namespace) -> None:
     import httpx
 
@@ -438,6 +453,29 @@ def build_parser() -> argparse.ArgumentParser:
     admin.add_argument("--email", required=True)
     admin.add_argument("--name", required=True)
     admin.set_defaults(func=cmd_create_admin)
+
+    rotate = _command(
+        commands,
+        "rotate-keys",
+        "add a new JWT signing key to a key file, keeping the previous one",
+        "Add a fresh RS256 key to the PEM file given as ACCOUNT_JWT_PRIVATE_KEY_FILE (created when "
+        "missing) and keep only the last --keep keys. The last key of the file signs, every key is "
+        "published. With several account replicas, --stage the key first (published, not signing), "
+        "roll out, then --promote it and roll out again. See docs/security.md.",
+        [
+            "ecommerce rotate-keys signing.pem",
+            "ecommerce rotate-keys --stage signing.pem",
+            "ecommerce rotate-keys --promote signing.pem",
+        ],
+    )
+    rotate.add_argument("file", type=Path, help="the PEM key file, the signing key last")
+    rotate.add_argument(
+        "--keep", type=int, default=2, help="keys kept, the new one included (default 2, at least 2)"
+    )
+    step = rotate.add_mutually_exclusive_group()
+    step.add_argument("--stage", action="store_true", help="add the key before the signing key")
+    step.add_argument("--promote", action="store_true", help="make the staged key the signing key")
+    rotate.set_defaults(func=cmd_rotate_keys)
 
     seed = _command(
         commands,

@@ -59,6 +59,8 @@ class GatewayState:
             verifier,
             account_jwks_fetcher(self._jwks_channel),
             min_refresh_interval=settings.jwks_min_refresh_interval,
+            # A token signed by a key rotated in within the interval waits for the refetch.
+            max_wait=settings.jwks_min_refresh_interval,
         )
         self.authenticator = Authenticator(keys, TokenDenylist(self.redis))
         self.status = PlatformStatus(settings, self.redis, timeout=settings.status_timeout)

@@ -1,4 +1,5 @@
-"""Verifying callers: JWKS-backed access-token checks, the logout denylist, role and ownership guards."""
+"""Verifying callers: JWKS-backed access-token checks, the revocation list (logout, password and
+role changes), role and ownership guards."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ log = logging.getLogger(__name__)
 JwksFetcher = Callable[[], Awaitable[dict]]
 
 DENYLIST_PREFIX = "auth:denied-jti:"
+VALID_AFTER_PREFIX = "auth:valid-after:"
 
 # A service calling another as itself (the notification service looking up recipients), proven
 # by the shared INTERNAL_SERVICE_TOKEN rather than by a user's access token.
@@ -32,14 +34,26 @@ _SERVICE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
 
 class JwksKeySet:
     """The verifier's public keys, refetched when a token names an unknown `kid`, at most once
-    every `min_refresh_interval` seconds so that forged kids cannot turn us into a JWKS flooder."""
+    every `min_refresh_interval` seconds so that forged kids cannot turn us into a JWKS flooder.
+
+    A token with an unknown `kid` that arrives within the interval waits for its end, when that
+    is at most `max_wait` seconds away, and is checked against the refetched keys: with an
+    interval no longer than `max_wait`, a token signed by a key that was just rotated in is never
+    refused. Tokens waiting together share one fetch.
+    """
 
     def __init__(
-        self, verifier: TokenVerifier, fetch: JwksFetcher, *, min_refresh_interval: float = 5.0
+        self,
+        verifier: TokenVerifier,
+        fetch: JwksFetcher,
+        *,
+        min_refresh_interval: float = 5.0,
+        max_wait: float = 5.0,
     ) -> None:
         self.verifier = verifier
         self._fetch = fetch
         self._min_refresh_interval = min_refresh_interval
+        self._max_wait = max_wait
         self._last_refresh = float("-inf")
         self._lock = asyncio.Lock()
         self._loaded = False
@@ -60,14 +74,36 @@ class JwksKeySet:
             await self.refresh(force=True)
         try:
             return self.verifier.verify(token)
-        except UnknownKeyId:
-            if await self.refresh():
-                return self.verifier.verify(token)
-            raise
+        except UnknownKeyId as unknown:
+            await self._refresh_for(unknown)
+            return self.verifier.verify(token)
+
+    async def _refresh_for(self, unknown: UnknownKeyId) -> None:
+        async with self._lock:
+            if unknown.kid in self.verifier.kids:
+                return  # another request's refetch brought it
+            wait = self._last_refresh + self._min_refresh_interval - time.monotonic()
+            if wait > self._max_wait:
+                raise unknown
+            if wait > 0:
+                await asyncio.sleep(wait)
+            self._last_refresh = time.monotonic()
+            self.verifier.set_jwks(await self._fetch())
+            self._loaded = True
 
 
 class TokenDenylist:
-    """Access tokens revoked before they expire (logout), kept in Redis until their `exp`."""
+    """Access tokens revoked before they expire, kept in Redis no longer than a token lives:
+
+    - one token by its `jti` (logout), until its `exp`;
+    - every token of an account issued before a cut-off (password or role change), as the
+      cut-off in milliseconds under the account id, for `ttl` seconds (the longest token life).
+
+    `revoked` checks both in one round trip. When Redis cannot be reached it answers "not revoked"
+    and logs a warning: tokens live minutes, and refusing every caller while Redis is away would
+    turn a cache outage into a full outage (the account service rewrites the cut-offs it keeps in
+    its database when it starts, see `AccountService.restore_cutoffs`).
+    """
 
     def __init__(self, redis: aioredis.Redis) -> None:
         self.redis = redis
@@ -77,14 +113,36 @@ class TokenDenylist:
         if ttl > 0:
             await self.redis.set(DENYLIST_PREFIX + token_id, b"1", ex=ttl)
 
+    async def revoke_issued_before(self, account_id: str, cutoff: datetime, *, ttl: int) -> None:
+        """Refuse the account's tokens issued before `cutoff` for the next `ttl` seconds."""
+        await self.redis.set(VALID_AFTER_PREFIX + account_id, str(_millis(cutoff)), ex=ttl)
+
+    async def revoked(self, token_id: str, account_id: str, issued_at: datetime) -> bool:
+        """True when the token was logged out or issued before its account's cut-off."""
+        try:
+            denied, valid_after = await self.redis.mget(
+                DENYLIST_PREFIX + token_id, VALID_AFTER_PREFIX + account_id
+            )
+        except (RedisError, OSError) as exc:
+            log.warning("token revocation list unavailable, accepting token: %s", exc)
+            return False
+        if denied is not None:
+            return True
+        try:
+            return valid_after is not None and _millis(issued_at) < int(valid_after)
+        except ValueError:
+            return False
+
     async def contains(self, token_id: str) -> bool:
         try:
             return bool(await self.redis.exists(DENYLIST_PREFIX + token_id))
         except (RedisError, OSError) as exc:
-            # Tokens live 15 minutes; refusing every caller while Redis is away would turn a
-            # cache outage into a full outage, so the denylist fails open and says so.
             log.warning("token denylist unavailable, accepting token: %s", exc)
             return False
+
+
+def _millis(at: datetime) -> int:
+    return round(at.timestamp() * 1000)
 
 
 class Authenticator:
@@ -105,7 +163,9 @@ class Authenticator:
         role = claims.role if claims.role in ("CUSTOMER", "ADMIN") else ""
         if not role:
             raise Unauthenticated("invalid access token: unknown role")
-        if self.denylist is not None and claims.jti and await self.denylist.contains(claims.jti):
+        if self.denylist is not None and await self.denylist.revoked(
+            claims.jti, claims.subject, claims.issued_at
+        ):
             raise Unauthenticated("access token has been revoked")
         return Caller(
             account_id=claims.subject,

@@ -1,8 +1,10 @@
 """Passwords, access tokens and refresh tokens.
 
 - Passwords: bcrypt, 8 to 72 bytes of UTF-8; unknown e-mail and wrong password cost the same.
-- Access tokens: RS256 JWTs with a ``kid``; verifiers take their algorithms from configuration
-  only and pick the key by ``kid`` from a JWKS they can refresh.
+- Access tokens: RS256 JWTs with a ``kid`` and the header ``typ: at+jwt`` (RFC 9068); verifiers
+  take their algorithms from configuration only, refuse any other ``typ`` and pick the key by
+  ``kid`` from a JWKS they can refresh. ``iat`` has millisecond precision.
+- Signing keys: a key set in one PEM bundle; the last key signs and every key is published.
 - Refresh tokens: random, stored as a SHA-256 digest.
 """
 
@@ -14,6 +16,7 @@ import concurrent.futures
 import hashlib
 import json
 import os
+import re
 import secrets
 import time
 import uuid
@@ -47,7 +50,10 @@ __all__ = [
     "jwk_thumbprint",
     "jwks",
     "load_or_create_signing_key",
+    "load_signing_keys",
     "new_refresh_token",
+    "promote_staged_key",
+    "rotate_key_file",
     "validate_password",
 ]
 
@@ -60,6 +66,9 @@ MAX_TOKEN_BYTES = 8 * 1024
 # Verified access tokens a verifier remembers (a few MB at most).
 VERIFIED_TOKENS = 4096
 MIN_RSA_KEY_BITS = 2048
+ACCESS_TOKEN_TYPE = "at+jwt"
+# RFC 7515 §4.1.9: the "application/" prefix may be omitted, and media types compare without case.
+_ACCESS_TOKEN_TYPES = frozenset({ACCESS_TOKEN_TYPE, "application/" + ACCESS_TOKEN_TYPE})
 
 # ---------------------------------------------------------------------------------------------
 # Passwords
@@ -255,6 +264,66 @@ def load_or_create_signing_key(path: Path) -> SigningKey:
     return key
 
 
+_PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z ]+)-----.+?-----END \1-----", re.DOTALL)
+
+
+def load_signing_keys(pem: bytes) -> list[SigningKey]:
+    """Every private key of a PEM bundle, in file order (the signing key last); at least one, no repeat."""
+    blocks = [match.group(0) for match in _PEM_BLOCK.finditer(pem)]
+    if not blocks:
+        raise ValueError("no PEM private key found")
+    keys = [SigningKey.from_pem(block) for block in blocks]
+    if len({key.kid for key in keys}) != len(keys):
+        raise ValueError("the same signing key appears twice")
+    return keys
+
+
+def rotate_key_file(path: Path, *, keep: int = 2, stage: bool = False) -> list[SigningKey]:
+    """Add a new key to the PEM bundle at ``path`` (created when missing) and keep only the newest
+    ``keep`` keys; returns the new set. The new key goes last, where it signs, or with ``stage``
+    just before the signing key, where it is only published until ``promote_staged_key``.
+    The file is replaced atomically with mode 0600."""
+    if keep < 2:
+        raise ValueError("keep at least 2 keys: the previous one still verifies live tokens")
+    keys = _read_key_file(path)
+    new = SigningKey.generate()
+    keys = ([*keys[:-1], new, keys[-1]] if stage and keys else [*keys, new])[-keep:]
+    _write_key_file(path, keys)
+    return keys
+
+
+def promote_staged_key(path: Path) -> list[SigningKey]:
+    """Make the key just before the signing key (the one ``rotate_key_file(stage=True)`` added)
+    the signing key; the former signing key stays published. Returns the new set."""
+    keys = _read_key_file(path)
+    if len(keys) < 2:
+        raise ValueError("no staged key: the file holds a single key")
+    keys = [*keys[:-2], keys[-1], keys[-2]]
+    _write_key_file(path, keys)
+    return keys
+
+
+def _read_key_file(path: Path) -> list[SigningKey]:
+    try:
+        return load_signing_keys(Path(path).read_bytes())
+    except FileNotFoundError:
+        return []
+
+
+def _write_key_file(path: Path, keys: list[SigningKey]) -> None:
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(b"".join(key.to_pem() for key in keys))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def jwks(keys: Iterable[SigningKey]) -> dict[str, list[dict[str, str]]]:
     """The public JWK Set for the given keys (public members only)."""
     return {"keys": [key.public_jwk() for key in keys]}
@@ -286,20 +355,25 @@ class TokenIssuer:
             raise ValueError("subject must not be empty")
         if extra and (clash := _REGISTERED.intersection(extra)):
             raise ValueError(f"extra claims must not override {sorted(clash)}")
-        now = int(datetime.now(UTC).timestamp())
+        now = time.time()
+        # Milliseconds in iat (RFC 7519 NumericDate may be fractional): a token issued in the same
+        # second as, but after, a password change or role change still passes the account's cut-off.
         claims: dict[str, Any] = {
             **(extra or {}),
             "sub": subject,
             "role": role,
             "iss": self.issuer,
             "aud": self.audience,
-            "iat": now,
-            "nbf": now,
-            "exp": now + self.ttl_seconds,
+            "iat": round(now, 3),
+            "nbf": int(now),
+            "exp": int(now) + self.ttl_seconds,
             "jti": uuid.uuid4().hex,
         }
         token = jwt.encode(
-            claims, self.key.private_key, algorithm=self.algorithm, headers={"kid": self.key.kid}
+            claims,
+            self.key.private_key,
+            algorithm=self.algorithm,
+            headers={"kid": self.key.kid, "typ": ACCESS_TOKEN_TYPE},
         )
         return token, claims
 
@@ -431,6 +505,9 @@ class TokenVerifier:
             raise InvalidToken("malformed token") from None
         if header.get("alg") not in self.algorithms:
             raise InvalidToken("algorithm not allowed")
+        typ = header.get("typ")
+        if not isinstance(typ, str) or typ.lower() not in _ACCESS_TOKEN_TYPES:
+            raise InvalidToken("not an access token")
         kid = header.get("kid")
         if not isinstance(kid, str) or not kid:
             raise InvalidToken("missing key id")

@@ -91,5 +91,5 @@ def hs256_with_public_key(payload: dict, public_pem: bytes, kid: str) -> str:
     return f"{header}.{body}.{_b64(signature)}"
 
 
-def signed(payload: dict, key: SigningKey) -> str:
-    return jwt.encode(payload, key.to_pem(), algorithm="RS256", headers={"kid": key.kid})
+def signed(payload: dict, key: SigningKey, *, typ: str = "at+jwt") -> str:
+    return jwt.encode(payload, key.to_pem(), algorithm="RS256", headers={"kid": key.kid, "typ": typ})

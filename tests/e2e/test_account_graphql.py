@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import time
@@ -42,6 +43,7 @@ query Accounts($first: Int, $after: String) {
 }"""
 SET_ROLE = """
 mutation SetRole($id: ID!, $role: Role!) { setAccountRole(accountId: $id, role: $role) { id role } }"""
+MY_ORDERS = "query { myOrders(first: 1) { totalCount } }"
 
 
 def codes(body: dict) -> list[str]:
@@ -126,6 +128,81 @@ async def test_update_profile_and_change_password(gateway):
     assert changed["data"]["changePassword"] is True
     assert codes(old) == ["UNAUTHENTICATED"]
     assert new["data"]["login"]["account"]["email"] == email
+
+
+async def test_a_password_change_refuses_every_access_token_issued_before_it(gateway):
+    email = unique_email()
+    first = await sign_up(gateway, email=email)
+    second = (await gateway.post(LOGIN, {"email": email, "password": PASSWORD}))["data"]["login"]
+
+    changed = await gateway.post(
+        CHANGE_PASSWORD, {"current": PASSWORD, "new": "another passphrase"}, token=first["accessToken"]
+    )
+    fresh = (await gateway.post(LOGIN, {"email": email, "password": "another passphrase"}))["data"]["login"]
+
+    assert changed["data"]["changePassword"] is True
+    for old in (first, second):
+        assert codes(await gateway.post(ME, token=old["accessToken"])) == ["UNAUTHENTICATED"]
+        assert codes(await gateway.post(MY_ORDERS, token=old["accessToken"])) == ["UNAUTHENTICATED"]
+        assert codes(await gateway.post(REFRESH, {"token": old["refreshToken"]})) == ["UNAUTHENTICATED"]
+    me = await gateway.post(ME, token=fresh["accessToken"])
+    assert me["data"]["me"]["email"] == email
+
+
+async def test_a_demoted_admin_is_refused_until_a_refresh_brings_the_new_role(gateway):
+    admin = await admin_session(gateway)
+    demoted = await admin_session(gateway)
+
+    await gateway.post(
+        SET_ROLE, {"id": demoted["account"]["id"], "role": "CUSTOMER"}, token=admin["accessToken"]
+    )
+    stale = await gateway.post(ACCOUNTS, {"first": 1}, token=demoted["accessToken"])
+    refreshed = await gateway.post(REFRESH, {"token": demoted["refreshToken"]})
+    token = refreshed["data"]["refreshToken"]["accessToken"]
+
+    assert codes(stale) == ["UNAUTHENTICATED"]
+    assert codes(await gateway.post(ACCOUNTS, {"first": 1}, token=token)) == ["FORBIDDEN"]
+    assert (await gateway.post(ME, token=token))["data"]["me"]["role"] == "CUSTOMER"
+
+
+async def test_the_signing_key_rotates_while_clients_call_and_no_request_is_refused(gateway):
+    """`ecommerce rotate-keys` and a restart of the account service, as an operator would do it,
+    while clients keep calling the order service through the gateway with old and new tokens."""
+    email = unique_email()
+    old = (await sign_up(gateway, email=email))["accessToken"]
+    key_file = gateway.platform.infra.data_dir / "keys" / "jwt-signing.pem"
+    tokens = [old]
+    answers: list[list[str]] = []
+    done = asyncio.Event()
+
+    async def client() -> None:
+        while not done.is_set():
+            for token in list(tokens):
+                answers.append(codes(await gateway.post(MY_ORDERS, token=token)))
+
+    async def operator() -> None:
+        try:
+            await eventually(lambda: _more_than(answers, 10), what="calls before the rotation")
+            rotated = gateway.run_cli("rotate-keys", str(key_file))
+            assert rotated.returncode == 0, rotated.stderr
+            await gateway.platform.restart("account")
+            login = await gateway.post(LOGIN, {"email": email, "password": PASSWORD})
+            tokens.append(login["data"]["login"]["accessToken"])
+            calls = len(answers)
+            await eventually(lambda: _more_than(answers, calls + 20), what="calls with the new token")
+        finally:
+            done.set()
+
+    await asyncio.gather(client(), client(), operator())
+
+    assert jwt.get_unverified_header(tokens[1])["kid"] != jwt.get_unverified_header(old)["kid"]
+    assert [a for a in answers if a] == []
+    assert codes(await gateway.post(ME, token=old)) == []
+    assert codes(await gateway.post(ME, token=tokens[1])) == []
+
+
+async def _more_than(items: list, count: int) -> bool:
+    return len(items) > count
 
 
 async def test_an_admin_lists_accounts_and_sets_a_role(gateway):

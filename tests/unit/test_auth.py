@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 
 import pytest
 
-from account.__main__ import signing_key
+from account.__main__ import signing_keys
 from account.settings import AccountSettings
 from servicekit.auth import Authenticator, JwksKeySet, bearer_token
 from servicekit.errors import Unauthenticated
@@ -71,6 +72,41 @@ def test_forged_kids_cannot_make_the_verifier_refetch_more_than_once_per_interva
     assert source.fetches == 1
 
 
+def test_a_key_rotated_in_within_the_refetch_interval_is_waited_for_not_refused():
+    old, new = SigningKey.generate(), SigningKey.generate()
+    source = KeySource(old)
+    keys = JwksKeySet(
+        TokenVerifier(issuer=ISSUER, audience=AUDIENCE), source, min_refresh_interval=0.3, max_wait=1.0
+    )
+
+    async def scenario() -> list[str]:
+        await keys.verify(issue(old))
+        source.keys.append(new)
+        # Several at once: they share the one refetch at the end of the interval.
+        claims = await asyncio.gather(*(keys.verify(issue(new)) for _ in range(5)))
+        return [c.role for c in claims]
+
+    assert asyncio.run(scenario()) == ["CUSTOMER"] * 5
+    assert source.fetches == 2
+
+
+def test_the_revocation_list_fails_open_when_redis_cannot_be_reached(caplog: pytest.LogCaptureFixture):
+    import redis.asyncio as aioredis
+
+    from ecommerce_cli.stack import free_port
+    from servicekit.auth import TokenDenylist
+
+    async def scenario() -> bool:
+        unreachable = aioredis.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_connect_timeout=1.0)
+        try:
+            return await TokenDenylist(unreachable).revoked("jti", "account", datetime.now(UTC))
+        finally:
+            await unreachable.aclose()
+
+    assert asyncio.run(scenario()) is False
+    assert "token revocation list unavailable" in caplog.text
+
+
 def test_the_authenticator_turns_a_token_into_a_caller():
     key = SigningKey.generate()
     authenticator = Authenticator(keyset(KeySource(key), interval=0))
@@ -99,13 +135,13 @@ def test_production_refuses_to_start_without_a_configured_signing_key(tmp_path):
     settings = AccountSettings(env="production", data_dir=tmp_path)
 
     with pytest.raises(SystemExit, match="required in production"):
-        signing_key(settings)
+        signing_keys(settings)
 
 
 def test_development_creates_a_signing_key_once_and_reuses_it(tmp_path):
     settings = AccountSettings(env="development", data_dir=tmp_path)
 
-    first, second = signing_key(settings), signing_key(settings)
+    [first], [second] = signing_keys(settings), signing_keys(settings)
 
     assert first.kid == second.kid
     assert (tmp_path / "keys" / "jwt-signing.pem").stat().st_mode & 0o777 == 0o600

@@ -83,3 +83,40 @@ def test_make_help_lists_every_target_with_what_it_does():
 
     assert set(listed) == set(phony.group(1).split())
     assert all(len(line.split()) >= 2 for line in listed.values())
+
+
+def test_rotate_keys_adds_a_signing_key_and_keeps_the_previous_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    from servicekit.security import load_signing_keys
+
+    path = tmp_path / "signing.pem"
+    main(["rotate-keys", str(path)])
+    [first] = load_signing_keys(path.read_bytes())
+    main(["rotate-keys", str(path)])
+    previous, newest = load_signing_keys(path.read_bytes())
+
+    assert previous.kid == first.kid
+    assert capsys.readouterr().out.splitlines()[-2:] == [f"verifies  {first.kid}", f"signs     {newest.kid}"]
+
+
+@pytest.mark.parametrize(
+    ("content", "argv", "message"),
+    [
+        (b"not a key", [], "no PEM"),
+        (None, ["--keep", "1"], "at least 2"),
+        (None, ["--keep", "-3"], "at least 2"),
+        (None, ["--promote"], "no PEM|single key"),
+    ],
+)
+def test_rotate_keys_refuses_a_bad_file_or_count_and_leaves_the_file_alone(
+    tmp_path: Path, content: bytes | None, argv: list[str], message: str
+):
+    path = tmp_path / "signing.pem"
+    if content is not None:
+        path.write_bytes(content)
+
+    with pytest.raises(SystemExit, match=message):
+        main(["rotate-keys", *argv, str(path)])
+
+    assert (path.read_bytes() if path.exists() else None) == content

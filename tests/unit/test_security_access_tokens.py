@@ -76,7 +76,9 @@ def _claims(**overrides: Any) -> dict[str, Any]:
 
 
 def _sign(key: SigningKey, claims: dict[str, Any], **headers: Any) -> str:
-    return jwt.encode(claims, key.private_key, algorithm="RS256", headers={"kid": key.kid, **headers})
+    return jwt.encode(
+        claims, key.private_key, algorithm="RS256", headers={"kid": key.kid, "typ": "at+jwt", **headers}
+    )
 
 
 def _reason(verifier: TokenVerifier, token: str) -> str:
@@ -92,9 +94,9 @@ def _reason(verifier: TokenVerifier, token: str) -> str:
 
 def test_issued_token_round_trips(issuer: TokenIssuer, verifier: TokenVerifier, key: SigningKey) -> None:
     token, claims = issuer.issue("user-1", "customer", {"email_verified": True})
-    assert jwt.get_unverified_header(token) == {"alg": "RS256", "typ": "JWT", "kid": key.kid}
-    assert claims["exp"] - claims["iat"] == 900
-    assert claims["nbf"] == claims["iat"]
+    assert jwt.get_unverified_header(token) == {"alg": "RS256", "typ": "at+jwt", "kid": key.kid}
+    assert claims["exp"] - int(claims["iat"]) == 900
+    assert claims["nbf"] == int(claims["iat"])
     assert len(claims["jti"]) == 32
     int(claims["jti"], 16)
 
@@ -218,7 +220,7 @@ def test_hs256_token_is_rejected_even_if_the_header_claims_rs256(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     token = _forge(
-        {"alg": "RS256", "kid": key.kid},
+        {"alg": "RS256", "typ": "at+jwt", "kid": key.kid},
         _claims(role="admin"),
         _hmac_signer(public_pem),
     )
@@ -250,7 +252,7 @@ def test_verifier_with_no_keys_reports_unknown_key_id(issuer: TokenIssuer) -> No
 def test_token_without_kid_is_rejected_but_not_as_unknown_key(
     key: SigningKey, verifier: TokenVerifier
 ) -> None:
-    token = jwt.encode(_claims(), key.private_key, algorithm="RS256")
+    token = jwt.encode(_claims(), key.private_key, algorithm="RS256", headers={"typ": "at+jwt"})
     with pytest.raises(InvalidToken) as info:
         verifier.verify(token)
     assert not isinstance(info.value, UnknownKeyId)
@@ -377,3 +379,40 @@ def test_jwks_entries_not_meant_for_signing_are_skipped(key: SigningKey) -> None
         }
     )
     assert verifier.kids == frozenset()
+
+
+@pytest.mark.parametrize("typ", ["JWT", "refresh+jwt", "at+jwt+evil", "", 7])
+def test_a_token_of_another_type_is_not_an_access_token(
+    key: SigningKey, verifier: TokenVerifier, typ: Any
+) -> None:
+    token = _forge({"alg": "RS256", "typ": typ, "kid": key.kid}, _claims(), _rsa_signer(key))
+    assert _reason(verifier, token) == "not an access token"
+
+
+def test_a_token_without_a_type_is_not_an_access_token(key: SigningKey, verifier: TokenVerifier) -> None:
+    token = _forge({"alg": "RS256", "kid": key.kid}, _claims(), _rsa_signer(key))
+    assert _reason(verifier, token) == "not an access token"
+
+
+@pytest.mark.parametrize("typ", ["at+jwt", "AT+JWT", "application/at+jwt"])
+def test_the_access_token_type_is_accepted_in_each_spelling_rfc_7515_allows(
+    key: SigningKey, verifier: TokenVerifier, typ: str
+) -> None:
+    token = _forge({"alg": "RS256", "typ": typ, "kid": key.kid}, _claims(), _rsa_signer(key))
+    assert verifier.verify(token).subject == "user-1"
+
+
+def test_iat_carries_milliseconds(issuer: TokenIssuer, verifier: TokenVerifier) -> None:
+    before = time.time()
+    token, claims = issuer.issue("user-1", "customer")
+    after = time.time()
+    assert round(before, 3) <= claims["iat"] <= round(after, 3)
+    assert claims["iat"] == round(claims["iat"], 3)
+    assert verifier.verify(token).issued_at.timestamp() == pytest.approx(claims["iat"], abs=1e-6)
+
+
+def _rsa_signer(key: SigningKey) -> Callable[[bytes], bytes]:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    return lambda data: key.private_key.sign(data, padding.PKCS1v15(), hashes.SHA256())
