@@ -47,7 +47,8 @@ class GatewayState:
         self.settings = settings
         self.services = ServiceClients(settings)
         self.redis = aioredis.from_url(settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0)
-        self.protection = Protection(settings, self.redis)
+        self.cache = aioredis.from_url(settings.cache_redis, socket_timeout=2.0, socket_connect_timeout=2.0)
+        self.protection = Protection(settings, self.redis, self.cache)
         self.order_events = OrderEventHub(settings.kafka_bootstrap_servers)  # orderStatusChanged
         verifier = TokenVerifier(
             issuer=settings.jwt_issuer,
@@ -68,6 +69,7 @@ class GatewayState:
         await self.order_events.stop()
         await self.services.close()
         await self.redis.aclose()
+        await self.cache.aclose()
 
 
 class GraphQLApp(GuardedGraphQL[Context]):

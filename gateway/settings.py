@@ -43,6 +43,11 @@ class GatewaySettings(PlatformSettings):
     persisted_queries_ttl: int = Field(
         7 * 24 * 3600, ge=60, description="Seconds an automatically persisted query stays cached."
     )
+    persisted_queries_max_bytes: int = Field(
+        16 * 1024,
+        ge=256,
+        description="Largest document kept as an automatically persisted query; a larger one still runs.",
+    )
     persisted_queries_only: bool = Field(
         False, description="Allowlist mode: execute only registered documents (for production)."
     )

@@ -95,6 +95,10 @@ class ServiceRuntime:
         self.redis: aioredis.Redis = aioredis.from_url(
             settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0, health_check_interval=30
         )
+        # What may be evicted under memory pressure (the catalog cache), apart from the security state.
+        self.cache_redis: aioredis.Redis = aioredis.from_url(
+            settings.cache_redis, socket_timeout=2.0, socket_connect_timeout=2.0, health_check_interval=30
+        )
         self.producer = RenewingProducer(
             lambda: create_producer(
                 settings.kafka_bootstrap_servers,
@@ -249,6 +253,7 @@ class ServiceRuntime:
             await channel.close()
         await self.side_server.close()
         await self.redis.aclose()
+        await self.cache_redis.aclose()
         await self.engine.dispose()
 
 

@@ -37,7 +37,18 @@ class PlatformSettings(BaseSettings):
         "(errors), or none (off). Errors of the code itself are logged whatever this says.",
     )
 
-    redis_url: str = shared("REDIS_URL", default="redis://127.0.0.1:6379/0")
+    redis_url: str = shared(
+        "REDIS_URL",
+        default="redis://127.0.0.1:6379/0",
+        description="Security state: token denylist, login throttles, cost budgets, the persisted-query "
+        "allowlist. Run it with `maxmemory-policy noeviction`: nothing here may be evicted.",
+    )
+    cache_redis_url: str = shared(
+        "CACHE_REDIS_URL",
+        default="",
+        description="What may be evicted: the catalog cache and automatically persisted queries. Run it "
+        "with `maxmemory-policy allkeys-lru`, apart from REDIS_URL; empty uses REDIS_URL.",
+    )
     kafka_bootstrap_servers: str = shared("KAFKA_BOOTSTRAP_SERVERS", default="127.0.0.1:9092")
     # Tansu (the embedded broker) has no idempotent producer; real Kafka does, and we use it there.
     kafka_idempotent_producer: bool = shared("KAFKA_IDEMPOTENT_PRODUCER", default=False)
@@ -80,6 +91,11 @@ class PlatformSettings(BaseSettings):
     @property
     def production(self) -> bool:
         return self.env == "production"
+
+    @property
+    def cache_redis(self) -> str:
+        """The URL of the evictable cache: CACHE_REDIS_URL, or REDIS_URL when it is not set."""
+        return self.cache_redis_url or self.redis_url
 
 
 class ServiceSettings(PlatformSettings):
