@@ -22,5 +22,12 @@ class AccountSettings(ServiceSettings):
     jwt_private_key_file: Path | None = Field(
         None, description="PEM file of the signing key; in development it is created when missing."
     )
-    login_max_failures: int = Field(5, ge=1, description="Failed logins per e-mail before throttling.")
-    login_failure_window: int = Field(900, ge=1, description="Seconds a failure counts for.")
+    login_max_failures: int = Field(
+        5, ge=1, description="Failed logins per e-mail and client address before each attempt waits."
+    )
+    login_failure_window: int = Field(
+        900, ge=1, description="Seconds a failure counts for, and the longest wait between attempts."
+    )
+    login_delay: float = Field(
+        30.0, gt=0, description="First wait after the free failures, in seconds; doubles with each failure."
+    )

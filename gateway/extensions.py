@@ -153,8 +153,7 @@ def caller_key(context: Context) -> str:
     """The bucket of a verified account, or of the client address of anyone else."""
     if context.caller is not None:
         return f"account:{context.caller.account_id}"
-    client = context.request.client
-    return f"address:{client.host if client else 'unknown'}"
+    return f"address:{context.client_address}"
 
 
 class CostLimiter(SchemaExtension):

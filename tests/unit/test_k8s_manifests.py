@@ -13,6 +13,7 @@ import yaml
 from prometheus_client import REGISTRY
 
 import servicekit.metrics  # noqa: F401 - registers every metric the rules and the dashboard name
+from gateway.forwarded import parse_networks
 from tools import k8s_validate
 from tools.k8s_validate import check, load, render, rule_errors, selects
 
@@ -304,6 +305,14 @@ def designed_paths(*, prometheus: bool) -> set[tuple[str, str, int]]:
     if prometheus:
         paths |= {("prometheus", name, 9090) for name in (*SERVICES, "gateway")}
     return paths
+
+
+@pytest.mark.parametrize("overlay", ["dev", "prod"])
+def test_the_gateway_trusts_forwarded_for_only_from_the_ingress_network(overlays, overlay):
+    networks = parse_networks(config(overlays[overlay])["GATEWAY_TRUSTED_PROXIES"])
+
+    assert networks
+    assert all(network.is_private for network in networks)
 
 
 @pytest.mark.parametrize("overlay", ["dev", "prod"])
