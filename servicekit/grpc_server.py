@@ -216,8 +216,10 @@ def create_server(
     authenticator: Authenticator | None,
     extra_interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
     probes: Mapping[str, Probe] | None = None,
+    reflection_enabled: bool = True,
 ) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
-    """A configured server with our servicers, health checking and reflection; not yet bound or started.
+    """A configured server with our servicers, health checking and (when `reflection_enabled`)
+    reflection; not yet bound or started. Services turn reflection off in production.
 
     `extra_interceptors` run inside `RpcInterceptor`: after the caller is verified, within the
     error mapping, the metrics and the trace. `probes` are health names checked on demand
@@ -242,10 +244,11 @@ def create_server(
     health_servicer = ProbingHealthServicer(probes or {})
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = list(service_names)
-    reflection.enable_server_reflection(
-        [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME],
-        server,
-    )
+    if reflection_enabled:
+        reflection.enable_server_reflection(
+            [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME],
+            server,
+        )
     return server, health_servicer
 
 

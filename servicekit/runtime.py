@@ -29,7 +29,7 @@ from servicekit.kafka import RenewingProducer, create_producer
 from servicekit.metrics import SideServer, refresh_forever
 from servicekit.outbox import Outbox, OutboxRelay
 from servicekit.security import TokenVerifier
-from servicekit.settings import ServiceSettings
+from servicekit.settings import ServiceSettings, production_secret_problems
 from servicekit.tracing import TracingClientInterceptor, configure_tracing
 from servicekit.transient import is_transient
 
@@ -87,6 +87,9 @@ class ServiceRuntime:
         outbox_table: Table | None = None,
         inbox_table: Table | None = None,
     ) -> None:
+        problems = production_secret_problems(settings)
+        if problems:
+            raise SystemExit(f"{name} refuses to start in production: " + "; ".join(problems))
         self.settings = settings
         self.name = name
         self.inbox_table = inbox_table
@@ -273,6 +276,7 @@ async def start(
         service_names,
         authenticator=authenticator,
         probes={DATABASE_CHECK: runtime.check_database},
+        reflection_enabled=not settings.production,
     )
     port = server.add_insecure_port(f"{settings.grpc_host}:{settings.grpc_port}")
     await runtime.side_server.start(settings.grpc_host, settings.metrics_port)
