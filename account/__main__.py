@@ -56,7 +56,10 @@ def build(settings: AccountSettings) -> AccountApp:
         ),
         signing_keys=keys,
         throttle=LoginThrottle(
-            runtime.redis, max_failures=settings.login_max_failures, window=settings.login_failure_window
+            runtime.redis,
+            max_failures=settings.login_max_failures,
+            window=settings.login_failure_window,
+            delay=settings.login_delay,
         ),
         denylist=runtime.denylist,
         refresh_token_ttl=settings.refresh_token_ttl,

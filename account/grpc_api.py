@@ -9,7 +9,7 @@ from account.convert import ROLE_FROM_PROTO, account_to_proto, tokens_to_proto
 from account.service import AccountService
 from ecommerce.account.v1 import account_pb2 as pb
 from ecommerce.account.v1 import account_pb2_grpc
-from servicekit.context import current_caller
+from servicekit.context import current_caller, current_client_address
 from servicekit.grpc_server import Registration
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["AccountService"].full_name
@@ -28,7 +28,9 @@ class AccountServicer(account_pb2_grpc.AccountServiceServicer):
         return pb.RegisterResponse(account=account_to_proto(session.account), tokens=tokens_to_proto(session))
 
     async def Login(self, request: pb.LoginRequest, context: grpc.aio.ServicerContext) -> pb.LoginResponse:
-        session = await self.service.login(email=request.email, password=request.password)
+        session = await self.service.login(
+            email=request.email, password=request.password, client=current_client_address()
+        )
         return pb.LoginResponse(account=account_to_proto(session.account), tokens=tokens_to_proto(session))
 
     async def RefreshToken(
@@ -57,7 +59,10 @@ class AccountServicer(account_pb2_grpc.AccountServiceServicer):
         self, request: pb.ChangePasswordRequest, context: grpc.aio.ServicerContext
     ) -> pb.ChangePasswordResponse:
         await self.service.change_password(
-            current_caller(), current_password=request.current_password, new_password=request.new_password
+            current_caller(),
+            current_password=request.current_password,
+            new_password=request.new_password,
+            client=current_client_address(),
         )
         return pb.ChangePasswordResponse()
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import unicodedata
 import uuid
 from dataclasses import InitVar, dataclass, field
@@ -36,6 +37,7 @@ from servicekit.errors import (
     PermissionDenied,
     RateLimited,
     Unauthenticated,
+    Unavailable,
     Violations,
 )
 from servicekit.ids import parse_id
@@ -111,41 +113,70 @@ def check_password(password: str, violations: Violations, field: str = "password
         violations.add(field, str(exc))
 
 
-class LoginThrottle:
-    """Sign-in attempts counted per e-mail in Redis; past the limit, attempts wait for the window.
+# KEYS[1] one e-mail from one client address; ARGV free attempts, first delay (s), window (s).
+# An attempt is refused while the delay its past failures earned is running; otherwise it is
+# counted, before its password is checked. Time comes from the Redis server.
+LOGIN_ATTEMPT = """
+local free = tonumber(ARGV[1])
+local delay = tonumber(ARGV[2])
+local window = tonumber(ARGV[3])
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+local state = redis.call('HMGET', KEYS[1], 'failures', 'last')
+local failures = tonumber(state[1]) or 0
+local last = tonumber(state[2]) or 0
+if failures >= free then
+  local wait = last + math.min(window, delay * 2 ^ (failures - free)) - now
+  if wait > 0 then
+    return {0, tostring(wait)}
+  end
+end
+redis.call('HSET', KEYS[1], 'failures', failures + 1, 'last', tostring(now))
+redis.call('EXPIRE', KEYS[1], window)
+return {1, '0'}
+"""
 
-    An attempt is counted before its password is checked, so concurrent attempts (a batch, or
-    parallel requests) cannot slip past the limit together; a success clears the count.
+
+class LoginThrottle:
+    """Sign-in attempts counted per e-mail and client address together, in Redis.
+
+    The first `max_failures` attempts are free; each one after them waits for a delay that starts
+    at `delay` seconds and doubles with every further failure, up to `window`. So failures from one
+    address slow down only that address: the owner signing in from elsewhere is not locked out.
+    An attempt is counted before its password is checked, so concurrent attempts cannot slip past
+    together; a success clears the count. When Redis cannot be asked the attempt is refused
+    (Unavailable): a throttle that cannot count would let guesses through unmetered.
     """
 
-    def __init__(self, redis: aioredis.Redis, *, max_failures: int, window: int) -> None:
-        self.redis = redis
+    def __init__(self, redis: aioredis.Redis, *, max_failures: int, window: int, delay: float = 30.0) -> None:
         self.max_failures = max_failures
         self.window = window
+        self.delay = delay
+        self.redis = redis
+        self._script = redis.register_script(LOGIN_ATTEMPT)
 
-    def _key(self, email: str) -> str:
-        return "login-failures:" + hashlib.sha256(email.encode()).hexdigest()
+    def _key(self, email: str, client: str) -> str:
+        return "login-failures:" + hashlib.sha256(f"{email}\x00{client}".encode()).hexdigest()
 
-    async def attempt(self, email: str) -> None:
-        """Count one attempt; RateLimited when the e-mail has used up its attempts."""
-        key = self._key(email)
+    async def attempt(self, email: str, client: str) -> None:
+        """Count one attempt; RateLimited while this e-mail and address wait, Unavailable without Redis."""
         try:
-            # The window starts at the first attempt (SET NX EX; EXPIRE NX needs Redis 7).
-            async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.set(key, 0, ex=self.window, nx=True)
-                pipe.incr(key)
-                pipe.ttl(key)
-                _, attempts, ttl = await pipe.execute()
-        except RedisError as exc:
-            log.warning("login throttle unavailable: %s", exc)
-            return
-        if attempts > self.max_failures:
-            raise RateLimited("too many failed sign-in attempts; try again later", retry_after=max(ttl, 1))
+            admitted, wait = await self._script(
+                keys=[self._key(email, client)], args=[self.max_failures, self.delay, self.window]
+            )
+        except (RedisError, OSError) as exc:
+            log.warning("login throttle unavailable, refusing sign-in: %s", exc)
+            raise Unavailable("sign-in is temporarily unavailable; try again shortly") from None
+        if not admitted:
+            raise RateLimited(
+                "too many failed sign-in attempts; try again later",
+                retry_after=max(1, math.ceil(float(wait))),
+            )
 
-    async def succeeded(self, email: str) -> None:
+    async def succeeded(self, email: str, client: str) -> None:
         try:
-            await self.redis.delete(self._key(email))
-        except RedisError as exc:
+            await self.redis.delete(self._key(email, client))
+        except (RedisError, OSError) as exc:
             log.warning("login throttle unavailable: %s", exc)
 
 
@@ -187,7 +218,8 @@ class AccountService:
             raise
         return Session(account, tokens)
 
-    async def login(self, *, email: str, password: str) -> Session:
+    async def login(self, *, email: str, password: str, client: str = "") -> Session:
+        """`client` is the caller's address: failed attempts are throttled per e-mail and address."""
         violations = Violations()
         violations.check(bool(email.strip()), "email", "is required")
         violations.check(bool(password), "password", "is required")
@@ -197,7 +229,7 @@ class AccountService:
         violations.check(len(password.encode()) <= 1024, "password", "is too long")
         violations.raise_if_any()
         email = email.strip().lower()
-        await self.throttle.attempt(email)
+        await self.throttle.attempt(email, client)
         # PostgreSQL text cannot hold NUL, so no account has such an e-mail: it is not looked up.
         account: Account | None = None
         if "\x00" not in email:
@@ -211,7 +243,7 @@ class AccountService:
             ok = await self.hasher.verify_async(password, account.password_hash)
         if not ok or account is None:
             raise Unauthenticated(BAD_CREDENTIALS, reason="INVALID_CREDENTIALS")
-        await self.throttle.succeeded(email)
+        await self.throttle.succeeded(email, client)
         async with transaction(self.sessions) as session:
             tokens = await self._start_family(session, account)
         return Session(account, tokens)
@@ -270,7 +302,7 @@ class AccountService:
         return await self._get(caller.account_id)
 
     async def change_password(
-        self, caller: Caller | None, *, current_password: str, new_password: str
+        self, caller: Caller | None, *, current_password: str, new_password: str, client: str = ""
     ) -> None:
         caller = require_caller(caller)
         violations = Violations()
@@ -281,10 +313,10 @@ class AccountService:
         )
         violations.raise_if_any()
         account = await self._get(caller.account_id)
-        await self.throttle.attempt(account.email)
+        await self.throttle.attempt(account.email, client)
         if not await self.hasher.verify_async(current_password, account.password_hash):
             raise InvalidArgument.field("current_password", "is not correct")
-        await self.throttle.succeeded(account.email)
+        await self.throttle.succeeded(account.email, client)
         new_hash = await self.hasher.hash_async(new_password)
         async with transaction(self.sessions) as session:
             row = await self._get_for_update(session, caller.account_id)

@@ -26,5 +26,12 @@ class AccountSettings(ServiceSettings):
         description="PEM file of the signing keys, the signing key last (see `ecommerce rotate-keys`); "
         "in development it is created when missing.",
     )
-    login_max_failures: int = Field(5, ge=1, description="Failed logins per e-mail before throttling.")
-    login_failure_window: int = Field(900, ge=1, description="Seconds a failure counts for.")
+    login_max_failures: int = Field(
+        5, ge=1, description="Failed logins per e-mail and client address before each attempt waits."
+    )
+    login_failure_window: int = Field(
+        900, ge=1, description="Seconds a failure counts for, and the longest wait between attempts."
+    )
+    login_delay: float = Field(
+        30.0, gt=0, description="First wait after the free failures, in seconds; doubles with each failure."
+    )

@@ -30,7 +30,7 @@ def build(settings: CatalogSettings, *, jwks: JwksFetcher | None = None) -> Cata
     """The service wired to its resources; `jwks` replaces the account service as the key source."""
     runtime = ServiceRuntime(settings, "catalog", outbox_table=outbox, inbox_table=inbox)
     assert runtime.outbox is not None
-    cache = CatalogCache(runtime.redis, ttl=settings.cache_ttl)
+    cache = CatalogCache(runtime.cache_redis, ttl=settings.cache_ttl)
     service = CatalogService(
         sessions=runtime.sessions,
         outbox=runtime.outbox,

@@ -23,6 +23,7 @@ from strawberry.types.unset import UNSET, UnsetType
 from gateway import playground
 from gateway.clients import ServiceClients
 from gateway.context import Context
+from gateway.forwarded import client_address, parse_networks
 from gateway.guard import GuardedGraphQL
 from gateway.live import OrderEventHub
 from gateway.protection import Protection
@@ -46,8 +47,10 @@ class GatewayState:
     def __init__(self, settings: GatewaySettings) -> None:
         self.settings = settings
         self.services = ServiceClients(settings)
+        self.trusted_proxies = parse_networks(settings.trusted_proxies)
         self.redis = aioredis.from_url(settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0)
-        self.protection = Protection(settings, self.redis)
+        self.cache = aioredis.from_url(settings.cache_redis, socket_timeout=2.0, socket_connect_timeout=2.0)
+        self.protection = Protection(settings, self.redis, self.cache)
         self.order_events = OrderEventHub(settings.kafka_bootstrap_servers)  # orderStatusChanged
         verifier = TokenVerifier(
             issuer=settings.jwt_issuer,
@@ -70,6 +73,7 @@ class GatewayState:
         await self.order_events.stop()
         await self.services.close()
         await self.redis.aclose()
+        await self.cache.aclose()
 
 
 class GraphQLApp(GuardedGraphQL[Context]):
@@ -103,6 +107,11 @@ class GraphQLApp(GuardedGraphQL[Context]):
             settings=self.state.settings,
             services=self.state.services,
             request_id=request_id,
+            client_address=client_address(
+                request.client.host if request.client else None,
+                request.headers.getlist("x-forwarded-for"),
+                self.state.trusted_proxies,
+            ),
             protection=self.state.protection,
             order_events=self.state.order_events,
         )

@@ -30,6 +30,8 @@ class Context:
     settings: GatewaySettings
     services: clients.ServiceClients
     request_id: str
+    # The client's address, through the trusted proxies (gateway.forwarded).
+    client_address: str = "unknown"
     caller: Caller | None = None
     token: str | None = None
     token_error: str | None = None
@@ -45,7 +47,7 @@ class Context:
         self.loaders = Loaders.for_request(self)
 
     def metadata(self) -> list[tuple[str, str]]:
-        items = [("x-request-id", self.request_id)]
+        items = [("x-request-id", self.request_id), ("x-client-address", self.client_address)]
         if self.caller is not None and self.token:
             items.append(("authorization", f"Bearer {self.token}"))
         return items

@@ -113,11 +113,27 @@ class PersistedQueryExtension(SchemaExtension):
         yield
 
     async def on_execute(self) -> AsyncIterator[None]:
-        # Execution is reached only by a document that parsed and validated.
-        store = self._store()
-        if self._to_remember is not None and store is not None:
-            await store.remember(*self._to_remember)
+        # Execution is reached only by a document that parsed and validated; the cost limiter
+        # (inside this hook) may still refuse it, and a refused operation's document is not kept.
         yield
+        store = self._store()
+        if (
+            self._to_remember is not None
+            and store is not None
+            and not _refused_by_cost(self.execution_context)
+        ):
+            await store.remember(*self._to_remember)
+
+
+def _refused_by_cost(ctx: Any) -> bool:
+    result = ctx.result
+    if not isinstance(result, GraphQLExecutionResult):
+        return False  # a subscription's stream: admitted (a refused one raised)
+    return any(
+        isinstance(error.extensions, dict)
+        and error.extensions.get("code") in (RATE_LIMITED, QUERY_TOO_COMPLEX)
+        for error in result.errors or ()
+    )
 
 
 def _digest(persisted: Any) -> str:
@@ -137,8 +153,7 @@ def caller_key(context: Context) -> str:
     """The bucket of a verified account, or of the client address of anyone else."""
     if context.caller is not None:
         return f"account:{context.caller.account_id}"
-    client = context.request.client
-    return f"address:{client.host if client else 'unknown'}"
+    return f"address:{context.client_address}"
 
 
 class CostLimiter(SchemaExtension):

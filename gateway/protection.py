@@ -21,13 +21,21 @@ if TYPE_CHECKING:
 class Protection:
     """Lives as long as the process (GatewayState)."""
 
-    def __init__(self, settings: GatewaySettings, redis: aioredis.Redis) -> None:
+    def __init__(
+        self, settings: GatewaySettings, redis: aioredis.Redis, cache: aioredis.Redis | None = None
+    ) -> None:
+        """`redis` holds the budgets and the allowlist (never evicted); `cache` the automatically
+        persisted documents (may be evicted), `redis` when not given."""
         self.settings = settings
         self.bucket = CostBucket(
             redis, capacity=settings.rate_limit_capacity, restore_rate=settings.rate_limit_restore_rate
         )
         self.persisted = PersistedQueries(
-            redis, ttl=settings.persisted_queries_ttl, allowlist_only=settings.persisted_queries_only
+            redis,
+            cache=cache,
+            ttl=settings.persisted_queries_ttl,
+            max_bytes=settings.persisted_queries_max_bytes,
+            allowlist_only=settings.persisted_queries_only,
         )
 
     def start(self, schema: GraphQLSchema) -> None:

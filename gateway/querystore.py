@@ -4,7 +4,9 @@ to be registered.
 Automatic (APQ): a client sends `extensions.persistedQuery {version: 1, sha256Hash}` without the
 query; if the gateway knows the hash it runs that document, otherwise it answers
 `PersistedQueryNotFound` (code PERSISTED_QUERY_NOT_FOUND) and the client sends the query with the
-hash, which the gateway checks and, once the document has validated, keeps in Redis.
+hash, which the gateway checks and, once the document has validated and the cost limiter admitted
+the operation, keeps in the cache Redis (`CACHE_REDIS_URL`, which may evict it) if it is no larger
+than `GATEWAY_PERSISTED_QUERIES_MAX_BYTES`.
 
 Allowlist (`GATEWAY_PERSISTED_QUERIES_ONLY`, for production): only registered documents run,
 sent in full or by hash. Documents are registered from a file when the gateway starts
@@ -107,14 +109,25 @@ def check_file(path: Path, schema: GraphQLSchema, settings: GatewaySettings) -> 
 
 
 class PersistedQueries:
-    """Documents by their SHA-256: the APQ cache (expiring) and the allowlist, both in Redis."""
+    """Documents by their SHA-256: the APQ cache (expiring, in `cache`, which may evict it) and the
+    allowlist (in `redis`, with the security state, never evicted)."""
 
     AUTOMATIC = "gateway:persisted:auto:"
     ALLOWLIST = "gateway:persisted:allowlist"
 
-    def __init__(self, redis: aioredis.Redis, *, ttl: int, allowlist_only: bool) -> None:
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        *,
+        ttl: int,
+        allowlist_only: bool,
+        cache: aioredis.Redis | None = None,
+        max_bytes: int = 16 * 1024,
+    ) -> None:
         self.redis = redis
+        self.cache = cache if cache is not None else redis
         self.ttl = ttl
+        self.max_bytes = max_bytes
         self.allowlist_only = allowlist_only
         self._allowed: dict[str, str] = {}  # loaded from the file, and every allowlist hit
 
@@ -124,7 +137,7 @@ class PersistedQueries:
         if allowed is not None or self.allowlist_only:
             return allowed
         try:
-            value = await self.redis.get(self.AUTOMATIC + digest)
+            value = await self.cache.get(self.AUTOMATIC + digest)
         except RedisError as exc:
             log.warning("persisted queries unavailable: %s", exc)
             return None
@@ -144,12 +157,17 @@ class PersistedQueries:
         self._allowed[digest] = query
         return query
 
-    async def remember(self, digest: str, query: str) -> None:
-        """Keep an automatically persisted document (after it validated)."""
+    async def remember(self, digest: str, query: str) -> bool:
+        """Keep an automatically persisted document (after it validated and was admitted) if it is no
+        larger than `max_bytes`; whether it was kept."""
+        if len(query.encode()) > self.max_bytes:
+            return False
         try:
-            await self.redis.set(self.AUTOMATIC + digest, query, ex=self.ttl)
+            await self.cache.set(self.AUTOMATIC + digest, query, ex=self.ttl)
+            return True
         except RedisError as exc:
             log.warning("cannot persist query: %s", exc)
+            return False
 
     def allow_locally(self, query: str) -> None:
         self._allowed[sha256(query)] = query

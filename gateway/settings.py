@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
+from gateway.forwarded import parse_networks
 from servicekit.settings import PlatformSettings
 
 
@@ -28,6 +29,11 @@ class GatewaySettings(PlatformSettings):
         "(`https://shop.example.com,https://admin.example.com`), or `*` for any origin without "
         "credentials. None by default: no cross-origin answers.",
     )
+    trusted_proxies: Annotated[tuple[str, ...], NoDecode] = Field(
+        (),
+        description="CIDRs of the proxies (an Ingress controller) whose `X-Forwarded-For` names the "
+        "client, comma-separated (`10.0.0.0/8,fd00::/8`). None by default: the header is ignored.",
+    )
     status_timeout: float = Field(
         2.0, gt=0, le=30, description="Time bound of each /status check, in seconds."
     )
@@ -43,6 +49,11 @@ class GatewaySettings(PlatformSettings):
     persisted_queries_ttl: int = Field(
         7 * 24 * 3600, ge=60, description="Seconds an automatically persisted query stays cached."
     )
+    persisted_queries_max_bytes: int = Field(
+        16 * 1024,
+        ge=256,
+        description="Largest document kept as an automatically persisted query; a larger one still runs.",
+    )
     persisted_queries_only: bool = Field(
         False, description="Allowlist mode: execute only registered documents (for production)."
     )
@@ -52,6 +63,13 @@ class GatewaySettings(PlatformSettings):
     report_rpc_calls: bool = Field(
         False, description="Add `extensions.rpcCalls` (gRPC calls per method) to each answer; tests only."
     )
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_networks(cls, value: object) -> object:
+        if isinstance(value, str | list | tuple):
+            return tuple(str(network) for network in parse_networks(value))
+        return value
 
     @field_validator("cors_origins", mode="before")
     @classmethod

@@ -10,6 +10,8 @@ namespace="${1:-ecommerce}"
 kubectl get namespace "$namespace" >/dev/null 2>&1 || kubectl create namespace "$namespace"
 
 random() { openssl rand -hex 24; }
+# Production refuses secrets of fewer than 32 random bytes (servicekit/settings.py).
+secret() { openssl rand -hex 32; }
 
 if kubectl -n "$namespace" get secret ecommerce-secrets >/dev/null 2>&1; then
   echo "secret/ecommerce-secrets exists in $namespace; kept"
@@ -22,8 +24,8 @@ else
     --from-literal=PAYMENT_DB_PASSWORD="$(random)" \
     --from-literal=NOTIFICATION_DB_PASSWORD="$(random)" \
     --from-literal=REDIS_PASSWORD="$(random)" \
-    --from-literal=CURSOR_SECRET="$(random)" \
-    --from-literal=INTERNAL_SERVICE_TOKEN="$(random)" \
+    --from-literal=CURSOR_SECRET="$(secret)" \
+    --from-literal=INTERNAL_SERVICE_TOKEN="$(secret)" \
     --from-literal=NOTIFICATION_WEBHOOK_SECRET_KEY="$(openssl rand -base64 32 | tr '+/' '-_')"
 fi
 

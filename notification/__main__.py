@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,17 +27,37 @@ class NotificationApp(ServiceApp):
 
 
 def webhook_secret_key(settings: NotificationSettings) -> bytes:
-    """The key that encrypts webhook secrets at rest; made once per data directory in development."""
-    if settings.webhook_secret_key is not None:
-        return settings.webhook_secret_key.get_secret_value().encode()
+    """The key that encrypts webhook secrets at rest; made once per data directory in development.
+    In production it must be given, and be a Fernet key of 32 bytes that are not a placeholder."""
     path = settings.webhook_secret_key_file
-    if settings.production:
+    if settings.webhook_secret_key is not None:
+        key = settings.webhook_secret_key.get_secret_value().encode()
+    elif settings.production:
         if path is None or not path.exists():
             raise SystemExit(
                 "NOTIFICATION_WEBHOOK_SECRET_KEY or NOTIFICATION_WEBHOOK_SECRET_KEY_FILE is required in production"
             )
-        return path.read_bytes().strip()
-    return _load_or_create_key(path or settings.data_dir / "keys" / "webhook-secrets.key")
+        key = path.read_bytes().strip()
+    else:
+        return _load_or_create_key(path or settings.data_dir / "keys" / "webhook-secrets.key")
+    if settings.production:
+        problem = fernet_key_problem(key)
+        if problem is not None:
+            raise SystemExit(f"the webhook secret key {problem}")
+    return key
+
+
+def fernet_key_problem(key: bytes) -> str | None:
+    """Why `key` is no production Fernet key (not 32 bytes of URL-safe base64, or too uniform), or None."""
+    try:
+        raw = base64.urlsafe_b64decode(key)
+    except (ValueError, binascii.Error):
+        raw = b""
+    if len(raw) != 32 or len(key) != 44:
+        return "must be 32 random bytes in URL-safe base64 (44 characters)"
+    if len(set(raw)) < 8:
+        return "does not look random"
+    return None
 
 
 def _load_or_create_key(path: Path) -> bytes:

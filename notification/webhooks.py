@@ -86,9 +86,39 @@ class SecretBox:
 # -- which URLs ------------------------------------------------------------------------------
 
 
+_SIX_TO_FOUR = ipaddress.IPv6Network("2002::/16")
+_NAT64 = (ipaddress.IPv6Network("64:ff9b::/96"), ipaddress.IPv6Network("64:ff9b:1::/48"))
+_IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
+
+
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 transition address reaches: IPv4-mapped and -compatible, 6to4
+    (2002::/16), Teredo (2001::/32: its server and client) and NAT64 (64:ff9b::/96, 64:ff9b:1::/48)."""
+    value = int(address)
+    found: list[ipaddress.IPv4Address] = []
+    if address.ipv4_mapped is not None:
+        found.append(address.ipv4_mapped)
+    if address in _IPV4_COMPATIBLE or any(address in network for network in _NAT64):
+        found.append(ipaddress.IPv4Address(value & 0xFFFFFFFF))
+    if address.sixtofour is not None:
+        found.append(address.sixtofour)
+    if address.teredo is not None:
+        found.extend(address.teredo)
+    return found
+
+
 def _internal(address: IPAddress) -> bool:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    """Whether the address, or an IPv4 address it embeds, is not on the public Internet."""
+    if isinstance(address, ipaddress.IPv6Address):
+        embedded = _embedded_ipv4(address)
+        if any(_not_global(v4) for v4 in embedded):
+            return True
+        if address.ipv4_mapped is not None:
+            return False  # the IPv4 address it names is public
+    return _not_global(address)
+
+
+def _not_global(address: IPAddress) -> bool:
     return (
         address.is_private
         or address.is_loopback

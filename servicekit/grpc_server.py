@@ -17,7 +17,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from servicekit.auth import Authenticator, bearer_token
-from servicekit.context import caller_var, new_request_id, request_id_var
+from servicekit.context import caller_var, client_address, client_address_var, new_request_id, request_id_var
 from servicekit.errors import DomainError, Unavailable
 from servicekit.logging import access_logged
 from servicekit.metrics import RPC_DURATION, RPC_HANDLED
@@ -33,7 +33,14 @@ MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 
 # The metadata the server reads, looked up in one pass over what the caller sent.
 _READ_METADATA = frozenset(
-    {"x-request-id", "authorization", "x-service-token", "x-service-name", *TRACE_METADATA}
+    {
+        "x-request-id",
+        "authorization",
+        "x-service-token",
+        "x-service-name",
+        "x-client-address",
+        *TRACE_METADATA,
+    }
 )
 
 
@@ -93,6 +100,7 @@ class RpcInterceptor(grpc.aio.ServerInterceptor):
             metadata = _read_metadata(context)
             request_id_var.set(metadata.get("x-request-id") or new_request_id())
             caller_var.set(None)
+            client_address_var.set(client_address(metadata.get("x-client-address"), context.peer()))
             started = time.perf_counter()
             code = grpc.StatusCode.OK
             with rpc_server_span(metadata, span_name, attributes) as span:
@@ -210,8 +218,10 @@ def create_server(
     probes: Mapping[str, Probe] | None = None,
     max_connection_age: float | None = None,
     max_connection_age_grace: float = 15.0,
+    reflection_enabled: bool = True,
 ) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
-    """A configured server with our servicers, health checking and reflection; not yet bound or started.
+    """A configured server with our servicers, health checking and (when `reflection_enabled`)
+    reflection; not yet bound or started. Services turn reflection off in production.
 
     With `max_connection_age` (seconds), a client's connection is closed (GOAWAY) after about that
     long, its calls in flight given `max_connection_age_grace` to finish: the client reconnects and
@@ -241,10 +251,11 @@ def create_server(
     health_servicer = ProbingHealthServicer(probes or {})
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = list(service_names)
-    reflection.enable_server_reflection(
-        [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME],
-        server,
-    )
+    if reflection_enabled:
+        reflection.enable_server_reflection(
+            [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME],
+            server,
+        )
     return server, health_servicer
 
 

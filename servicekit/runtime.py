@@ -29,7 +29,7 @@ from servicekit.kafka import RenewingProducer, create_producer
 from servicekit.metrics import SideServer, refresh_forever
 from servicekit.outbox import Outbox, OutboxRelay
 from servicekit.security import TokenVerifier
-from servicekit.settings import ServiceSettings, grpc_target
+from servicekit.settings import ServiceSettings, grpc_target, production_secret_problems
 from servicekit.tracing import TracingClientInterceptor, configure_tracing
 from servicekit.transient import is_transient
 
@@ -92,6 +92,9 @@ class ServiceRuntime:
         outbox_table: Table | None = None,
         inbox_table: Table | None = None,
     ) -> None:
+        problems = production_secret_problems(settings)
+        if problems:
+            raise SystemExit(f"{name} refuses to start in production: " + "; ".join(problems))
         self.settings = settings
         self.name = name
         self.inbox_table = inbox_table
@@ -99,6 +102,10 @@ class ServiceRuntime:
         self.sessions: async_sessionmaker[AsyncSession] = session_factory(self.engine)
         self.redis: aioredis.Redis = aioredis.from_url(
             settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0, health_check_interval=30
+        )
+        # What may be evicted under memory pressure (the catalog cache), apart from the security state.
+        self.cache_redis: aioredis.Redis = aioredis.from_url(
+            settings.cache_redis, socket_timeout=2.0, socket_connect_timeout=2.0, health_check_interval=30
         )
         self.producer = RenewingProducer(
             lambda: create_producer(
@@ -254,6 +261,7 @@ class ServiceRuntime:
             await channel.close()
         await self.side_server.close()
         await self.redis.aclose()
+        await self.cache_redis.aclose()
         await self.engine.dispose()
 
 
@@ -275,6 +283,7 @@ async def start(
         probes={DATABASE_CHECK: runtime.check_database},
         max_connection_age=settings.grpc_max_connection_age,
         max_connection_age_grace=settings.grpc_max_connection_age_grace,
+        reflection_enabled=not settings.production,
     )
     port = server.add_insecure_port(f"{settings.grpc_host}:{settings.grpc_port}")
     await runtime.side_server.start(settings.grpc_host, settings.metrics_port)

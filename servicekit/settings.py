@@ -86,7 +86,18 @@ class PlatformSettings(BaseSettings):
         "(errors), or none (off). Errors of the code itself are logged whatever this says.",
     )
 
-    redis_url: str = shared("REDIS_URL", default="redis://127.0.0.1:6379/0")
+    redis_url: str = shared(
+        "REDIS_URL",
+        default="redis://127.0.0.1:6379/0",
+        description="Security state: token denylist, login throttles, cost budgets, the persisted-query "
+        "allowlist. Run it with `maxmemory-policy noeviction`: nothing here may be evicted.",
+    )
+    cache_redis_url: str = shared(
+        "CACHE_REDIS_URL",
+        default="",
+        description="What may be evicted: the catalog cache and automatically persisted queries. Run it "
+        "with `maxmemory-policy allkeys-lru`, apart from REDIS_URL; empty uses REDIS_URL.",
+    )
     kafka_bootstrap_servers: str = shared("KAFKA_BOOTSTRAP_SERVERS", default="127.0.0.1:9092")
     # Tansu (the embedded broker) has no idempotent producer; real Kafka does, and we use it there.
     kafka_idempotent_producer: bool = shared("KAFKA_IDEMPOTENT_PRODUCER", default=False)
@@ -117,18 +128,25 @@ class PlatformSettings(BaseSettings):
         "INTERNAL_SERVICE_TOKEN",
         default="",
         description="Shared secret a service presents as `x-service-token` to call another service as "
-        "itself (role SERVICE); empty disables it. `ecommerce dev` generates one per run.",
+        "itself (role SERVICE); empty disables it. `ecommerce dev` generates one per run; in "
+        "production at least 32 random bytes, like CURSOR_SECRET.",
     )
 
     cursor_secret: str = shared(
         "CURSOR_SECRET",
         default="development-cursor-secret",
-        description="Signs page cursors; set a random value in production.",
+        description="Signs page cursors; in production at least 32 random bytes (43 characters of "
+        "URL-safe base64, or 64 hex digits).",
     )
 
     @property
     def production(self) -> bool:
         return self.env == "production"
+
+    @property
+    def cache_redis(self) -> str:
+        """The URL of the evictable cache: CACHE_REDIS_URL, or REDIS_URL when it is not set."""
+        return self.cache_redis_url or self.redis_url
 
 
 class ServiceSettings(PlatformSettings):
@@ -160,3 +178,31 @@ class ServiceSettings(PlatformSettings):
     consumer_max_attempts: int = Field(
         5, ge=1, description="Handler attempts for one message before it goes to the dead-letter topic."
     )
+
+
+# 32 random bytes written in URL-safe base64 (the densest usual encoding) take 43 characters.
+MIN_SECRET_CHARACTERS = 43
+_PLACEHOLDERS = ("change-me", "changeme", "replace", "placeholder", "example", "development-cursor-secret")
+
+
+def secret_problem(name: str, value: str) -> str | None:
+    """Why `value` cannot be a production secret (a placeholder, too short, too uniform), or None."""
+    lowered = value.lower()
+    if any(placeholder in lowered for placeholder in _PLACEHOLDERS):
+        return f"{name} is a placeholder"
+    if len(value) < MIN_SECRET_CHARACTERS:
+        return f"{name} must hold at least 32 random bytes ({MIN_SECRET_CHARACTERS} characters of URL-safe base64)"
+    if len(set(value)) < 8:
+        return f"{name} does not look random"
+    return None
+
+
+def production_secret_problems(settings: PlatformSettings) -> list[str]:
+    """What stops a service from starting in production: CURSOR_SECRET must be a real secret, and
+    INTERNAL_SERVICE_TOKEN too unless it is empty (calls between services as themselves off)."""
+    if not settings.production:
+        return []
+    problems = [secret_problem("CURSOR_SECRET", settings.cursor_secret)]
+    if settings.internal_service_token:
+        problems.append(secret_problem("INTERNAL_SERVICE_TOKEN", settings.internal_service_token))
+    return [problem for problem in problems if problem is not None]

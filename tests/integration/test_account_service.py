@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 
 import grpc
 import jwt
 import orjson
 import pytest
+import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer
 from cryptography.hazmat.primitives import serialization
 from jwt.algorithms import RSAAlgorithm
 
+from account.service import LoginThrottle
 from ecommerce.account.v1 import account_pb2
 from ecommerce.events.v1 import account_events_pb2, envelope_pb2
+from ecommerce_cli.stack import free_port
+from servicekit.errors import RateLimited, Unavailable
 from servicekit.rpc_status import parse_rpc_error
 from servicekit.security import SigningKey
 from tests.helpers import (
@@ -231,6 +236,66 @@ async def test_concurrent_failed_logins_cannot_slip_past_the_throttle_together(a
     codes = [r.code() for r in results]
     assert codes.count(grpc.StatusCode.UNAUTHENTICATED) == account.settings.login_max_failures
     assert codes.count(grpc.StatusCode.RESOURCE_EXHAUSTED) == 20 - account.settings.login_max_failures
+
+
+def from_address(address: str) -> list[tuple[str, str]]:
+    return [("x-client-address", address)]
+
+
+async def test_failed_logins_from_one_address_do_not_throttle_the_same_email_from_another(account):
+    email = unique_email()
+    await register(account.stub, email=email)
+    wrong = account_pb2.LoginRequest(email=email, password="wrong password")
+    for _ in range(account.settings.login_max_failures):
+        await rpc_error(account.stub.Login(wrong, metadata=from_address("198.51.100.1")))
+
+    throttled = await rpc_error(account.stub.Login(wrong, metadata=from_address("198.51.100.1")))
+    owner = await account.stub.Login(
+        account_pb2.LoginRequest(email=email, password=PASSWORD), metadata=from_address("203.0.113.5")
+    )
+
+    assert throttled.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert owner.account.email == email
+
+
+async def test_each_failure_past_the_free_ones_doubles_the_wait(account):
+    throttle = LoginThrottle(account.app.runtime.redis, max_failures=2, window=60, delay=0.4)
+    email = unique_email()
+    for _ in range(2):
+        await throttle.attempt(email, "198.51.100.1")
+
+    with pytest.raises(RateLimited):
+        await throttle.attempt(email, "198.51.100.1")
+    started = time.monotonic()
+    await eventually(lambda: admitted(throttle, email), timeout=5, interval=0.05, what="the first wait")
+    first_wait = time.monotonic() - started
+    with pytest.raises(RateLimited):
+        await throttle.attempt(email, "198.51.100.1")
+    started = time.monotonic()
+    await eventually(lambda: admitted(throttle, email), timeout=5, interval=0.05, what="the second wait")
+    second_wait = time.monotonic() - started
+
+    assert 0.2 < first_wait < 0.7
+    assert second_wait > 0.6  # 0.8 s from the failure before it
+    await throttle.attempt(email, "203.0.113.5")  # another address never waited
+
+
+async def admitted(throttle: LoginThrottle, email: str) -> bool:
+    try:
+        await throttle.attempt(email, "198.51.100.1")
+    except RateLimited:
+        return False
+    return True
+
+
+async def test_sign_in_fails_closed_when_the_throttle_cannot_count(account):
+    unreachable = aioredis.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_connect_timeout=1)
+    throttle = LoginThrottle(unreachable, max_failures=5, window=60)
+    try:
+        with pytest.raises(Unavailable):
+            await throttle.attempt(unique_email(), "198.51.100.1")
+    finally:
+        await unreachable.aclose()
 
 
 # -- refresh tokens ---------------------------------------------------------------------------

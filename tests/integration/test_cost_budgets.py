@@ -144,6 +144,27 @@ async def test_an_automatically_persisted_query_is_found_by_its_hash(redis):
     assert 0 < await redis.ttl(PersistedQueries.AUTOMATIC + sha256(query)) <= 60
 
 
+async def test_automatic_documents_go_to_the_cache_and_the_allowlist_stays_with_the_security_state(
+    redis, infra
+):
+    cache = aioredis.from_url(infra.redis_url.rsplit("/", 1)[0] + "/1")
+    try:
+        store = PersistedQueries(redis, cache=cache, ttl=60, allowlist_only=False, max_bytes=1024)
+        query = f"query C{uuid.uuid4().hex} {{ rateLimit {{ cost }} }}"
+        large = f"query L{uuid.uuid4().hex} {{ rateLimit {{ cost }} }} #" + "x" * 1024
+
+        kept = await store.remember(sha256(query), query)
+        kept_large = await store.remember(sha256(large), large)
+
+        assert (kept, kept_large) == (True, False)
+        assert await cache.get(PersistedQueries.AUTOMATIC + sha256(query)) == query.encode()
+        assert await redis.exists(PersistedQueries.AUTOMATIC + sha256(query)) == 0
+        assert await cache.exists(PersistedQueries.AUTOMATIC + sha256(large)) == 0
+        assert await store.lookup(sha256(query)) == query
+    finally:
+        await cache.aclose()
+
+
 async def test_allowlist_mode_finds_only_registered_documents(redis, infra, tmp_path: Path):
     remembered = f"query R{uuid.uuid4().hex} {{ rateLimit {{ cost }} }}"
     registered = f"query A{uuid.uuid4().hex} {{ rateLimit {{ limit remaining }} }}"

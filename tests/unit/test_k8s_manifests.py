@@ -13,6 +13,7 @@ import yaml
 from prometheus_client import REGISTRY
 
 import servicekit.metrics  # noqa: F401 - registers every metric the rules and the dashboard name
+from gateway.forwarded import parse_networks
 from tools import k8s_validate
 from tools.k8s_validate import check, load, render, rule_errors, selects
 
@@ -361,12 +362,35 @@ def designed_paths(*, prometheus: bool) -> set[tuple[str, str, int]]:
     paths |= {("order", "catalog", 50051), ("order", "payment", 50051)}
     for client in (*SERVICES, "gateway"):
         paths |= {(client, "redis", 6379), (client, "kafka", 9092)}
+    paths |= {("catalog", "redis-cache", 6379), ("gateway", "redis-cache", 6379)}
     paths |= {(service, "postgres", 5432) for service in SERVICES}
     paths |= {("migrate", "postgres", 5432), ("kafka-topics", "kafka", 9092)}
     paths |= {("kafka", "kafka", 9092), ("kafka", "kafka", 9093)}
     if prometheus:
         paths |= {("prometheus", name, 9090) for name in (*SERVICES, "gateway")}
     return paths
+
+
+@pytest.mark.parametrize("overlay", ["dev", "prod"])
+def test_the_gateway_trusts_forwarded_for_only_from_the_ingress_network(overlays, overlay):
+    networks = parse_networks(config(overlays[overlay])["GATEWAY_TRUSTED_PROXIES"])
+
+    assert networks
+    assert all(network.is_private for network in networks)
+
+
+@pytest.mark.parametrize("overlay", ["dev", "prod"])
+def test_security_state_is_never_evicted_and_the_cache_is_kept_apart(overlays, overlay):
+    deployments = objects_of(overlays[overlay], "Deployment")
+
+    def policy(name: str) -> str:
+        args = container(deployments[name])["args"]
+        return args[args.index("--maxmemory-policy") + 1]
+
+    assert (policy("redis"), policy("redis-cache")) == ("noeviction", "allkeys-lru")
+    for name in ("catalog", "gateway"):
+        assert "@redis-cache:6379/" in (env(deployments[name])["CACHE_REDIS_URL"] or "")
+        assert "@redis:6379/" in (env(deployments[name])["REDIS_URL"] or "")
 
 
 @pytest.mark.parametrize("overlay", ["dev", "prod"])

@@ -79,6 +79,37 @@ async def test_delivery_targets_are_pinned_to_the_checked_address():
     assert named.url in ("http://127.0.0.1:9000/h", "http://[::1]:9000/h")
 
 
+# IPv6 forms that reach an internal IPv4 address: 6to4, Teredo, IPv4-compatible and -mapped, NAT64.
+INTERNAL_THROUGH_IPV6 = [
+    "2002:7f00:1::1",  # 6to4 of 127.0.0.1
+    "2002:a9fe:a9fe::1",  # 6to4 of 169.254.169.254
+    "2002:0a01:0203::",  # 6to4 of 10.1.2.3
+    "2001:0:4136:e378:8000:63bf:80ff:fffe",  # Teredo, client 127.0.0.1
+    "::127.0.0.1",
+    "::ffff:10.0.0.1",
+    "64:ff9b::7f00:1",  # NAT64 of 127.0.0.1
+    "64:ff9b::a9fe:a9fe",
+    "64:ff9b:1::a00:1",
+]
+
+
+@pytest.mark.parametrize("address", INTERNAL_THROUGH_IPV6)
+async def test_ipv6_transition_addresses_of_internal_hosts_are_refused_at_creation_and_delivery(address):
+    policy = UrlPolicy(allow_private=False)
+
+    with pytest.raises(UrlRefused):
+        await policy.check(f"http://[{address}]/hook")
+    with pytest.raises(UrlRefused):
+        await policy.target(f"http://[{address}]:8080/hook")
+
+
+@pytest.mark.parametrize("address", ["2002:5db8:d70e::1", "::ffff:93.184.215.14", "2606:4700::1111"])
+async def test_ipv6_addresses_of_public_hosts_are_accepted(address):
+    assert (
+        await UrlPolicy(allow_private=False).check(f"https://[{address}]/hook") == f"https://[{address}]/hook"
+    )
+
+
 def test_private_webhook_urls_are_allowed_by_default_except_in_production():
     assert NotificationSettings(env="development").private_webhook_urls_allowed
     assert NotificationSettings(env="test").private_webhook_urls_allowed

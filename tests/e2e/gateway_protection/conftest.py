@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from ecommerce_cli.stack import Platform
-from tests.e2e.gateway_protection.gateways import ALLOWED, TYPENAME, Endpoint, Gateways, start_gateway
+from tests.e2e.gateway_protection.gateways import ALLOWED, PROXY, TYPENAME, Endpoint, Gateways, start_gateway
 from tests.e2e.test_account_graphql import admin_session
 
 
@@ -30,6 +30,7 @@ async def gateways(gateway, platform: Platform, data_dir: Path) -> AsyncIterator
                 "GATEWAY_RATE_LIMIT_CAPACITY": "60",
                 "GATEWAY_RATE_LIMIT_RESTORE_RATE": "20",
                 "GATEWAY_MAX_DEPTH": "5",
+                "GATEWAY_TRUSTED_PROXIES": PROXY,
             },
         ),
         start_gateway(

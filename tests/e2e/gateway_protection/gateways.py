@@ -3,7 +3,8 @@
 Besides the session's gateway (test settings), the tests start gateways of their own against the
 same services, each with the settings a test needs:
 
-- `strict`: production mode, a 60-point bucket refilling at 20 points/s, depth limit 5;
+- `strict`: production mode, a 60-point bucket refilling at 20 points/s, depth limit 5, 127.0.0.30
+  a trusted proxy;
 - `lenient`: 200 aliases, cost up to 5,000, batching on, `extensions.rpcCalls` reported;
 - `allowlist`: production mode executing registered documents only.
 
@@ -51,6 +52,7 @@ class Endpoint:
         extensions: dict[str, Any] | None = None,
         address: str = "127.0.0.1",
         operation_name: str | None = None,
+        headers: dict[str, str] | None = None,
     ) -> httpx.Response:
         payload: dict[str, Any] = {"variables": variables or {}}
         if query is not None:
@@ -59,9 +61,9 @@ class Endpoint:
             payload["extensions"] = extensions
         if operation_name is not None:
             payload["operationName"] = operation_name
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        sent = {**(headers or {}), **({"Authorization": f"Bearer {token}"} if token else {})}
         async with client_at(address) as client:
-            return await client.post(self.url, json=payload, headers=headers)
+            return await client.post(self.url, json=payload, headers=sent)
 
     async def post(self, query: str | None, variables: dict[str, Any] | None = None, **kwargs: Any) -> dict:
         """The decoded answer (the same call as the session's `gateway.post`)."""
@@ -111,6 +113,7 @@ async def start_gateway(platform: Platform, log_dir: Path, name: str, settings: 
     return endpoint
 
 
+PROXY = "127.0.0.30"
 ALLOWED = "query Allowed { rateLimit { limit cost } }"
 
 

@@ -71,3 +71,19 @@ async def test_each_login_of_a_batch_is_an_attempt_against_the_throttle(gateways
     # concurrent requests); afterwards the throttle holds.
     assert results.count(["UNAUTHENTICATED"]) >= 5
     assert codes(right_password) == ["RATE_LIMITED"]
+
+
+async def test_wrong_passwords_from_one_address_do_not_lock_the_owner_out_elsewhere(gateways):
+    email = unique_email("owner")
+    await sign_up(gateways.shared, email=email)
+    wrong = {"email": email, "password": "not the password"}
+
+    attacker = [await gateways.lenient.post(LOGIN, wrong, address="127.0.0.40") for _ in range(6)]
+    attacker_right = await gateways.lenient.post(LOGIN, {**wrong, "password": PASSWORD}, address="127.0.0.40")
+    owner = await gateways.lenient.post(LOGIN, {**wrong, "password": PASSWORD}, address="127.0.0.41")
+
+    assert [codes(b) for b in attacker] == [["UNAUTHENTICATED"]] * 5 + [["RATE_LIMITED"]]
+    assert attacker[-1]["errors"][0]["extensions"]["retryAfter"] >= 1
+    assert codes(attacker_right) == ["RATE_LIMITED"]
+    assert "errors" not in owner, owner
+    assert owner["data"]["login"]["accessToken"]

@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from tests.e2e.gateway_protection.gateways import ALLOWED, only_code, sha256
+from tests.e2e.gateway_protection.test_cost_budgets import spend_until_refused
 
 
 async def test_an_automatic_persisted_query_round_trip(gateways):
@@ -40,6 +41,32 @@ async def test_a_persisted_query_whose_hash_does_not_match_is_refused_and_not_ke
     later = await gateways.shared.post(None, extensions=wrong)
 
     assert only_code(refused) == "BAD_USER_INPUT"
+    assert only_code(later) == "PERSISTED_QUERY_NOT_FOUND"
+
+
+async def test_a_document_sent_by_a_caller_over_budget_is_refused_and_not_kept(gateways):
+    address = "127.0.0.21"
+    await spend_until_refused(gateways.strict, address)
+    # 52 of the 60 points: out of reach for more than two seconds after a refusal.
+    query = f"query OverBudget{uuid.uuid4().hex} {{ products(first: 50) {{ edges {{ cursor }} }} }}"
+    persisted = {"persistedQuery": {"version": 1, "sha256Hash": sha256(query)}}
+
+    refused = await gateways.strict.post(query, extensions=persisted, address=address)
+    later = await gateways.strict.post(None, extensions=persisted, address="127.0.0.22")
+
+    assert only_code(refused) == "RATE_LIMITED"
+    assert refused["errors"][0]["extensions"]["cost"] == 52
+    assert only_code(later) == "PERSISTED_QUERY_NOT_FOUND"
+
+
+async def test_a_document_larger_than_the_stored_limit_runs_but_is_not_kept(gateways):
+    query = f"query Large{uuid.uuid4().hex} {{ rateLimit {{ cost }} }} #" + "x" * (16 * 1024)
+    persisted = {"persistedQuery": {"version": 1, "sha256Hash": sha256(query)}}
+
+    ran = await gateways.shared.post(query, extensions=persisted)
+    later = await gateways.shared.post(None, extensions=persisted)
+
+    assert ran["data"] == {"rateLimit": {"cost": 1}}
     assert only_code(later) == "PERSISTED_QUERY_NOT_FOUND"
 
 

@@ -339,6 +339,16 @@ async def test_urls_inside_the_network_are_refused_when_the_setting_is_off(
     assert await webhook_count(notifications) == 0
 
 
+async def test_ipv6_transition_forms_of_internal_addresses_are_refused(notifications: NotificationHarness):
+    notifications.service.url_policy = UrlPolicy(allow_private=False)
+    admin = notifications.admin()
+
+    for url in ["http://[2002:7f00:1::1]/", "http://[64:ff9b::a9fe:a9fe]/", "http://[::127.0.0.1]/hook"]:
+        code, fields = await rpc_error(notifications.stub.CreateWebhook(create(url), metadata=admin))
+        assert (code, fields) == (grpc.StatusCode.INVALID_ARGUMENT, ["url"]), url
+    assert await webhook_count(notifications) == 0
+
+
 async def test_a_public_address_is_accepted_when_private_ones_are_refused(notifications: NotificationHarness):
     notifications.service.url_policy = UrlPolicy(allow_private=False)
 
