@@ -3,141 +3,32 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
-from collections.abc import AsyncIterator, Iterator
 
 import pytest
-from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
-from sqlalchemy import Column, MetaData, Table, Text, event, func, insert, select, text
+from sqlalchemy import event, func, insert, select, text
 
 from ecommerce.events.v1 import account_events_pb2, envelope_pb2
-from servicekit.db import create_engine, database_url, ensure_database, session_factory, transaction
+from servicekit.db import transaction
 from servicekit.embedded import EmbeddedBroker
-from servicekit.inbox import Envelope, EventConsumer, inbox_table
-from servicekit.kafka import RenewingProducer, create_producer, dead_letter_topic, ensure_topics, new_envelope
-from servicekit.messages import Message
-from servicekit.outbox import Outbox, OutboxRelay, outbox_table
-from tests.helpers import eventually, group_timeouts
-
-metadata = MetaData()
-outbox = outbox_table(metadata)
-inbox = inbox_table(metadata)
-effects = Table("effects", metadata, Column("event_id", Text, primary_key=True), Column("note", Text))
-
-
-@pytest.fixture(scope="module")
-async def kit(infra) -> AsyncIterator[dict]:
-    url = database_url(infra.postgres_url, "servicekit_it")
-    await ensure_database(url)
-    engine = create_engine(url, pool_size=5)
-    async with engine.begin() as conn:
-        await conn.run_sync(metadata.drop_all)
-        await conn.run_sync(metadata.create_all)
-    producer = create_producer(infra.kafka_bootstrap_servers, idempotent=False, client_id="kit-test")
-    await producer.start()
-    try:
-        yield {
-            "url": url,
-            "engine": engine,
-            "sessions": session_factory(engine),
-            "producer": producer,
-            "bootstrap": infra.kafka_bootstrap_servers,
-        }
-    finally:
-        await producer.stop()
-        await engine.dispose()
-
-
-@pytest.fixture
-async def topic(kit) -> str:
-    name = f"kit-{uuid.uuid4().hex[:10]}"
-    await ensure_topics(kit["bootstrap"], [name, dead_letter_topic(name)], partitions=2)
-    return name
-
-
-async def read_all(bootstrap: str, topic: str, count: int, timeout: float = 15) -> list:
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        group_id=None,  # reads every partition itself: no group to join
-        auto_offset_reset="earliest",
-    )
-    await consumer.start()
-    records: list = []
-    try:
-
-        async def enough() -> bool:
-            for batch in (await consumer.getmany(timeout_ms=200)).values():
-                records.extend(batch)
-            return len(records) >= count
-
-        await eventually(enough, timeout=timeout, what=f"{count} records on {topic}")
-    finally:
-        await consumer.stop()
-    return records
-
-
-def kit_consumer(
-    kit,
-    topic: str,
-    handle,
-    *,
-    max_attempts: int = 5,
-    stall_after: float = 30.0,
-    name: str | None = None,
-    follow_up_types: tuple[str, ...] = (),
-) -> EventConsumer:
-    """A consumer of `topic` under a fresh group (or `name`'s), `handle` taking account.registered."""
-    return EventConsumer(
-        name=name or f"kit-{uuid.uuid4().hex[:6]}",
-        topics=[topic],
-        handlers={"account.registered": handle},
-        follow_up_types=follow_up_types,
-        sessions=kit["sessions"],
-        inbox=inbox,
-        bootstrap_servers=kit["bootstrap"],
-        dead_letters=kit["producer"],
-        max_attempts=max_attempts,
-        stall_after=stall_after,
-        session_timeout_ms=group_timeouts()["session_timeout_ms"],
-    )
-
-
-async def add_registered(session, topic: str, account_id: str, *, key: str) -> None:
-    """Write one account.registered to the outbox, in the caller's transaction."""
-    await Outbox(outbox, "kit").add(
-        session,
-        Message(
-            topic=topic, event_type="account.registered", aggregate_id=key, payload=registered(account_id)
-        ),
-    )
-
-
-async def send_registered(kit, topic: str, account_id: str) -> str:
-    """Produce one account.registered on `topic`; returns its event id."""
-    envelope = new_envelope(
-        event_type="account.registered", aggregate_id="k", producer="t", payload=registered(account_id)
-    )
-    await kit["producer"].send_and_wait(topic, envelope.SerializeToString(), key=b"k")
-    return envelope.event_id
-
-
-def registered(account_id: str) -> account_events_pb2.AccountRegistered:
-    return account_events_pb2.AccountRegistered(account_id=account_id, email=f"{account_id}@example.com")
-
-
-@contextlib.asynccontextmanager
-async def running(coro_factory) -> AsyncIterator[asyncio.Task]:
-    task = asyncio.create_task(coro_factory())
-    try:
-        yield task
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+from servicekit.kafka import RenewingProducer, create_producer, dead_letter_topic, new_envelope
+from servicekit.outbox import OutboxRelay
+from tests.helpers import eventually
+from tests.integration.outbox.kit import (
+    _published_after_retry,
+    _unpublished,
+    _value,
+    add_registered,
+    effects,
+    kit_consumer,
+    outbox,
+    read_all,
+    registered,
+    running,
+    send_registered,
+)
 
 
 async def test_an_event_is_written_only_when_its_transaction_commits(kit, topic):
@@ -290,22 +181,6 @@ async def test_rows_stay_unpublished_while_the_broker_is_down_and_go_out_when_it
     finally:
         await producer.stop()
         broker.stop()
-
-
-async def _unpublished(kit, topic: str) -> int:
-    async with kit["sessions"]() as session:
-        return await session.scalar(
-            select(func.count())
-            .select_from(outbox)
-            .where(outbox.c.topic == topic, outbox.c.published_at.is_(None))
-        )
-
-
-async def _published_after_retry(relay: OutboxRelay) -> bool:
-    try:
-        return await relay.publish_batch() > 0
-    except (TimeoutError, KafkaError):
-        return False
 
 
 async def test_the_inbox_applies_an_event_once_whatever_the_redeliveries(kit, topic):
@@ -478,165 +353,6 @@ async def test_poison_and_failing_messages_go_to_the_dead_letter_topic_and_the_p
     reasons = sorted(dict(r.headers)["dlq-reason"].decode() for r in dead)
     assert "division by zero" in reasons[0]
     assert reasons[1].startswith("unparseable message")
-
-
-async def _value(value: bool) -> bool:
-    return value
-
-
-def _envelopes(count: int, prefix: str, event_type: str = "account.registered") -> list:
-    return [
-        new_envelope(
-            event_type=event_type, aggregate_id="k", producer="t", payload=registered(f"{prefix}{i}")
-        )
-        for i in range(count)
-    ]
-
-
-async def _produce(kit, topic: str, envelopes: list) -> None:
-    """All on one partition (one key), so that a consumer started afterwards fetches them together."""
-    for envelope in envelopes:
-        await kit["producer"].send(topic, envelope.SerializeToString(), key=b"k")
-    await kit["producer"].flush()
-
-
-@contextlib.contextmanager
-def statements(kit) -> Iterator[list[str]]:
-    """Every SQL statement the test's engine sends meanwhile."""
-    seen: list[str] = []
-
-    def listener(conn, cursor, statement, parameters, context, executemany) -> None:
-        seen.append(statement)
-
-    event.listen(kit["engine"].sync_engine, "before_cursor_execute", listener)
-    try:
-        yield seen
-    finally:
-        event.remove(kit["engine"].sync_engine, "before_cursor_execute", listener)
-
-
-async def test_a_fetched_batch_is_handled_in_one_transaction_with_one_inbox_insert(kit, topic):
-    transactions: list[int] = []
-
-    async def handle(session, envelope) -> None:
-        transactions.append(await session.scalar(text("SELECT txid_current()")))
-        await session.execute(insert(effects).values(event_id=envelope.event_id, note="batched"))
-
-    envelopes = _envelopes(30, "batched-")
-    await _produce(kit, topic, envelopes)
-    consumer = kit_consumer(kit, topic, handle)
-    with statements(kit) as sent:
-        async with running(consumer.run):
-            await eventually(lambda: _value(consumer.processed == 30), what="30 events handled")
-
-    inbox_inserts = [s for s in sent if s.lstrip().upper().startswith("INSERT INTO INBOX")]
-    assert len(set(transactions)) == len(inbox_inserts) <= consumer.batches
-    assert consumer.batches < 30  # fetched together, not one by one
-    async with kit["sessions"]() as session:
-        rows = await session.scalar(
-            select(func.count())
-            .select_from(effects)
-            .where(effects.c.event_id.in_([e.event_id for e in envelopes]))
-        )
-    assert rows == 30
-
-
-async def test_a_failing_message_in_a_batch_is_dead_lettered_alone_and_the_others_are_applied_once(
-    kit, topic
-):
-    seen: list[str] = []
-
-    async def handle(session, envelope) -> None:
-        message = account_events_pb2.AccountRegistered()
-        envelope.payload.Unpack(message)
-        await session.execute(insert(effects).values(event_id=envelope.event_id, note=message.account_id))
-        if message.account_id == "middle-2":
-            await session.execute(text("SELECT 1/0"))
-        seen.append(message.account_id)
-
-    envelopes = _envelopes(5, "middle-")
-    await _produce(kit, topic, envelopes)
-    consumer = kit_consumer(kit, topic, handle, max_attempts=2)
-    async with running(consumer.run):
-        await eventually(
-            lambda: _value(consumer.dead_lettered == 1 and consumer.processed == 4), what="the batch"
-        )
-        [dead] = await read_all(kit["bootstrap"], dead_letter_topic(topic), 1)
-
-    assert Envelope.FromString(dead.value).event_id == envelopes[2].event_id
-    assert "division by zero" in dict(dead.headers)["dlq-reason"].decode()
-    # The pass that committed handled the others in their order, each once.
-    assert seen[-4:] == ["middle-0", "middle-1", "middle-3", "middle-4"]
-    async with kit["sessions"]() as session:
-        notes = (
-            await session.scalars(
-                select(effects.c.note).where(effects.c.event_id.in_([e.event_id for e in envelopes]))
-            )
-        ).all()
-    assert sorted(notes) == ["middle-0", "middle-1", "middle-3", "middle-4"]
-
-
-async def test_a_declared_follow_up_runs_before_the_next_message_and_others_after_the_commit(kit, topic):
-    steps: list[str] = []
-
-    def handler():
-        async def handle(session, envelope):
-            message = account_events_pb2.AccountRegistered()
-            envelope.payload.Unpack(message)
-            steps.append(f"handle {message.account_id}")
-            await session.execute(insert(effects).values(event_id=envelope.event_id, note=message.account_id))
-
-            async def follow_up() -> None:
-                async with kit["sessions"]() as other:  # the handler's transaction has committed
-                    committed = await other.scalar(
-                        select(effects.c.note).where(effects.c.event_id == envelope.event_id)
-                    )
-                steps.append(f"follow {committed}")
-
-            return follow_up
-
-        return handle
-
-    await _produce(kit, topic, _envelopes(3, "d"))
-    declared = kit_consumer(kit, topic, handler(), follow_up_types=("account.registered",))
-    async with running(declared.run):
-        await eventually(lambda: _value(len(steps) == 6), what="3 handled and followed up")
-    assert steps == ["handle d0", "follow d0", "handle d1", "follow d1", "handle d2", "follow d2"]
-
-    steps.clear()
-    other_topic = f"kit-{uuid.uuid4().hex[:10]}"
-    await ensure_topics(kit["bootstrap"], [other_topic, dead_letter_topic(other_topic)], partitions=1)
-    await _produce(kit, other_topic, _envelopes(3, "u"))
-    undeclared = kit_consumer(kit, other_topic, handler())
-    async with running(undeclared.run):
-        await eventually(lambda: _value(len(steps) == 6), what="3 handled and followed up")
-    follows = [s for s in steps if s.startswith("follow")]
-    assert follows == ["follow u0", "follow u1", "follow u2"]  # in order, each after its commit
-
-
-async def test_events_without_a_handler_cost_no_database_work(kit, topic):
-    await _produce(kit, topic, _envelopes(10, "ignored-", event_type="account.role_changed"))
-
-    async def never(session, envelope) -> None:
-        raise AssertionError("no handler is registered for account.role_changed")
-
-    consumer = kit_consumer(kit, topic, never)
-    with statements(kit) as sent:
-        async with running(consumer.run):
-            await eventually(
-                lambda: _value(consumer.batches > 0 and consumer._consumer is not None),
-                what="a batch fetched",
-            )
-            await eventually(_caught_up(consumer), what="the consumer at the end of its partitions")
-    assert consumer.processed == consumer.duplicates == 0
-    assert sent == []
-
-
-def _caught_up(consumer: EventConsumer):
-    async def check() -> bool:
-        return await consumer.lag() == 0
-
-    return check
 
 
 async def test_an_outage_of_the_database_does_not_use_up_a_message_s_attempts(kit, topic):
