@@ -19,13 +19,12 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 
-import asyncpg
 from sqlalchemy import func, select
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from order import domain
 from order.models import Order
+from servicekit.db import listen
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +42,7 @@ class SettledOrders:
     listens for the settling of all of them (`run`, for the life of the process)."""
 
     def __init__(self, database_url: str) -> None:
-        self.listen_dsn = (
-            make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
-        )
+        self.database_url = database_url
         self._waiters: dict[str, set[asyncio.Event]] = {}
         # Waits that ran out of time before their order settled, or before a notice woke them.
         self.ran_out = 0
@@ -99,30 +96,10 @@ class SettledOrders:
 
     async def run(self) -> None:
         """Listen on `SETTLED_CHANNEL`, reconnecting after a lost connection."""
-        backoff = 0.5
-        while True:
-            try:
-                conn = await asyncpg.connect(self.listen_dsn)
-            except (OSError, asyncpg.PostgresError) as exc:
-                log.warning(
-                    "settled-order listener cannot connect; waiters answer at their deadline: %s", exc
-                )
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 10.0)
-                continue
-            backoff = 0.5
-            lost = asyncio.Event()
-            try:
-                await conn.add_listener(
-                    SETTLED_CHANNEL, lambda _conn, _pid, _channel, order_id: self._wake(order_id)
-                )
-                conn.add_termination_listener(lambda *_, lost=lost: lost.set())
-                self._wake_all()  # what settled while nobody listened
-                started = time.monotonic()
-                await lost.wait()
-                log.warning(
-                    "settled-order listener lost its connection after %.0fs", time.monotonic() - started
-                )
-            finally:
-                with contextlib.suppress(Exception):
-                    await conn.close()
+        await listen(
+            self.database_url,
+            SETTLED_CHANNEL,
+            self._wake,
+            on_connect=self._wake_all,  # what settled while nobody listened
+            name="settled-order listener (waiters answer at their deadline meanwhile)",
+        )

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import re
+import time
 from collections.abc import AsyncIterator, Callable, Hashable
 from contextlib import asynccontextmanager
 
@@ -135,3 +138,39 @@ async def ensure_database(url: str) -> bool:
 def database_url(server_url: str, database: str) -> str:
     """The URL of `database` on the server of `server_url`, with the asyncpg driver."""
     return async_url(make_url(server_url).set(database=database).render_as_string(hide_password=False))
+
+
+async def listen(
+    database_url: str,
+    channel: str,
+    on_notice: Callable[[str], None],
+    *,
+    on_connect: Callable[[], None],
+    name: str,
+) -> None:
+    """LISTEN on `channel` for as long as the task runs: `on_notice(payload)` for each NOTIFY, and
+    `on_connect()` after every (re)connection, for what was notified while nobody listened. A lost
+    connection is opened again with a backoff; meanwhile nothing is heard (say in the log what the
+    listener's owners do then: `name` names the listener)."""
+    dsn = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    backoff = 0.5
+    while True:
+        try:
+            conn = await asyncpg.connect(dsn)
+        except (OSError, asyncpg.PostgresError) as exc:
+            log.warning("%s cannot connect: %s", name, exc)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 10.0)
+            continue
+        backoff = 0.5
+        lost = asyncio.Event()
+        try:
+            await conn.add_listener(channel, lambda _conn, _pid, _channel, payload: on_notice(payload))
+            conn.add_termination_listener(lambda *_, lost=lost: lost.set())
+            on_connect()
+            started = time.monotonic()
+            await lost.wait()
+            log.warning("%s lost its connection after %.0fs", name, time.monotonic() - started)
+        finally:
+            with contextlib.suppress(Exception):
+                await conn.close()

@@ -16,7 +16,6 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import asyncpg
 from aiokafka import AIOKafkaProducer
 from sqlalchemy import (
     BigInteger,
@@ -35,11 +34,10 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from servicekit.context import current_request_id
-from servicekit.db import transaction
+from servicekit.db import listen, transaction
 from servicekit.kafka import RenewingProducer, dead_letter_topic, ensure_topics, new_envelope
 from servicekit.messages import Message
 from servicekit.metrics import OUTBOX_PUBLISHED
@@ -132,9 +130,7 @@ class OutboxRelay:
         self.sessions = sessions
         self.table = table
         self.producer = producer
-        self.listen_dsn = (
-            make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
-        )
+        self.database_url = database_url
         self.poll_interval = poll_interval
         self.batch_size = batch_size
         self.publish_timeout = publish_timeout
@@ -276,24 +272,11 @@ class OutboxRelay:
         return max(0.0, (datetime.now(UTC) - oldest).total_seconds())
 
     async def _listen(self) -> None:
-        backoff = 0.5
-        while True:
-            try:
-                conn = await asyncpg.connect(self.listen_dsn)
-            except (OSError, asyncpg.PostgresError) as exc:
-                log.warning("outbox listener cannot connect, polling meanwhile: %s", exc)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 10.0)
-                continue
-            backoff = 0.5
-            lost = asyncio.Event()
-            try:
-                await conn.add_listener(NOTIFY_CHANNEL, lambda *_: self._wakeup.set())
-                conn.add_termination_listener(lambda *_, lost=lost: lost.set())
-                self._wakeup.set()  # catch up on whatever was written while we were away
-                started = time.monotonic()
-                await lost.wait()
-                log.warning("outbox listener lost its connection after %.0fs", time.monotonic() - started)
-            finally:
-                with contextlib.suppress(Exception):
-                    await conn.close()
+        await listen(
+            self.database_url,
+            NOTIFY_CHANNEL,
+            lambda _payload: self._wakeup.set(),
+            # Catch up on whatever was written while nobody listened.
+            on_connect=self._wakeup.set,
+            name="outbox listener (polling meanwhile)",
+        )

@@ -75,7 +75,14 @@ def test_status_says_so_when_no_gateway_answers(url, capsys: pytest.CaptureFixtu
 
 
 def test_make_help_lists_every_target_with_what_it_does():
-    done = subprocess.run(["make", "help"], capture_output=True, text=True, timeout=60, check=True, cwd=ROOT)
+    done = subprocess.run(
+        ["make", "--no-print-directory", "help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        cwd=ROOT,
+    )
     makefile = (ROOT / "Makefile").read_text()
     phony = re.search(r"^\.PHONY: (.+)$", makefile, re.MULTILINE)
     assert phony is not None
