@@ -186,8 +186,13 @@ async def test_the_signing_key_rotates_while_clients_call_and_no_request_is_refu
             rotated = gateway.run_cli("rotate-keys", str(key_file))
             assert rotated.returncode == 0, rotated.stderr
             await gateway.platform.restart("account")
-            login = await gateway.post(LOGIN, {"email": email, "password": PASSWORD})
-            tokens.append(login["data"]["login"]["accessToken"])
+
+            async def signed_in() -> str | None:
+                # The gateway's channel reconnects to the restarted service: a client signs in again.
+                login = await gateway.post(LOGIN, {"email": email, "password": PASSWORD})
+                return (login.get("data") or {}).get("login", {}).get("accessToken")
+
+            tokens.append(await eventually(signed_in, timeout=30, what="a sign-in after the restart"))
             calls = len(answers)
             await eventually(lambda: _more_than(answers, calls + 20), what="calls with the new token")
         finally:
