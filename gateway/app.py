@@ -23,6 +23,7 @@ from strawberry.types.unset import UNSET, UnsetType
 from gateway import playground
 from gateway.clients import ServiceClients
 from gateway.context import Context
+from gateway.errors import SAFE_MESSAGES, ApiError, unauthenticated
 from gateway.forwarded import client_address, parse_networks
 from gateway.guard import GuardedGraphQL
 from gateway.live import OrderEventHub
@@ -121,10 +122,11 @@ class GraphQLApp(GuardedGraphQL[Context]):
             try:
                 context.caller = await self.state.authenticator.authenticate(token)
             except Unauthenticated as exc:
-                context.token_error = exc.message
+                context.token_error = unauthenticated(exc.message)
             except Exception as exc:  # the account service is unreachable for the JWKS
+                # An outage, not a bad token: the client keeps its token and tries again.
                 log.warning("cannot verify access token: %s", exc)
-                context.token_error = "cannot verify the access token right now"
+                context.token_error = ApiError(SAFE_MESSAGES["SERVICE_UNAVAILABLE"], "SERVICE_UNAVAILABLE")
         return context
 
     async def on_ws_connect(self, context: Context) -> UnsetType:

@@ -34,7 +34,8 @@ class Context:
     client_address: str = "unknown"
     caller: Caller | None = None
     token: str | None = None
-    token_error: str | None = None
+    # Why the request's token did not give a caller: a bad token, or keys that cannot be had now.
+    token_error: ApiError | None = None
     # The process's cost budgets and persisted queries; None where no Redis backs the schema.
     protection: Protection | None = None
     # Order events for `orderStatusChanged`; None where no broker feeds the schema.
@@ -61,8 +62,8 @@ class Context:
 
     def require_caller(self) -> Caller:
         if self.caller is None:
-            if self.token_error:
-                raise unauthenticated(self.token_error)
+            if self.token_error is not None:
+                raise self.token_error
             raise unauthenticated()
         return self.caller
 

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from ecommerce.account.v1 import account_pb2, account_pb2_grpc
 from servicekit.auth import Authenticator, JwksFetcher, JwksKeySet, TokenDenylist, jwks_from_json
 from servicekit.db import create_engine, session_factory
+from servicekit.errors import Unavailable
 from servicekit.grpc_server import DATABASE_CHECK, Registration, create_server, set_serving
 from servicekit.inbox import EventConsumer, Handler
 from servicekit.kafka import RenewingProducer, create_producer
@@ -61,10 +62,23 @@ def insecure_channel(
 
 
 def account_jwks_fetcher(channel: grpc.aio.Channel, *, timeout: float = 5.0) -> JwksFetcher:
+    """Fetches the account service's public keys.
+
+    The call waits up to `timeout` for the channel to connect: just after the account service
+    restarted (as it does to rotate its signing key) the channel may still be backing off, and
+    the first token signed by the new key must wait for the reconnect rather than fail. When the
+    keys cannot be had in time it raises `Unavailable`, which callers answer as UNAVAILABLE.
+    """
     stub = account_pb2_grpc.AccountServiceStub(channel)
 
     async def fetch() -> dict:
-        response = await stub.GetJwks(account_pb2.GetJwksRequest(), timeout=timeout)
+        try:
+            response = await stub.GetJwks(account_pb2.GetJwksRequest(), timeout=timeout, wait_for_ready=True)
+        except grpc.aio.AioRpcError as error:
+            raise Unavailable(
+                f"the keys that verify access tokens cannot be fetched now ({error.code().name}); "
+                "try again shortly"
+            ) from error
         return jwks_from_json(response.jwks_json)
 
     return fetch

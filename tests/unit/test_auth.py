@@ -1,4 +1,5 @@
-"""Token verification as services and the gateway use it: JWKS refetch on an unknown kid, rate limited."""
+"""Token verification as services and the gateway use it: JWKS refetch on an unknown kid, rate
+limited; keys that cannot be fetched are an outage, not a bad token."""
 
 from __future__ import annotations
 
@@ -6,11 +7,15 @@ import asyncio
 from datetime import UTC, datetime
 
 import pytest
+from starlette.requests import Request
 
 from account.__main__ import signing_keys
 from account.settings import AccountSettings
+from gateway.app import GatewayState, GraphQLApp
+from gateway.errors import ApiError
+from gateway.settings import GatewaySettings
 from servicekit.auth import Authenticator, JwksKeySet, bearer_token
-from servicekit.errors import Unauthenticated
+from servicekit.errors import Unauthenticated, Unavailable
 from servicekit.security import SigningKey, TokenIssuer, TokenVerifier, jwks
 
 ISSUER, AUDIENCE = "ecommerce-account", "ecommerce"
@@ -145,3 +150,27 @@ def test_development_creates_a_signing_key_once_and_reuses_it(tmp_path):
 
     assert first.kid == second.kid
     assert (tmp_path / "keys" / "jwt-signing.pem").stat().st_mode & 0o777 == 0o600
+
+
+async def test_a_token_the_gateway_cannot_verify_for_want_of_keys_is_an_outage_not_a_bad_token():
+    """The client keeps its token and tries again, instead of being signed out."""
+
+    async def unreachable() -> dict:
+        raise Unavailable("the keys that verify access tokens cannot be fetched now; try again shortly")
+
+    settings = GatewaySettings()
+    app = GraphQLApp(settings)
+    app._state = GatewayState(settings)
+    try:
+        verifier = TokenVerifier(issuer=settings.jwt_issuer, audience=settings.jwt_audience)
+        app._state.authenticator = Authenticator(JwksKeySet(verifier, unreachable))
+        token = TokenIssuer(SigningKey.generate(), issuer=settings.jwt_issuer, audience=settings.jwt_audience)
+        headers = [(b"authorization", f"Bearer {token.issue('8f7c3a52', 'CUSTOMER')[0]}".encode())]
+        request = Request({"type": "http", "method": "POST", "path": "/graphql", "headers": headers})
+        context = await app.get_context(request, None)  # type: ignore[arg-type]
+        with pytest.raises(ApiError) as refused:
+            context.require_caller()
+    finally:
+        await app._state.close()
+
+    assert refused.value.extensions["code"] == "SERVICE_UNAVAILABLE"
