@@ -333,6 +333,24 @@ def cmd_rotate_keys(args: argparse.Namespace) -> None:
     print(f"signs     {keys[-1].kid}")
 
 
+def cmd_gen_certs(args: argparse.Namespace) -> None:
+    from ecommerce_cli.certs import CertificateError, generate
+
+    try:
+        folders = generate(
+            args.directory, namespace=args.namespace, cluster_domain=args.cluster_domain, days=args.days
+        )
+    except (CertificateError, OSError) as error:
+        raise SystemExit(f"No certificates made: {error}") from None
+    print(f"CA in {args.directory / 'ca.crt'} (keep ca.key offline: it issues the certificates).")
+    print(f"One Secret per process, in the namespace {args.namespace}:")
+    for folder in folders:
+        print(
+            f"  kubectl -n {args.namespace} create secret generic grpc-tls-{folder.name} "
+            f"--from-file={folder} --dry-run=client -o yaml | kubectl apply -f -"
+        )
+
+
 def cmd_status(args: argparse.Namespace) -> None:
     import httpx
 
@@ -476,6 +494,28 @@ def build_parser() -> argparse.ArgumentParser:
     step.add_argument("--stage", action="store_true", help="add the key before the signing key")
     step.add_argument("--promote", action="store_true", help="make the staged key the signing key")
     rotate.set_defaults(func=cmd_rotate_keys)
+
+    certs = _command(
+        commands,
+        "gen-certs",
+        "make the CA and the certificates of mutual TLS between the processes",
+        "Write a certificate authority (DIR/ca.crt, ca.key) and, for each service and the gateway, "
+        "DIR/<name>/ca.crt, tls.crt and tls.key: the files of GRPC_TLS_CA_FILE, GRPC_TLS_CERT_FILE "
+        "and GRPC_TLS_KEY_FILE, named for the Kubernetes Services of the namespace and for localhost. "
+        "Run again on the same DIR, it keeps the CA and renews the certificates. See docs/security.md.",
+        ["ecommerce gen-certs grpc-tls", "ecommerce gen-certs --namespace shop --days 90 grpc-tls"],
+    )
+    certs.add_argument("directory", type=Path, metavar="DIR", help="where the files go (created if missing)")
+    certs.add_argument(
+        "--namespace", default="ecommerce", help="the Kubernetes namespace (default ecommerce)"
+    )
+    certs.add_argument(
+        "--cluster-domain", default="cluster.local", help="the cluster's DNS domain (default cluster.local)"
+    )
+    certs.add_argument(
+        "--days", type=int, default=365, help="validity of the certificates, 1 to 3650 (default 365)"
+    )
+    certs.set_defaults(func=cmd_gen_certs)
 
     seed = _command(
         commands,
