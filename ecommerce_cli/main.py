@@ -69,10 +69,10 @@ def cmd_dev(args: argparse.Namespace) -> None:
     configure_logging("ecommerce-dev", fmt="console")
     data_dir = _data_dir()
     with _single_instance(data_dir):
-        asyncio.run(_dev(data_dir, reload=args.reload, replicas=args.replicas))
+        asyncio.run(_dev(data_dir, reload=args.reload, replicas=args.replicas, grpc_tls=args.grpc_tls))
 
 
-async def _dev(data_dir: Path, *, reload: bool = False, replicas: int = 1) -> None:
+async def _dev(data_dir: Path, *, reload: bool = False, replicas: int = 1, grpc_tls: bool = False) -> None:
     from ecommerce_cli.stack import (
         Infrastructure,
         Platform,
@@ -83,6 +83,12 @@ async def _dev(data_dir: Path, *, reload: bool = False, replicas: int = 1) -> No
     )
 
     services = available_services()
+    grpc_tls_dir = None
+    if grpc_tls:
+        from ecommerce_cli.certs import generate
+
+        grpc_tls_dir = data_dir / "grpc-tls"
+        generate(grpc_tls_dir)  # the CA is kept; the certificates are renewed at every start
     print(f"Starting PostgreSQL, Redis and the broker (data in {data_dir}) ...", flush=True)
     infra = Infrastructure(data_dir).start()
     platform = Platform(
@@ -91,6 +97,7 @@ async def _dev(data_dir: Path, *, reload: bool = False, replicas: int = 1) -> No
         ports=configured_ports(),
         metrics_ports=configured_metrics_ports(),
         replicas=replicas,
+        grpc_tls_dir=grpc_tls_dir,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -111,6 +118,7 @@ async def _dev(data_dir: Path, *, reload: bool = False, replicas: int = 1) -> No
             "\nThe platform is running.\n"
             f"  GraphiQL        {gateway}\n"
             + "".join(f"  {s:<15} {platform.service_target(s)}\n" for s in services)
+            + (f"  gRPC            mutual TLS only, certificates in {grpc_tls_dir}\n" if grpc_tls_dir else "")
             + f"  PostgreSQL      {infra.postgres_url}\n"
             f"  Redis           {infra.redis_url}\n"
             f"  Kafka broker    {infra.kafka_bootstrap_servers}\n"
@@ -417,6 +425,7 @@ def build_parser() -> argparse.ArgumentParser:
             "ecommerce dev",
             "ecommerce dev --reload",
             "ecommerce dev --replicas 2",
+            "ecommerce dev --grpc-tls",
             "LOG_FORMAT=json ecommerce dev",
         ],
     )
@@ -432,6 +441,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--reload",
         action="store_true",
         help="restart a process when its code changes (servicekit/ restarts them all)",
+    )
+    dev.add_argument(
+        "--grpc-tls",
+        action="store_true",
+        help="gRPC between the processes over mutual TLS only, with certificates made in "
+        "ECOMMERCE_DATA_DIR/grpc-tls (as the production overlay runs it)",
     )
     dev.set_defaults(func=cmd_dev)
 

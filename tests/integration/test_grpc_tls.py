@@ -18,6 +18,7 @@ from account.__main__ import build
 from account.settings import AccountSettings
 from ecommerce.account.v1 import account_pb2, account_pb2_grpc
 from ecommerce_cli.certs import generate
+from ecommerce_cli.stack import DEFAULT_PORTS, Infrastructure, Platform
 from gateway.clients import ServiceClients
 from gateway.settings import GatewaySettings
 from servicekit.errors import Unavailable
@@ -199,3 +200,19 @@ async def test_a_list_of_addresses_is_checked_against_the_server_name_setting(ce
 
     assert status == health_pb2.HealthCheckResponse.SERVING
     assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+async def test_dev_with_grpc_tls_waits_for_a_service_as_the_gateway_calls_it(tmp_path):
+    generate(tmp_path, names=["account", "gateway"])
+    server, _ = create_server([], [], authenticator=None)
+    port = bind(server, "127.0.0.1:0", tls_of(tmp_path / "account"))
+    await server.start()
+    ports = {**DEFAULT_PORTS, "account": port}
+    try:
+        await Platform(Infrastructure(tmp_path), ["account"], ports=ports, grpc_tls_dir=tmp_path).wait_grpc(
+            "account", timeout=10
+        )
+        with pytest.raises(TimeoutError):  # in plaintext the service never answers
+            await Platform(Infrastructure(tmp_path), ["account"], ports=ports).wait_grpc("account", timeout=1)
+    finally:
+        await server.stop(None)

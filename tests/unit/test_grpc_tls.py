@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from ecommerce_cli.certs import PROCESSES, CertificateError, generate
 from ecommerce_cli.main import main
+from ecommerce_cli.stack import Infrastructure, Platform
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
 from servicekit.grpc_tls import GrpcTlsError, load_grpc_tls
@@ -268,3 +269,25 @@ def test_gen_certs_refuses_a_file_as_its_folder(tmp_path):
         main(["gen-certs", str(tmp_path / "file")])
 
     assert (tmp_path / "file").read_text() == "mine"
+
+
+# -- ecommerce dev --grpc-tls ---------------------------------------------------------------------
+
+
+def test_dev_with_grpc_tls_gives_every_process_its_own_certificate(tmp_path):
+    generate(tmp_path / "tls")
+    infra = Infrastructure(tmp_path)
+    infra.postgres_url = "postgresql://postgres@127.0.0.1:5432/postgres"
+    platform = Platform(infra, ["catalog"], replicas=2, grpc_tls_dir=tmp_path / "tls")
+
+    for name, folder in (("catalog", "catalog"), ("catalog-2", "catalog"), ("gateway", "gateway")):
+        env = platform.process_environment(name)
+        assert {k: v for k, v in env.items() if k.startswith("GRPC_TLS_")} == {
+            "GRPC_TLS_ENABLED": "true",
+            "GRPC_TLS_CA_FILE": str(tmp_path / "tls" / folder / "ca.crt"),
+            "GRPC_TLS_CERT_FILE": str(tmp_path / "tls" / folder / "tls.crt"),
+            "GRPC_TLS_KEY_FILE": str(tmp_path / "tls" / folder / "tls.key"),
+            # catalog's two replicas are dialled as one list of addresses
+            "GRPC_TLS_SERVER_NAME": "localhost",
+        }, name
+    assert "GRPC_TLS_ENABLED" not in Platform(infra, ["catalog"]).process_environment("catalog")
