@@ -69,10 +69,10 @@ def cmd_dev(args: argparse.Namespace) -> None:
     configure_logging("ecommerce-dev", fmt="console")
     data_dir = _data_dir()
     with _single_instance(data_dir):
-        asyncio.run(_dev(data_dir, reload=args.reload, replicas=args.replicas))
+        asyncio.run(_dev(data_dir, reload=args.reload, replicas=args.replicas, grpc_tls=args.grpc_tls))
 
 
-async def _dev(data_dir: Path, *, reload: bool = False, replicas: int = 1) -> None:
+async def _dev(data_dir: Path, *, reload: bool = False, replicas: int = 1, grpc_tls: bool = False) -> None:
     from ecommerce_cli.stack import (
         Infrastructure,
         Platform,
@@ -83,6 +83,12 @@ async def _dev(data_dir: Path, *, reload: bool = False, replicas: int = 1) -> No
     )
 
     services = available_services()
+    grpc_tls_dir = None
+    if grpc_tls:
+        from ecommerce_cli.certs import generate
+
+        grpc_tls_dir = data_dir / "grpc-tls"
+        generate(grpc_tls_dir)  # the CA is kept; the certificates are renewed at every start
     print(f"Starting PostgreSQL, Redis and the broker (data in {data_dir}) ...", flush=True)
     infra = Infrastructure(data_dir).start()
     platform = Platform(
@@ -91,6 +97,7 @@ async def _dev(data_dir: Path, *, reload: bool = False, replicas: int = 1) -> No
         ports=configured_ports(),
         metrics_ports=configured_metrics_ports(),
         replicas=replicas,
+        grpc_tls_dir=grpc_tls_dir,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -111,6 +118,7 @@ async def _dev(data_dir: Path, *, reload: bool = False, replicas: int = 1) -> No
             "\nThe platform is running.\n"
             f"  GraphiQL        {gateway}\n"
             + "".join(f"  {s:<15} {platform.service_target(s)}\n" for s in services)
+            + (f"  gRPC            mutual TLS only, certificates in {grpc_tls_dir}\n" if grpc_tls_dir else "")
             + f"  PostgreSQL      {infra.postgres_url}\n"
             f"  Redis           {infra.redis_url}\n"
             f"  Kafka broker    {infra.kafka_bootstrap_servers}\n"
@@ -333,6 +341,24 @@ def cmd_rotate_keys(args: argparse.Namespace) -> None:
     print(f"signs     {keys[-1].kid}")
 
 
+def cmd_gen_certs(args: argparse.Namespace) -> None:
+    from ecommerce_cli.certs import CertificateError, generate
+
+    try:
+        folders = generate(
+            args.directory, namespace=args.namespace, cluster_domain=args.cluster_domain, days=args.days
+        )
+    except (CertificateError, OSError) as error:
+        raise SystemExit(f"No certificates made: {error}") from None
+    print(f"CA in {args.directory / 'ca.crt'} (keep ca.key offline: it issues the certificates).")
+    print(f"One Secret per process, in the namespace {args.namespace}:")
+    for folder in folders:
+        print(
+            f"  kubectl -n {args.namespace} create secret generic grpc-tls-{folder.name} "
+            f"--from-file={folder} --dry-run=client -o yaml | kubectl apply -f -"
+        )
+
+
 def cmd_status(args: argparse.Namespace) -> None:
     import httpx
 
@@ -399,6 +425,7 @@ def build_parser() -> argparse.ArgumentParser:
             "ecommerce dev",
             "ecommerce dev --reload",
             "ecommerce dev --replicas 2",
+            "ecommerce dev --grpc-tls",
             "LOG_FORMAT=json ecommerce dev",
         ],
     )
@@ -414,6 +441,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--reload",
         action="store_true",
         help="restart a process when its code changes (servicekit/ restarts them all)",
+    )
+    dev.add_argument(
+        "--grpc-tls",
+        action="store_true",
+        help="gRPC between the processes over mutual TLS only, with certificates made in "
+        "ECOMMERCE_DATA_DIR/grpc-tls (as the production overlay runs it)",
     )
     dev.set_defaults(func=cmd_dev)
 
@@ -476,6 +509,28 @@ def build_parser() -> argparse.ArgumentParser:
     step.add_argument("--stage", action="store_true", help="add the key before the signing key")
     step.add_argument("--promote", action="store_true", help="make the staged key the signing key")
     rotate.set_defaults(func=cmd_rotate_keys)
+
+    certs = _command(
+        commands,
+        "gen-certs",
+        "make the CA and the certificates of mutual TLS between the processes",
+        "Write a certificate authority (DIR/ca.crt, ca.key) and, for each service and the gateway, "
+        "DIR/<name>/ca.crt, tls.crt and tls.key: the files of GRPC_TLS_CA_FILE, GRPC_TLS_CERT_FILE "
+        "and GRPC_TLS_KEY_FILE, named for the Kubernetes Services of the namespace and for localhost. "
+        "Run again on the same DIR, it keeps the CA and renews the certificates. See docs/security.md.",
+        ["ecommerce gen-certs grpc-tls", "ecommerce gen-certs --namespace shop --days 90 grpc-tls"],
+    )
+    certs.add_argument("directory", type=Path, metavar="DIR", help="where the files go (created if missing)")
+    certs.add_argument(
+        "--namespace", default="ecommerce", help="the Kubernetes namespace (default ecommerce)"
+    )
+    certs.add_argument(
+        "--cluster-domain", default="cluster.local", help="the cluster's DNS domain (default cluster.local)"
+    )
+    certs.add_argument(
+        "--days", type=int, default=365, help="validity of the certificates, 1 to 3650 (default 365)"
+    )
+    certs.set_defaults(func=cmd_gen_certs)
 
     seed = _command(
         commands,

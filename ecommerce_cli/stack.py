@@ -29,10 +29,12 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from ecommerce_cli import ALL_SERVICES
 from servicekit.db import database_url, ensure_database
 from servicekit.embedded import EmbeddedBroker, EmbeddedPostgres, EmbeddedRedis
+from servicekit.grpc_tls import load_grpc_tls
 from servicekit.kafka import all_topics, ensure_topics
 from servicekit.mailbox import Mailbox
 from servicekit.migrations import upgrade_async
-from servicekit.settings import grpc_target
+from servicekit.runtime import grpc_channel
+from servicekit.settings import PlatformSettings, grpc_target
 
 log = logging.getLogger(__name__)
 
@@ -220,6 +222,9 @@ class Platform:
     replicas: int = 1
     replica_ports: dict[str, list[int]] = field(default_factory=dict)
     replica_metrics_ports: dict[str, list[int]] = field(default_factory=dict)
+    # A folder made by `ecommerce gen-certs`: every process serves and calls gRPC over mutual TLS
+    # with its own certificate from it (`ecommerce dev --grpc-tls`).
+    grpc_tls_dir: Path | None = None
 
     def __post_init__(self) -> None:
         if self.replicas < 1:
@@ -283,19 +288,41 @@ class Platform:
             env[f"{prefix}_METRICS_PORT"] = str(self.metrics_ports[service])
             if service in self.services:
                 env[f"{prefix}_DATABASE_URL"] = self.infra.database_url(service)
+        if self.grpc_tls_dir is not None:
+            env.update(self._tls_files("gateway"), GRPC_TLS_ENABLED="true")
+            # A service with replicas is dialled by a list of addresses, which names no host to
+            # check: the certificates of `ecommerce gen-certs` all name localhost.
+            env["GRPC_TLS_SERVER_NAME"] = "localhost"
         env.update(self.extra_env)
         return env
 
-    def spawn(self, name: str) -> Process:
-        """Start process `name`: the gateway, a service, or a further replica (`catalog-2`)."""
+    def _tls_files(self, name: str) -> dict[str, str]:
+        assert self.grpc_tls_dir is not None
+        folder = self.grpc_tls_dir / name
+        return {
+            "GRPC_TLS_CA_FILE": str(folder / "ca.crt"),
+            "GRPC_TLS_CERT_FILE": str(folder / "tls.crt"),
+            "GRPC_TLS_KEY_FILE": str(folder / "tls.key"),
+        }
+
+    def process_environment(self, name: str) -> dict[str, str]:
+        """The environment of process `name`: the gateway, a service, or a further replica (`catalog-2`)."""
         service, replica = _replica_of(name)
         env = self.environment()
         if service != "gateway":
             prefix = service.upper()
             env[f"{prefix}_GRPC_PORT"] = str(self.replica_ports[service][replica])
             env[f"{prefix}_METRICS_PORT"] = str(self.replica_metrics_ports[service][replica])
+            if self.grpc_tls_dir is not None:
+                env.update(self._tls_files(service))
         env.update(self.process_env.get(service, {}))
         env.update(self.process_env.get(name, {}))
+        return env
+
+    def spawn(self, name: str) -> Process:
+        """Start process `name`: the gateway, a service, or a further replica (`catalog-2`)."""
+        service, _ = _replica_of(name)
+        env = self.process_environment(name)
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)
             output = (self.log_dir / f"{name}.log").open("ab")
@@ -329,7 +356,18 @@ class Platform:
     async def wait_grpc(self, name: str, *, timeout: float) -> None:
         """Wait until process `name` (`catalog`, `catalog-2`) answers its health check."""
         deadline = time.monotonic() + timeout
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{self.grpc_port(name)}") as channel:
+        tls = None
+        if self.grpc_tls_dir is not None:  # as the gateway would call it
+            files = self._tls_files("gateway")
+            tls = load_grpc_tls(
+                PlatformSettings(
+                    grpc_tls_enabled=True,
+                    grpc_tls_ca_file=files["GRPC_TLS_CA_FILE"],
+                    grpc_tls_cert_file=files["GRPC_TLS_CERT_FILE"],
+                    grpc_tls_key_file=files["GRPC_TLS_KEY_FILE"],
+                )
+            )
+        async with grpc_channel(f"127.0.0.1:{self.grpc_port(name)}", tls=tls) as channel:
             stub = health_pb2_grpc.HealthStub(channel)
             while True:
                 self._check_alive(name)

@@ -34,6 +34,7 @@ from gateway.status import PlatformStatus
 from servicekit.auth import Authenticator, JwksKeySet, TokenDenylist, bearer_token
 from servicekit.context import new_request_id, request_id_var
 from servicekit.errors import Unauthenticated
+from servicekit.grpc_tls import GrpcTls, process_grpc_tls
 from servicekit.metrics import SideServer
 from servicekit.runtime import account_jwks_fetcher
 from servicekit.security import TokenVerifier
@@ -45,9 +46,9 @@ log = logging.getLogger(__name__)
 class GatewayState:
     """What lives as long as the process: channels, Redis, the token verifier."""
 
-    def __init__(self, settings: GatewaySettings) -> None:
+    def __init__(self, settings: GatewaySettings, tls: GrpcTls | None = None) -> None:
         self.settings = settings
-        self.services = ServiceClients(settings)
+        self.services = ServiceClients(settings, tls)
         self.trusted_proxies = parse_networks(settings.trusted_proxies)
         self.redis = aioredis.from_url(settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0)
         self.cache = aioredis.from_url(settings.cache_redis, socket_timeout=2.0, socket_connect_timeout=2.0)
@@ -67,7 +68,7 @@ class GatewayState:
             max_wait=settings.jwks_min_refresh_interval,
         )
         self.authenticator = Authenticator(keys, TokenDenylist(self.redis))
-        self.status = PlatformStatus(settings, self.redis, timeout=settings.status_timeout)
+        self.status = PlatformStatus(settings, self.redis, timeout=settings.status_timeout, tls=tls)
 
     async def close(self) -> None:
         await self.status.close()
@@ -213,6 +214,7 @@ class _TooLarge(Exception):
 
 def create_app(settings: GatewaySettings | None = None) -> ASGIApp:
     settings = settings or GatewaySettings()
+    tls = process_grpc_tls(settings, "gateway")  # checked before anything listens
     graphql = GraphQLApp(settings)
 
     @contextlib.asynccontextmanager
@@ -220,7 +222,7 @@ def create_app(settings: GatewaySettings | None = None) -> ASGIApp:
         configure_tracing("gateway", endpoint=settings.otel_exporter_otlp_endpoint)
         side = SideServer()  # /metrics, /healthz, /readyz on the metrics port
         await side.start(settings.host, settings.metrics_port)
-        graphql._state = GatewayState(settings)
+        graphql._state = GatewayState(settings, tls)
         graphql._state.protection.start(graphql.graphql_schema)
         graphql._state.order_events.start()
         side.ready = True

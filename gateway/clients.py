@@ -16,17 +16,19 @@ from ecommerce.payment.v1 import payment_pb2_grpc
 from gateway.calls import CallCounter
 from gateway.errors import from_rpc_error
 from gateway.settings import GatewaySettings
-from servicekit.runtime import insecure_channel
+from servicekit.grpc_tls import GrpcTls
+from servicekit.runtime import grpc_channel
 from servicekit.tracing import client_span, set_rpc_status
 
 Response = TypeVar("Response")
 
 
 class ServiceClients:
-    """Long-lived channels, one per service, shared by every request."""
+    """Long-lived channels, one per service, shared by every request; over mutual TLS with `tls`."""
 
-    def __init__(self, settings: GatewaySettings) -> None:
+    def __init__(self, settings: GatewaySettings, tls: GrpcTls | None = None) -> None:
         self.timeout = settings.grpc_timeout
+        self._tls = tls
         self._channels: list[grpc.aio.Channel] = []
         self._interceptors = [CallCounter()] if settings.report_rpc_calls else None
         self.account = account_pb2_grpc.AccountServiceStub(self._channel(settings.account_addr))
@@ -38,7 +40,7 @@ class ServiceClients:
         )
 
     def _channel(self, address: str) -> grpc.aio.Channel:
-        channel = insecure_channel(address, interceptors=self._interceptors)
+        channel = grpc_channel(address, tls=self._tls, interceptors=self._interceptors)
         self._channels.append(channel)
         return channel
 

@@ -26,8 +26,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from gateway.settings import GatewaySettings
 from servicekit.grpc_server import DATABASE_CHECK
+from servicekit.grpc_tls import GrpcTls
 from servicekit.kafka import create_producer, ensure_topics
-from servicekit.runtime import insecure_channel
+from servicekit.runtime import grpc_channel
 
 log = logging.getLogger(__name__)
 
@@ -143,13 +144,19 @@ class PlatformStatus:
     """The checks behind `/status`; `report()` answers from a cache at most `ttl` seconds old."""
 
     def __init__(
-        self, settings: GatewaySettings, redis: aioredis.Redis, *, timeout: float = 2.0, ttl: float = 1.0
+        self,
+        settings: GatewaySettings,
+        redis: aioredis.Redis,
+        *,
+        timeout: float = 2.0,
+        ttl: float = 1.0,
+        tls: GrpcTls | None = None,
     ) -> None:
         self.timeout = timeout
         self.ttl = ttl
         self.redis = redis
         self.broker = BrokerPing(settings.kafka_bootstrap_servers)
-        self._channels = {name: insecure_channel(getattr(settings, f"{name}_addr")) for name in SERVICES}
+        self._channels = {name: grpc_channel(getattr(settings, f"{name}_addr"), tls=tls) for name in SERVICES}
         self._health = {name: health_pb2_grpc.HealthStub(c) for name, c in self._channels.items()}
         self._cached: Report | None = None
         self._cached_at = 0.0

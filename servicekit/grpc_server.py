@@ -19,6 +19,7 @@ from grpc_reflection.v1alpha import reflection
 from servicekit.auth import Authenticator, bearer_token
 from servicekit.context import caller_var, client_address, client_address_var, new_request_id, request_id_var
 from servicekit.errors import DomainError, Unavailable
+from servicekit.grpc_tls import GrpcTls
 from servicekit.logging import access_logged
 from servicekit.metrics import RPC_DURATION, RPC_HANDLED
 from servicekit.rpc_status import internal_status, to_grpc_status
@@ -257,6 +258,16 @@ def create_server(
             server,
         )
     return server, health_servicer
+
+
+def bind(server: grpc.aio.Server, address: str, tls: GrpcTls | None) -> int:
+    """Listen on `address` ("host:port", port 0 for a free one); returns the port.
+
+    With `tls` the port speaks mutual TLS only and no plaintext port is opened: a plaintext
+    client's handshake fails, and so does one without a certificate of the platform's CA."""
+    if tls is None:
+        return server.add_insecure_port(address)
+    return server.add_secure_port(address, tls.server_credentials())
 
 
 def server_connection_age_options(age: float | None, grace: float) -> list[tuple[str, int]]:

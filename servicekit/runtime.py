@@ -24,7 +24,8 @@ from ecommerce.account.v1 import account_pb2, account_pb2_grpc
 from servicekit.auth import Authenticator, JwksFetcher, JwksKeySet, TokenDenylist, jwks_from_json
 from servicekit.db import create_engine, session_factory
 from servicekit.errors import Unavailable
-from servicekit.grpc_server import DATABASE_CHECK, Registration, create_server, set_serving
+from servicekit.grpc_server import DATABASE_CHECK, Registration, bind, create_server, set_serving
+from servicekit.grpc_tls import GrpcTls, process_grpc_tls
 from servicekit.inbox import EventConsumer, Handler
 from servicekit.kafka import RenewingProducer, create_producer
 from servicekit.metrics import SideServer, refresh_forever
@@ -53,12 +54,25 @@ CHANNEL_OPTIONS = [
 ]
 
 
-def insecure_channel(
-    address: str, *, interceptors: Sequence[grpc.aio.ClientInterceptor] | None = None
+def grpc_channel(
+    address: str,
+    *,
+    tls: GrpcTls | None = None,
+    interceptors: Sequence[grpc.aio.ClientInterceptor] | None = None,
 ) -> grpc.aio.Channel:
     """A channel to `address` (see `servicekit.settings.grpc_target`), balancing calls round-robin
-    over every address it resolves to."""
-    return grpc.aio.insecure_channel(grpc_target(address), options=CHANNEL_OPTIONS, interceptors=interceptors)
+    over every address it resolves to; over mutual TLS with `tls` (`load_grpc_tls`), else plaintext.
+
+    Every channel of the platform is made here, so that GRPC_TLS_ENABLED reaches all of them."""
+    target = grpc_target(address)
+    if tls is None:
+        return grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS, interceptors=interceptors)
+    return grpc.aio.secure_channel(
+        target,
+        tls.channel_credentials(),
+        options=[*CHANNEL_OPTIONS, *tls.channel_options()],
+        interceptors=interceptors,
+    )
 
 
 def account_jwks_fetcher(channel: grpc.aio.Channel, *, timeout: float = 5.0) -> JwksFetcher:
@@ -109,6 +123,7 @@ class ServiceRuntime:
         problems = production_secret_problems(settings)
         if problems:
             raise SystemExit(f"{name} refuses to start in production: " + "; ".join(problems))
+        self.tls = process_grpc_tls(settings, name)
         self.settings = settings
         self.name = name
         self.inbox_table = inbox_table
@@ -156,7 +171,7 @@ class ServiceRuntime:
 
     def channel(self, address: str) -> grpc.aio.Channel:
         """A channel to a peer; calls carry the current trace context."""
-        channel = insecure_channel(address, interceptors=[TracingClientInterceptor()])
+        channel = grpc_channel(address, tls=self.tls, interceptors=[TracingClientInterceptor()])
         self._channels.append(channel)
         return channel
 
@@ -299,7 +314,7 @@ async def start(
         max_connection_age_grace=settings.grpc_max_connection_age_grace,
         reflection_enabled=not settings.production,
     )
-    port = server.add_insecure_port(f"{settings.grpc_host}:{settings.grpc_port}")
+    port = bind(server, f"{settings.grpc_host}:{settings.grpc_port}", runtime.tls)
     await runtime.side_server.start(settings.grpc_host, settings.metrics_port)
     relay = runtime.relay
     runtime.spawn(lambda: refresh_forever(relay), "metrics")
@@ -310,7 +325,13 @@ async def start(
     await server.start()
     await set_serving(health_servicer, service_names, True)
     runtime.side_server.ready = True
-    log.info("%s serving gRPC on %s:%d", runtime.name, settings.grpc_host, port)
+    log.info(
+        "%s serving gRPC%s on %s:%d",
+        runtime.name,
+        " over mutual TLS" if runtime.tls else "",
+        settings.grpc_host,
+        port,
+    )
     return server, health_servicer, port
 
 

@@ -124,6 +124,34 @@ class PlatformSettings(BaseSettings):
     payment_addr: GrpcTarget = shared("PAYMENT_ADDR", default="127.0.0.1:50054")
     notification_addr: GrpcTarget = shared("NOTIFICATION_ADDR", default="127.0.0.1:50055")
 
+    # -- gRPC over mutual TLS between the processes (servicekit.grpc_tls, docs/security.md) -----
+    grpc_tls_enabled: bool = shared(
+        "GRPC_TLS_ENABLED",
+        default=False,
+        description="Serve and call gRPC over mutual TLS only: a server takes no plaintext and only "
+        "clients whose certificate the CA of GRPC_TLS_CA_FILE issued. Off by default (one machine); "
+        "on in the production overlay.",
+    )
+    grpc_tls_ca_file: str = shared(
+        "GRPC_TLS_CA_FILE", default="", description="PEM of the CA that issues every process's certificate."
+    )
+    grpc_tls_cert_file: str = shared(
+        "GRPC_TLS_CERT_FILE",
+        default="",
+        description="PEM certificate (chain) this process serves and presents as a client.",
+    )
+    grpc_tls_key_file: str = shared(
+        "GRPC_TLS_KEY_FILE", default="", description="PEM private key of GRPC_TLS_CERT_FILE, unencrypted."
+    )
+    grpc_tls_server_name: str = shared(
+        "GRPC_TLS_SERVER_NAME",
+        default="",
+        max_length=253,
+        pattern=r"^[A-Za-z0-9.:\-\[\]]*$",
+        description="The name a client expects in every server's certificate, instead of the host it "
+        "dials; empty: the host of each peer address.",
+    )
+
     internal_service_token: str = shared(
         "INTERNAL_SERVICE_TOKEN",
         default="",

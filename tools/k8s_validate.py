@@ -21,7 +21,11 @@ Our rules, beyond the schemas:
   them (a non-empty pod selector), and every namespace with workloads has a default-deny policy;
 - every gRPC Service (a port named `grpc`) is headless (`clusterIP: None`), and every peer address
   (`*_ADDR`, in a ConfigMap or a container's env) is a `dns:///` target: gRPC holds one long-lived
-  connection, which a ClusterIP would pin to one pod, so pods added by an autoscaler would idle.
+  connection, which a ClusterIP would pin to one pod, so pods added by an autoscaler would idle;
+- every container that reads peer addresses (a gRPC client or server) and has GRPC_TLS_ENABLED on
+  finds GRPC_TLS_CA_FILE, _CERT_FILE and _KEY_FILE in a Secret it mounts, and has no gRPC probe
+  (the kubelet's cannot present a client certificate); in the overlays of `GRPC_TLS_OVERLAYS`
+  (prod) every such container has it on.
 """
 
 from __future__ import annotations
@@ -46,6 +50,11 @@ KUBERNETES_VERSION = "1.33.0"
 ROOT = Path(__file__).resolve().parents[1]
 OVERLAYS = ROOT / "k8s" / "overlays"
 SECRET_TEMPLATE = ROOT / "k8s" / "base" / "secret.example.yaml"
+
+# Overlays in which every gRPC client and server must run mutual TLS (GRPC_TLS_ENABLED).
+GRPC_TLS_OVERLAYS = ("prod",)
+GRPC_TLS_FILES = ("GRPC_TLS_CA_FILE", "GRPC_TLS_CERT_FILE", "GRPC_TLS_KEY_FILE")
+PROBES = ("startupProbe", "readinessProbe", "livenessProbe")
 
 WORKLOADS = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob", "Pod"}
 LONG_RUNNING = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet"}
@@ -292,9 +301,65 @@ def balancing_errors(objects: list[Manifest]) -> list[str]:
     return errors
 
 
-def check(objects: list[Manifest], version: str = KUBERNETES_VERSION) -> list[str]:
+def _environment(container: Manifest, configmaps: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
+    """What a container's environment holds from its ConfigMaps (`envFrom`) and literal `env` values."""
+    environment: dict[str, str] = {}
+    for source in container.get("envFrom") or ():
+        reference = source.get("configMapRef") or {}
+        environment.update({k: str(v) for k, v in (configmaps.get(reference.get("name", "")) or {}).items()})
+    environment.update({e["name"]: str(e["value"]) for e in container.get("env") or () if "value" in e})
+    return environment
+
+
+def grpc_tls_errors(objects: list[Manifest], *, required: bool = False) -> list[str]:
+    """gRPC clients and servers (containers whose environment names a peer, `*_ADDR`) that turn
+    GRPC_TLS_ENABLED on without the files in a mounted Secret, or keep a gRPC probe; with
+    `required`, those that leave it off."""
+    configmaps = {
+        (o.get("metadata") or {}).get("name", ""): o.get("data") or {}
+        for o in objects
+        if o.get("kind") == "ConfigMap"
+    }
+    errors = []
+    for obj in objects:
+        if obj.get("kind") not in LONG_RUNNING or (spec := pod_spec(obj)) is None:
+            continue
+        secrets = {v["name"] for v in spec.get("volumes") or () if "secret" in v}
+        for _, container in _containers(spec):
+            environment = _environment(container, configmaps)
+            if not any(key.endswith("_ADDR") for key in environment):
+                continue
+            where = f"{name(obj)} container {container.get('name', '?')}"
+            if environment.get("GRPC_TLS_ENABLED", "").lower() not in ("true", "1", "yes", "on"):
+                if required:
+                    errors.append(f"{where}: GRPC_TLS_ENABLED is not true")
+                continue
+            mounts = [
+                m["mountPath"].rstrip("/") + "/"
+                for m in container.get("volumeMounts") or ()
+                if m.get("name") in secrets
+            ]
+            for setting in GRPC_TLS_FILES:
+                path = environment.get(setting, "")
+                if not any(path.startswith(mount) for mount in mounts):
+                    errors.append(f"{where}: {setting} {path!r} is not in a Secret the container mounts")
+            errors += [
+                f"{where}: {probe} is a gRPC probe, which cannot present a client certificate"
+                for probe in PROBES
+                if "grpc" in (container.get(probe) or {})
+            ]
+    return errors
+
+
+def check(
+    objects: list[Manifest], version: str = KUBERNETES_VERSION, *, grpc_tls_required: bool = False
+) -> list[str]:
     """Every problem with a rendered set of manifests: schema errors first, then our rules."""
-    return schema_errors(objects, version) + rule_errors(objects)
+    return (
+        schema_errors(objects, version)
+        + rule_errors(objects)
+        + grpc_tls_errors(objects, required=grpc_tls_required)
+    )
 
 
 def targets(paths: list[str]) -> list[Path]:
@@ -317,7 +382,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"FAIL {target}: {exc}", file=sys.stderr)
             failed = True
             continue
-        problems = check(objects, args.kubernetes_version)
+        problems = check(
+            objects,
+            args.kubernetes_version,
+            grpc_tls_required=target.is_dir() and target.name in GRPC_TLS_OVERLAYS,
+        )
         shown = target.resolve().relative_to(ROOT) if target.resolve().is_relative_to(ROOT) else target
         if problems:
             failed = True

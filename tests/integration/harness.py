@@ -29,6 +29,7 @@ from servicekit.db import database_url, ensure_database
 from servicekit.embedded import EmbeddedBroker
 from servicekit.kafka import all_topics, ensure_topics
 from servicekit.migrations import upgrade_async
+from servicekit.runtime import grpc_channel
 from servicekit.security import SigningKey, TokenIssuer, jwks
 from servicekit.settings import PlatformSettings, ServiceSettings
 from tests.helpers import group_timeouts
@@ -146,7 +147,9 @@ class InProcess(Generic[AppT, StubT]):
     async def start(self) -> InProcess[AppT, StubT]:
         app = self._build()
         running = await app.start(background=self._background)
-        self._running = (app, running, grpc.aio.insecure_channel(f"127.0.0.1:{running.port}"))
+        # Called as a peer service would: over mutual TLS when the service's settings turn it on.
+        channel = grpc_channel(f"127.0.0.1:{running.port}", tls=app.runtime.tls)
+        self._running = (app, running, channel)
         return self
 
     async def stop(self) -> None:

@@ -18,7 +18,7 @@ import pytest
 from ecommerce.account.v1 import account_pb2, account_pb2_grpc
 from servicekit.errors import Unavailable
 from servicekit.grpc_server import create_server
-from servicekit.runtime import account_jwks_fetcher, insecure_channel
+from servicekit.runtime import account_jwks_fetcher, grpc_channel
 from servicekit.security import SigningKey, jwks
 
 KEYS = jwks([SigningKey.generate()])
@@ -48,7 +48,7 @@ async def start_account(port: int) -> grpc.aio.Server:
 
 async def test_a_fetch_during_the_reconnect_waits_for_the_service_to_come_back():
     port = free_port()
-    channel = insecure_channel(f"127.0.0.1:{port}")
+    channel = grpc_channel(f"127.0.0.1:{port}")
     fetch = account_jwks_fetcher(channel, timeout=10)
     with pytest.raises(Unavailable):  # the service is down: the channel starts backing off
         await account_jwks_fetcher(channel, timeout=0.5)()
@@ -65,7 +65,7 @@ async def test_a_fetch_during_the_reconnect_waits_for_the_service_to_come_back()
 
 
 async def test_keys_that_cannot_be_had_in_time_are_unavailable_not_an_internal_error():
-    async with insecure_channel(f"127.0.0.1:{free_port()}") as channel:
+    async with grpc_channel(f"127.0.0.1:{free_port()}") as channel:
         with pytest.raises(Unavailable) as refused:
             await account_jwks_fetcher(channel, timeout=0.3)()
 

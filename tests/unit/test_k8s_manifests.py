@@ -3,8 +3,10 @@ its NetworkPolicies open exactly the paths of the design; the validation fails o
 
 from __future__ import annotations
 
+import copy
 import itertools
 import json
+import os
 import re
 from pathlib import Path
 
@@ -15,7 +17,7 @@ from prometheus_client import REGISTRY
 import servicekit.metrics  # noqa: F401 - registers every metric the rules and the dashboard name
 from gateway.forwarded import parse_networks
 from tools import k8s_validate
-from tools.k8s_validate import check, load, render, rule_errors, selects
+from tools.k8s_validate import check, grpc_tls_errors, load, render, rule_errors, selects
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "k8s"
@@ -51,7 +53,7 @@ def config(objects: list[dict]) -> dict[str, str]:
 
 @pytest.mark.parametrize("overlay", ["dev", "prod"])
 def test_every_object_of_the_overlay_passes_the_schemas_and_our_rules(overlays, overlay):
-    assert check(overlays[overlay]) == []
+    assert check(overlays[overlay], grpc_tls_required=overlay == "prod") == []
 
 
 def test_the_secret_template_is_valid_and_holds_no_real_secret():
@@ -200,16 +202,115 @@ def test_a_misspelled_field_fails_the_strict_schema():
 # -- what the overlays deploy --------------------------------------------------------------------
 
 
+PROBES = ("startupProbe", "readinessProbe", "livenessProbe")
+
+
 def test_services_probe_the_standard_grpc_health_service_and_the_gateway_its_http_endpoints(overlays):
+    deployments = objects_of(overlays["dev"], "Deployment")
+    for service in SERVICES:
+        probes = {k: container(deployments[service])[k] for k in PROBES}
+        assert {k: p["grpc"] for k, p in probes.items()} == {key: {"port": 50051} for key in probes}, service
+    for overlay in ("dev", "prod"):
+        gateway = container(objects_of(overlays[overlay], "Deployment")["gateway"])
+        assert gateway["readinessProbe"]["httpGet"]["path"] == "/readyz"
+        assert gateway["livenessProbe"]["httpGet"]["path"] == "/healthz"
+
+
+def test_prod_runs_grpc_over_mutual_tls_with_each_process_mounting_its_own_secret(overlays):
+    dev, prod = config(overlays["dev"]), config(overlays["prod"])
+    deployments = objects_of(overlays["prod"], "Deployment")
+
+    assert "GRPC_TLS_ENABLED" not in dev
+    assert {k: v for k, v in prod.items() if k.startswith("GRPC_TLS_")} == {
+        "GRPC_TLS_ENABLED": "true",
+        "GRPC_TLS_CA_FILE": "/etc/ecommerce/grpc-tls/ca.crt",
+        "GRPC_TLS_CERT_FILE": "/etc/ecommerce/grpc-tls/tls.crt",
+        "GRPC_TLS_KEY_FILE": "/etc/ecommerce/grpc-tls/tls.key",
+    }
+    for name in (*SERVICES, "gateway"):
+        pod = deployments[name]["spec"]["template"]["spec"]
+        (volume,) = [v for v in pod["volumes"] if v["name"] == "grpc-tls"]
+        (mount,) = [m for m in container(deployments[name])["volumeMounts"] if m["name"] == "grpc-tls"]
+        assert volume["secret"]["secretName"] == f"grpc-tls-{name}", name
+        assert (mount["mountPath"], mount["readOnly"]) == ("/etc/ecommerce/grpc-tls", True), name
+
+
+def test_prod_services_are_probed_on_the_metrics_port_for_the_kubelet_cannot_present_a_certificate(overlays):
     deployments = objects_of(overlays["prod"], "Deployment")
     for service in SERVICES:
-        probes = {
-            k: container(deployments[service])[k] for k in ("startupProbe", "readinessProbe", "livenessProbe")
-        }
-        assert {k: p["grpc"] for k, p in probes.items()} == {key: {"port": 50051} for key in probes}, service
-    gateway = container(deployments["gateway"])
-    assert gateway["readinessProbe"]["httpGet"]["path"] == "/readyz"
-    assert gateway["livenessProbe"]["httpGet"]["path"] == "/healthz"
+        probes = {k: container(deployments[service])[k]["httpGet"] for k in PROBES}
+        assert probes == {
+            "startupProbe": {"path": "/readyz", "port": "metrics"},
+            "readinessProbe": {"path": "/readyz", "port": "metrics"},
+            "livenessProbe": {"path": "/healthz", "port": "metrics"},
+        }, service
+
+
+def test_the_validation_requires_grpc_tls_of_every_grpc_process_in_an_overlay_named_prod(tmp_path, capsys):
+    # An overlay named prod that renders the dev overlay, TLS off.
+    (tmp_path / "prod").mkdir()
+    dev = os.path.relpath(K8S / "overlays" / "dev", tmp_path / "prod")
+    (tmp_path / "prod" / "kustomization.yaml").write_text(f"resources:\n  - {dev}\n")
+
+    exit_code = k8s_validate.main([str(tmp_path / "prod")])
+
+    assert exit_code == 1
+    assert sorted(capsys.readouterr().err.splitlines()[1:]) == [
+        f"  Deployment ecommerce/{name} container {name}: GRPC_TLS_ENABLED is not true"
+        for name in sorted((*SERVICES, "gateway"))
+    ]
+
+
+def _without_tls_volume(objects: list[dict]) -> None:
+    pod = objects_of(objects, "Deployment")["order"]["spec"]["template"]["spec"]
+    pod["volumes"] = [v for v in pod["volumes"] if v["name"] != "grpc-tls"]
+
+
+def _with_grpc_probe(objects: list[dict]) -> None:
+    container(objects_of(objects, "Deployment")["order"])["livenessProbe"] = {"grpc": {"port": 50051}}
+
+
+def _without_key_setting(objects: list[dict]) -> None:
+    del config(objects)["GRPC_TLS_KEY_FILE"]
+
+
+@pytest.mark.parametrize(
+    ("change", "problems"),
+    [
+        (
+            _without_tls_volume,
+            [
+                f"Deployment ecommerce/order container order: {setting} '/etc/ecommerce/grpc-tls/{file}' is "
+                "not in a Secret the container mounts"
+                for setting, file in (
+                    ("GRPC_TLS_CA_FILE", "ca.crt"),
+                    ("GRPC_TLS_CERT_FILE", "tls.crt"),
+                    ("GRPC_TLS_KEY_FILE", "tls.key"),
+                )
+            ],
+        ),
+        (
+            _with_grpc_probe,
+            [
+                "Deployment ecommerce/order container order: livenessProbe is a gRPC probe, which cannot "
+                "present a client certificate"
+            ],
+        ),
+        (
+            _without_key_setting,
+            [
+                f"Deployment ecommerce/{name} container {name}: GRPC_TLS_KEY_FILE '' is not in a Secret the "
+                "container mounts"
+                for name in ("account", "catalog", "gateway", "notification", "order", "payment")
+            ],
+        ),
+    ],
+)
+def test_the_validation_refuses_tls_without_its_files_or_with_a_grpc_probe(overlays, change, problems):
+    objects = copy.deepcopy(overlays["prod"])
+    change(objects)
+
+    assert sorted(grpc_tls_errors(objects, required=True)) == problems
 
 
 def test_every_pod_runs_the_one_image_with_the_command_for_its_service(overlays):

@@ -12,7 +12,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from ecommerce_cli import parse_replicas
 from ecommerce_cli.stack import Infrastructure, Platform
 from servicekit.grpc_server import create_server, server_connection_age_options
-from servicekit.runtime import CHANNEL_OPTIONS, insecure_channel
+from servicekit.runtime import CHANNEL_OPTIONS, grpc_channel
 from servicekit.settings import MAX_TARGET_LENGTH, PlatformSettings, grpc_target
 
 
@@ -103,7 +103,7 @@ async def test_a_channel_to_a_list_of_processes_spreads_its_calls_over_all_of_th
     servers = [await _counting_server(counts, i) for i in range(2)]
     try:
         target = ",".join(f"127.0.0.1:{port}" for _, port in servers)
-        async with insecure_channel(target) as channel:
+        async with grpc_channel(target) as channel:
             stub = health_pb2_grpc.HealthStub(channel)
             for _ in range(20):
                 await stub.Check(health_pb2.HealthCheckRequest(service="probe"), timeout=5)
@@ -119,7 +119,7 @@ async def test_a_call_outliving_the_connections_age_finishes_within_the_grace():
     counts = {0: 0}
     server, port = await _counting_server(counts, 0, age=0.2, delay=1.0)
     try:
-        async with insecure_channel(f"127.0.0.1:{port}") as channel:
+        async with grpc_channel(f"127.0.0.1:{port}") as channel:
             stub = health_pb2_grpc.HealthStub(channel)
             response = await stub.Check(health_pb2.HealthCheckRequest(service="probe"), timeout=5)
         assert response.status == health_pb2.HealthCheckResponse.SERVING
