@@ -20,11 +20,12 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from google.protobuf.message import DecodeError
 
 from ecommerce.events.v1 import envelope_pb2, order_events_pb2
+from servicekit import topics
 from servicekit.kafka import BrokerAccess, connection_options, unpack
 
 log = logging.getLogger(__name__)
 
-TOPIC = "order.events"
+TOPIC = topics.ORDER_EVENTS
 STATUS_CHANGED = "order.status_changed"
 QUEUE_SIZE = 16
 
