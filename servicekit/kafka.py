@@ -99,11 +99,6 @@ def connection_options(broker: str | BrokerAccess) -> dict[str, Any]:
     return options
 
 
-def bootstrap_of(broker: str | BrokerAccess) -> str:
-    """The bootstrap address alone, for messages."""
-    return broker if isinstance(broker, str) else broker.bootstrap_servers
-
-
 def dead_letter_topic(topic: str) -> str:
     return topic + DEAD_LETTER_SUFFIX
 
