@@ -280,10 +280,10 @@ async def broker_throughput(bootstrap_servers: str, count: int, *, partitions: i
 
     from ecommerce.events.v1 import order_events_pb2
     from ecommerce.order.v1 import order_pb2
-    from servicekit.kafka import create_producer, ensure_topics, new_envelope
+    from servicekit.kafka import connection_options, create_producer, ensure_topics, new_envelope
 
     await ensure_topics(bootstrap_servers, [BENCH_TOPIC], partitions=partitions)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**connection_options(bootstrap_servers), enable_auto_commit=False)
     producer = create_producer(bootstrap_servers, idempotent=False, client_id="bench")
     await consumer.start()
     await producer.start()
@@ -345,7 +345,11 @@ class TopicCounter:
     async def start(self) -> None:
         from aiokafka import AIOKafkaConsumer
 
-        self._consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap_servers, enable_auto_commit=False)
+        from servicekit.kafka import connection_options
+
+        self._consumer = AIOKafkaConsumer(
+            **connection_options(self.bootstrap_servers), enable_auto_commit=False
+        )
         await self._consumer.start()
 
     async def stop(self) -> None:

@@ -20,7 +20,7 @@ from chaos.proxy import FaultProxy
 from chaos.shop import OrderLoad
 from ecommerce_cli.stack import Infrastructure, Platform
 from servicekit import topics
-from servicekit.kafka import create_producer, dead_letter_topic
+from servicekit.kafka import connection_options, create_producer, dead_letter_topic
 
 
 class Chaos(Protocol):
@@ -142,7 +142,7 @@ def _provider(**settings: str) -> Step:
 async def _replay_everything_reversed(chaos: Chaos) -> None:
     """Every record on every topic so far, produced again in reverse order per partition: each
     event type delivered twice, and the copies out of order."""
-    reader = AIOKafkaConsumer(bootstrap_servers=chaos.bootstrap_servers, enable_auto_commit=False)
+    reader = AIOKafkaConsumer(**connection_options(chaos.bootstrap_servers), enable_auto_commit=False)
     await reader.start()
     try:
         await reader.topics()
@@ -192,7 +192,7 @@ async def _poison(chaos: Chaos) -> None:
 
 async def dead_lettered(bootstrap_servers: str, poison: list[tuple[str, bytes]]) -> list[str]:
     """The poison messages each consumer group of their topic has not dead-lettered."""
-    reader = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
+    reader = AIOKafkaConsumer(**connection_options(bootstrap_servers), enable_auto_commit=False)
     await reader.start()
     try:
         await reader.topics()

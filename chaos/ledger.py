@@ -16,18 +16,15 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from bench.seed import plain_dsn
+from servicekit import topics
+from servicekit.kafka import connection_options
 
 log = logging.getLogger(__name__)
 
 IN_FLIGHT = "SELECT count(*) FROM orders WHERE status NOT IN ('CONFIRMED', 'CANCELLED')"
 SERVICES = ("account", "catalog", "order", "payment", "notification")
 # The consumer groups of the services and the topics each reads.
-GROUPS = {
-    "catalog": ("inventory.commands",),
-    "order-saga": ("inventory.events", "payment.events"),
-    "payment": ("payment.commands",),
-    "notification": ("account.events", "order.events", "payment.events", "catalog.events"),
-}
+GROUPS = topics.consumer_groups()
 
 
 @dataclass
@@ -115,8 +112,8 @@ class Ledger:
 
     async def consumer_lag(self) -> dict[str, int]:
         """Messages each service's consumer group has not committed, over its topics' partitions."""
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap_servers, request_timeout_ms=5000)
-        reader = AIOKafkaConsumer(bootstrap_servers=self.bootstrap_servers, request_timeout_ms=5000)
+        admin = AIOKafkaAdminClient(**connection_options(self.bootstrap_servers), request_timeout_ms=5000)
+        reader = AIOKafkaConsumer(**connection_options(self.bootstrap_servers), request_timeout_ms=5000)
         await admin.start()
         await reader.start()
         try:

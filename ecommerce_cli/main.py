@@ -285,7 +285,7 @@ def cmd_seed(args: argparse.Namespace) -> None:
 
 def cmd_topics(args: argparse.Namespace) -> None:
     """Create the platform's topics (Kubernetes runs this as a Job; `ecommerce dev` does it itself)."""
-    from servicekit.kafka import all_topics, ensure_topics
+    from servicekit.kafka import all_topics, broker_access, ensure_topics
     from servicekit.logging import configure_logging
     from servicekit.settings import PlatformSettings
 
@@ -293,13 +293,20 @@ def cmd_topics(args: argparse.Namespace) -> None:
     settings = PlatformSettings()
     asyncio.run(
         ensure_topics(
-            settings.kafka_bootstrap_servers,
+            broker_access(settings),
             all_topics(),
             partitions=settings.kafka_topic_partitions,
             replication_factor=settings.kafka_topic_replication_factor,
         )
     )
     print(f"{len(all_topics())} topics ready on {settings.kafka_bootstrap_servers}", flush=True)
+
+
+def cmd_kafka_acls(args: argparse.Namespace) -> None:
+    """Print what each principal may do on the broker, from servicekit/topics.py."""
+    from servicekit import broker_acls
+
+    sys.stdout.write(broker_acls.render(args.format))
 
 
 def cmd_register_queries(args: argparse.Namespace) -> None:
@@ -551,6 +558,24 @@ def build_parser() -> argparse.ArgumentParser:
         ["KAFKA_BOOTSTRAP_SERVERS=kafka:9092 KAFKA_TOPIC_REPLICATION_FACTOR=3 ecommerce topics"],
     )
     topics.set_defaults(func=cmd_topics)
+
+    acls = _command(
+        commands,
+        "kafka-acls",
+        "print the broker's ACLs: what each service may read and write",
+        "Print every principal's ACLs on a Kafka cluster (each service writes only the topics it "
+        "publishes and reads only those it consumes, in its own consumer group), made from "
+        "servicekit/topics.py: as a table, as JSON, or as the shell script that creates the SCRAM "
+        "users and applies the ACLs with Kafka's own tools (k8s/overlays/prod runs it). See "
+        "docs/security.md.",
+        [
+            "ecommerce kafka-acls",
+            "ecommerce kafka-acls --format json",
+            "ecommerce kafka-acls --format script > k8s/overlays/prod/kafka-access.sh",
+        ],
+    )
+    acls.add_argument("--format", choices=("table", "json", "script"), default="table")
+    acls.set_defaults(func=cmd_kafka_acls)
 
     queries = _command(
         commands,

@@ -273,6 +273,9 @@ class Platform:
             }
         )
         env.setdefault("INTERNAL_SERVICE_TOKEN", self.service_token)
+        if self.infra.broker is not None:
+            # The embedded broker authenticates nobody; saying so lets production mode use it.
+            env["KAFKA_SECURITY_PROTOCOL"] = "PLAINTEXT"
         # A partition goes to one consumer of a group: replicas beyond the partition count would idle.
         partitions = env.get("KAFKA_TOPIC_PARTITIONS", "")
         env["KAFKA_TOPIC_PARTITIONS"] = str(

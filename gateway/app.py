@@ -35,6 +35,7 @@ from servicekit.auth import Authenticator, JwksKeySet, TokenDenylist, bearer_tok
 from servicekit.context import new_request_id, request_id_var
 from servicekit.errors import Unauthenticated
 from servicekit.grpc_tls import GrpcTls, process_grpc_tls
+from servicekit.kafka import broker_access
 from servicekit.metrics import SideServer
 from servicekit.runtime import account_jwks_fetcher
 from servicekit.security import TokenVerifier
@@ -53,7 +54,7 @@ class GatewayState:
         self.redis = aioredis.from_url(settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0)
         self.cache = aioredis.from_url(settings.cache_redis, socket_timeout=2.0, socket_connect_timeout=2.0)
         self.protection = Protection(settings, self.redis, self.cache)
-        self.order_events = OrderEventHub(settings.kafka_bootstrap_servers)  # orderStatusChanged
+        self.order_events = OrderEventHub(broker_access(settings))  # orderStatusChanged
         verifier = TokenVerifier(
             issuer=settings.jwt_issuer,
             audience=settings.jwt_audience,

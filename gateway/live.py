@@ -20,11 +20,12 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from google.protobuf.message import DecodeError
 
 from ecommerce.events.v1 import envelope_pb2, order_events_pb2
-from servicekit.kafka import unpack
+from servicekit import topics
+from servicekit.kafka import BrokerAccess, connection_options, unpack
 
 log = logging.getLogger(__name__)
 
-TOPIC = "order.events"
+TOPIC = topics.ORDER_EVENTS
 STATUS_CHANGED = "order.status_changed"
 QUEUE_SIZE = 16
 
@@ -32,7 +33,7 @@ Signal = order_events_pb2.OrderStatusChanged
 
 
 class OrderEventHub:
-    def __init__(self, bootstrap_servers: str, *, topic: str = TOPIC) -> None:
+    def __init__(self, bootstrap_servers: str | BrokerAccess, *, topic: str = TOPIC) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.topic = topic
         self._subscribers: dict[str, set[asyncio.Queue[Signal]]] = {}
@@ -88,7 +89,7 @@ class OrderEventHub:
         backoff = 0.2
         while True:
             consumer = AIOKafkaConsumer(
-                bootstrap_servers=self.bootstrap_servers,
+                **connection_options(self.bootstrap_servers),
                 group_id=None,  # no group: this instance reads every partition, as every other does
                 client_id=f"gateway-live-{uuid.uuid4().hex[:8]}",
                 enable_auto_commit=False,

@@ -25,15 +25,16 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from gateway.settings import GatewaySettings
+from servicekit import topics
 from servicekit.grpc_server import DATABASE_CHECK
 from servicekit.grpc_tls import GrpcTls
-from servicekit.kafka import create_producer, ensure_topics
+from servicekit.kafka import BrokerAccess, broker_access, connection_options, create_producer, ensure_topics
 from servicekit.runtime import grpc_channel
 
 log = logging.getLogger(__name__)
 
 SERVICES = ("account", "catalog", "order", "payment", "notification")
-PING_TOPIC = "platform.status-ping"
+PING_TOPIC = topics.STATUS_PING
 SERVING = health_pb2.HealthCheckResponse.SERVING
 
 
@@ -76,7 +77,7 @@ class BrokerPing:
     them, so that the next one starts from a fresh connection.
     """
 
-    def __init__(self, bootstrap_servers: str, *, topic: str = PING_TOPIC) -> None:
+    def __init__(self, bootstrap_servers: str | BrokerAccess, *, topic: str = PING_TOPIC) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.partition = TopicPartition(topic, 0)
         self._clients: tuple[AIOKafkaProducer, AIOKafkaConsumer] | None = None
@@ -106,7 +107,7 @@ class BrokerPing:
         await ensure_topics(self.bootstrap_servers, [self.partition.topic], partitions=1)
         producer = create_producer(self.bootstrap_servers, idempotent=False, client_id="gateway-status")
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap_servers,
+            **connection_options(self.bootstrap_servers),
             group_id=None,
             client_id="gateway-status",
             enable_auto_commit=False,
@@ -155,7 +156,7 @@ class PlatformStatus:
         self.timeout = timeout
         self.ttl = ttl
         self.redis = redis
-        self.broker = BrokerPing(settings.kafka_bootstrap_servers)
+        self.broker = BrokerPing(broker_access(settings))
         self._channels = {name: grpc_channel(getattr(settings, f"{name}_addr"), tls=tls) for name in SERVICES}
         self._health = {name: health_pb2_grpc.HealthStub(c) for name, c in self._channels.items()}
         self._cached: Report | None = None

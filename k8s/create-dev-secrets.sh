@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Create the two Secrets the manifests expect, with random values, for a local cluster:
+# Create the Secrets the manifests expect, with random values, for a local cluster:
 #   ecommerce-secrets  database, Redis and internal passwords (keys as in base/secret.example.yaml)
 #   account-jwt        the account service's RS256 signing key (signing.pem)
+#   kafka-credentials  Kafka's SCRAM passwords, one per principal (used by overlays/prod)
 # Usage: k8s/create-dev-secrets.sh [namespace]   (default: ecommerce). Needs kubectl and openssl.
 # Existing Secrets are kept: PostgreSQL learns its passwords once, on its first start.
 set -euo pipefail
@@ -27,6 +28,16 @@ else
     --from-literal=CURSOR_SECRET="$(secret)" \
     --from-literal=INTERNAL_SERVICE_TOKEN="$(secret)" \
     --from-literal=NOTIFICATION_WEBHOOK_SECRET_KEY="$(openssl rand -base64 32 | tr '+/' '-_')"
+fi
+
+if kubectl -n "$namespace" get secret kafka-credentials >/dev/null 2>&1; then
+  echo "secret/kafka-credentials exists in $namespace; kept"
+else
+  # The broker learns admin's password when it formats its volume; the Job kafka-access the others.
+  kubectl -n "$namespace" create secret generic kafka-credentials \
+    $(for principal in admin account catalog gateway notification order payment topics; do
+        printf -- '--from-literal=%s=%s ' "$principal" "$(random)"
+      done)
 fi
 
 if kubectl -n "$namespace" get secret account-jwt >/dev/null 2>&1; then

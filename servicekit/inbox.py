@@ -41,7 +41,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ecommerce.events.v1 import envelope_pb2
 from servicekit.db import transaction
-from servicekit.kafka import RenewingProducer, dead_letter_topic, group_timeouts
+from servicekit.kafka import (
+    BrokerAccess,
+    RenewingProducer,
+    connection_options,
+    dead_letter_topic,
+    group_timeouts,
+)
 from servicekit.metrics import track_consumer
 from servicekit.tracing import consuming
 from servicekit.transient import is_transient
@@ -81,7 +87,7 @@ class EventConsumer:
         handlers: Mapping[str, Handler],
         sessions: async_sessionmaker[AsyncSession],
         inbox: Table,
-        bootstrap_servers: str,
+        bootstrap_servers: str | BrokerAccess,
         dead_letters: AIOKafkaProducer | RenewingProducer,
         max_attempts: int = 5,
         group_id: str | None = None,
@@ -119,7 +125,7 @@ class EventConsumer:
         while True:
             consumer = AIOKafkaConsumer(
                 *self.topics,
-                bootstrap_servers=self.bootstrap_servers,
+                **connection_options(self.bootstrap_servers),
                 group_id=self.group_id,
                 client_id=f"{self.name}-consumer",
                 enable_auto_commit=False,

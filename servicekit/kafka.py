@@ -1,4 +1,5 @@
-"""Kafka plumbing: the producer, topic creation, and the envelope every message travels in."""
+"""Kafka plumbing: how a client reaches the broker, the producer, topic creation, and the envelope
+every message travels in."""
 
 from __future__ import annotations
 
@@ -8,22 +9,94 @@ import functools
 import logging
 import uuid
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.conn import AIOKafkaConnection, CloseReason
 from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
+from aiokafka.helpers import create_ssl_context
 from google.protobuf import any_pb2, timestamp_pb2
 from google.protobuf.message import Message
 
 from ecommerce.events.v1 import envelope_pb2
 from servicekit import topics
+from servicekit.settings import PlatformSettings
 
 log = logging.getLogger(__name__)
 
 DEAD_LETTER_SUFFIX = ".dlq"
+
+
+@dataclass(frozen=True)
+class BrokerAccess:
+    """Where the broker is and who this process is to it: the bootstrap servers, the security
+    protocol and, with SASL, the mechanism and this process's credentials. The password stays out
+    of the repr, so that logging the access never logs it."""
+
+    bootstrap_servers: str
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str = "SCRAM-SHA-512"
+    username: str = ""
+    password: str = field(default="", repr=False)
+    ssl_ca_file: Path | None = None
+
+
+def broker_access(settings: PlatformSettings) -> BrokerAccess:
+    """The broker access of a process of the platform, from its settings.
+
+    In production a process refuses to start when KAFKA_SECURITY_PROTOCOL was not given (an
+    unauthenticated broker is then a choice, never an accident), and warns when it is PLAINTEXT.
+    """
+    if settings.production and not settings.kafka_security_chosen:
+        raise SystemExit(
+            "KAFKA_SECURITY_PROTOCOL is required in production: SASL_SSL or SASL_PLAINTEXT with "
+            "KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD, or PLAINTEXT for a broker without "
+            'authentication (docs/security.md, "The broker")'
+        )
+    if settings.production and settings.kafka_security_protocol == "PLAINTEXT":
+        _warn_plaintext()
+    return BrokerAccess(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        security_protocol=settings.kafka_security_protocol,
+        sasl_mechanism=settings.kafka_sasl_mechanism,
+        username=settings.kafka_sasl_username,
+        password=settings.kafka_sasl_password.get_secret_value(),
+        ssl_ca_file=settings.kafka_ssl_ca_file,
+    )
+
+
+@functools.cache
+def _warn_plaintext() -> None:
+    log.warning(
+        "KAFKA_SECURITY_PROTOCOL=PLAINTEXT in production: this process neither authenticates to "
+        "the broker nor encrypts its traffic, and the broker cannot limit what it reads or writes"
+    )
+
+
+def connection_options(broker: str | BrokerAccess) -> dict[str, Any]:
+    """The keyword arguments that connect an aiokafka producer, consumer or admin client to the
+    broker: every client of the platform is made with these, so there is one place that decides
+    how a client authenticates. A plain string is a bootstrap address without authentication (the
+    embedded broker of `ecommerce dev`, the tests, the benchmark and the fault-injection suite)."""
+    if isinstance(broker, str):
+        return {"bootstrap_servers": broker}
+    options: dict[str, Any] = {
+        "bootstrap_servers": broker.bootstrap_servers,
+        "security_protocol": broker.security_protocol,
+    }
+    if broker.security_protocol in ("SASL_PLAINTEXT", "SASL_SSL"):
+        options |= {
+            "sasl_mechanism": broker.sasl_mechanism,
+            "sasl_plain_username": broker.username,
+            "sasl_plain_password": broker.password,
+        }
+    if broker.security_protocol == "SASL_SSL":
+        options["ssl_context"] = create_ssl_context(cafile=broker.ssl_ca_file)
+    return options
 
 
 def dead_letter_topic(topic: str) -> str:
@@ -80,9 +153,9 @@ def group_timeouts(session_timeout_ms: int) -> dict[str, int]:
     }
 
 
-def create_producer(bootstrap_servers: str, *, idempotent: bool, client_id: str) -> AIOKafkaProducer:
+def create_producer(broker: str | BrokerAccess, *, idempotent: bool, client_id: str) -> AIOKafkaProducer:
     return AIOKafkaProducer(
-        bootstrap_servers=bootstrap_servers,
+        **connection_options(broker),
         client_id=client_id,
         acks="all",
         enable_idempotence=idempotent,
@@ -200,9 +273,9 @@ def _death(producer: AIOKafkaProducer) -> str:
 
 
 async def ensure_topics(
-    bootstrap_servers: str, topics: Iterable[str], *, partitions: int, replication_factor: int = 1
+    broker: str | BrokerAccess, topics: Iterable[str], *, partitions: int, replication_factor: int = 1
 ) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="ecommerce-admin")
+    admin = AIOKafkaAdminClient(**connection_options(broker), client_id="ecommerce-admin")
     await admin.start()
     try:
         existing = set(await admin.list_topics())

@@ -38,7 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from servicekit.context import current_request_id
 from servicekit.db import listen, transaction
-from servicekit.kafka import RenewingProducer, dead_letter_topic, ensure_topics, new_envelope
+from servicekit.kafka import BrokerAccess, RenewingProducer, dead_letter_topic, ensure_topics, new_envelope
 from servicekit.messages import Message
 from servicekit.metrics import OUTBOX_PUBLISHED
 from servicekit.tracing import inject
@@ -124,7 +124,7 @@ class OutboxRelay:
         batch_size: int = 200,
         publish_timeout: float = 30.0,
         recreate_topics_with_partitions: int | None = None,
-        bootstrap_servers: str = "",
+        bootstrap_servers: str | BrokerAccess = "",
         republish_window: float = 600.0,
     ) -> None:
         self.sessions = sessions

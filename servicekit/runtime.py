@@ -27,7 +27,7 @@ from servicekit.errors import Unavailable
 from servicekit.grpc_server import DATABASE_CHECK, Registration, bind, create_server, set_serving
 from servicekit.grpc_tls import GrpcTls, process_grpc_tls
 from servicekit.inbox import EventConsumer, Handler
-from servicekit.kafka import RenewingProducer, create_producer
+from servicekit.kafka import BrokerAccess, RenewingProducer, broker_access, create_producer
 from servicekit.metrics import SideServer, refresh_forever
 from servicekit.outbox import Outbox, OutboxRelay
 from servicekit.security import TokenVerifier
@@ -103,7 +103,7 @@ class ConsumerOptions(TypedDict):
 
     sessions: async_sessionmaker[AsyncSession]
     inbox: Table
-    bootstrap_servers: str
+    bootstrap_servers: BrokerAccess
     dead_letters: RenewingProducer
     max_attempts: int
     session_timeout_ms: int
@@ -136,9 +136,11 @@ class ServiceRuntime:
         self.cache_redis: aioredis.Redis = aioredis.from_url(
             settings.cache_redis, socket_timeout=2.0, socket_connect_timeout=2.0, health_check_interval=30
         )
+        # Who this process is to the broker (refuses a production start without a security protocol).
+        self.broker = broker_access(settings)
         self.producer = RenewingProducer(
             lambda: create_producer(
-                settings.kafka_bootstrap_servers,
+                self.broker,
                 idempotent=settings.kafka_idempotent_producer,
                 client_id=name,
             )
@@ -152,7 +154,7 @@ class ServiceRuntime:
                 database_url=settings.database_url,
                 poll_interval=settings.outbox_poll_interval,
                 recreate_topics_with_partitions=settings.kafka_topic_partitions,
-                bootstrap_servers=settings.kafka_bootstrap_servers,
+                bootstrap_servers=self.broker,
             )
             if outbox_table is not None
             else None
@@ -183,7 +185,7 @@ class ServiceRuntime:
         return ConsumerOptions(
             sessions=self.sessions,
             inbox=self.inbox_table,
-            bootstrap_servers=self.settings.kafka_bootstrap_servers,
+            bootstrap_servers=self.broker,
             dead_letters=self.producer,
             max_attempts=self.settings.consumer_max_attempts,
             session_timeout_ms=self.settings.kafka_session_timeout_ms,

@@ -11,10 +11,12 @@ import ipaddress
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, AliasChoices, Field
+from pydantic import AfterValidator, AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Environment = Literal["development", "test", "production"]
+KafkaSecurityProtocol = Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL"]
+KafkaSaslMechanism = Literal["SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"]
 
 MAX_TARGET_LENGTH = 2048
 TARGET_SCHEMES = ("dns:", "ipv4:", "ipv6:", "unix:")
@@ -111,6 +113,50 @@ class PlatformSettings(BaseSettings):
         description="How long a consumer may go without a heartbeat before its group gives its partitions "
         "to the others. The embedded broker also holds a new member's join for half of it.",
     )
+
+    # -- Kafka client authentication (docs/security.md, "The broker") ------------------------------
+    # Every Kafka client of the platform is built from these by `servicekit.kafka.broker_access`.
+    # In production KAFKA_SECURITY_PROTOCOL must be given: unset, a process refuses to start.
+    kafka_security_protocol: KafkaSecurityProtocol = shared(
+        "KAFKA_SECURITY_PROTOCOL",
+        default="PLAINTEXT",
+        description="PLAINTEXT (no authentication: the embedded broker), SASL_PLAINTEXT or SASL_SSL. "
+        "Production refuses to start unless it is set; PLAINTEXT set there starts with a warning.",
+    )
+    kafka_sasl_mechanism: KafkaSaslMechanism = shared("KAFKA_SASL_MECHANISM", default="SCRAM-SHA-512")
+    kafka_sasl_username: str = shared(
+        "KAFKA_SASL_USERNAME", default="", max_length=256, description="This process's principal."
+    )
+    kafka_sasl_password: SecretStr = shared("KAFKA_SASL_PASSWORD", default=SecretStr(""))
+    kafka_ssl_ca_file: Path | None = shared(
+        "KAFKA_SSL_CA_FILE",
+        default=None,
+        description="PEM bundle that verifies the brokers' certificates with SASL_SSL; unset, the "
+        "system's certificate authorities.",
+    )
+
+    @model_validator(mode="after")
+    def _kafka_credentials_fit_the_protocol(self) -> PlatformSettings:
+        sasl = self.kafka_security_protocol != "PLAINTEXT"
+        if sasl and not (self.kafka_sasl_username and self.kafka_sasl_password.get_secret_value()):
+            raise ValueError(
+                f"KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs KAFKA_SASL_USERNAME "
+                "and KAFKA_SASL_PASSWORD"
+            )
+        if not sasl and (self.kafka_sasl_username or self.kafka_sasl_password.get_secret_value()):
+            raise ValueError(
+                "KAFKA_SASL_USERNAME or KAFKA_SASL_PASSWORD is set but KAFKA_SECURITY_PROTOCOL is "
+                "PLAINTEXT, which would send no credentials: set SASL_PLAINTEXT or SASL_SSL"
+            )
+        if self.kafka_ssl_ca_file is not None and self.kafka_security_protocol != "SASL_SSL":
+            raise ValueError("KAFKA_SSL_CA_FILE is only used with KAFKA_SECURITY_PROTOCOL=SASL_SSL")
+        return self
+
+    @property
+    def kafka_security_chosen(self) -> bool:
+        """Whether KAFKA_SECURITY_PROTOCOL was given rather than left to its default."""
+        return "kafka_security_protocol" in self.model_fields_set
+
     # Traces are recorded and exported over OTLP only when this is set (servicekit.tracing).
     otel_exporter_otlp_endpoint: str = shared("OTEL_EXPORTER_OTLP_ENDPOINT", default="")
 

@@ -7,6 +7,7 @@ names it publishes and the names it consumes from here, never spells them itself
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
 
 ACCOUNT_EVENTS = "account.events"
@@ -28,6 +29,57 @@ ALL = (
     PAYMENT_EVENTS,
     NOTIFICATION_EVENTS,
 )
+
+# The gateway's own topic: `/status` produces a ping there and reads it back.
+STATUS_PING = "platform.status-ping"
+
+
+@dataclass(frozen=True)
+class Access:
+    """What one process may do on the broker, and so what its principal's ACLs allow.
+
+    `publishes`: the topics its outbox writes. `consumes`: the topics it reads; with a `group`
+    (its consumer group) it also writes their dead-letter topics, as every inbox consumer does;
+    without one it reads by assigning partitions itself. `private`: topics only it uses, which it
+    creates itself. `creates`: topics it creates, with their dead-letter topics, for everyone (the
+    `ecommerce topics` Job).
+    """
+
+    publishes: tuple[str, ...] = ()
+    consumes: tuple[str, ...] = ()
+    group: str = ""
+    private: tuple[str, ...] = ()
+    creates: tuple[str, ...] = ()
+
+
+# Every principal of the platform and what it may do: the one list the broker's ACLs are made
+# from (`ecommerce kafka-acls`, servicekit.broker_acls). tests/unit/test_broker_acls.py holds it
+# to what each service's messages and consumers actually use.
+ACCESS: dict[str, Access] = {
+    "account": Access(publishes=(ACCOUNT_EVENTS,)),
+    "catalog": Access(
+        publishes=(CATALOG_EVENTS, INVENTORY_EVENTS), consumes=(INVENTORY_COMMANDS,), group="catalog"
+    ),
+    "order": Access(
+        publishes=(ORDER_EVENTS, INVENTORY_COMMANDS, PAYMENT_COMMANDS),
+        consumes=(INVENTORY_EVENTS, PAYMENT_EVENTS),
+        group="order-saga",
+    ),
+    "payment": Access(publishes=(PAYMENT_EVENTS,), consumes=(PAYMENT_COMMANDS,), group="payment"),
+    "notification": Access(
+        consumes=(ACCOUNT_EVENTS, ORDER_EVENTS, PAYMENT_EVENTS, CATALOG_EVENTS), group="notification"
+    ),
+    # The gateway reads order.events for the orderStatusChanged subscription, without a group: every
+    # instance reads every partition. It writes nowhere else.
+    "gateway": Access(consumes=(ORDER_EVENTS,), private=(STATUS_PING,)),
+    # `ecommerce topics` (the Kubernetes Job that creates the platform's topics).
+    "topics": Access(creates=ALL),
+}
+
+
+def consumer_groups() -> dict[str, tuple[str, ...]]:
+    """Each consumer group of the platform and the topics it reads."""
+    return {access.group: access.consumes for access in ACCESS.values() if access.group}
 
 
 class AccountEvent(StrEnum):

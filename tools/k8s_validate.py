@@ -19,6 +19,9 @@ Our rules, beyond the schemas:
 - every image is pinned by a tag or digest, never `latest`;
 - every Deployment's pods are selected by a PodDisruptionBudget and by a NetworkPolicy written for
   them (a non-empty pod selector), and every namespace with workloads has a default-deny policy;
+- where the platform's ConfigMap sets a SASL `KAFKA_SECURITY_PROTOCOL`, every Deployment that
+  reads it authenticates to Kafka as itself: its own `KAFKA_SASL_USERNAME` and a
+  `KAFKA_SASL_PASSWORD` from a Secret key no other workload uses (a password is never a literal);
 - every gRPC Service (a port named `grpc`) is headless (`clusterIP: None`), and every peer address
   (`*_ADDR`, in a ConfigMap or a container's env) is a `dns:///` target: gRPC holds one long-lived
   connection, which a ClusterIP would pin to one pod, so pods added by an autoscaler would idle;
@@ -271,7 +274,52 @@ def rule_errors(objects: list[Manifest]) -> list[str]:
             for p in policies
         ):
             errors.append(f"namespace {namespace or '(none)'}: no default-deny NetworkPolicy")
-    return errors + balancing_errors(objects)
+    return errors + balancing_errors(objects) + kafka_credential_errors(objects)
+
+
+def kafka_credential_errors(objects: list[Manifest]) -> list[str]:
+    """Deployments that reach a SASL broker without a Kafka principal of their own, principals or
+    passwords shared by two workloads, and passwords written into a manifest."""
+    sasl_configs = {
+        (o.get("metadata") or {}).get("name")
+        for o in objects
+        if o.get("kind") == "ConfigMap"
+        and str((o.get("data") or {}).get("KAFKA_SECURITY_PROTOCOL", "")).startswith("SASL_")
+    }
+    errors: list[str] = []
+    users: dict[str, set[str]] = {}
+    passwords: dict[tuple[str, str], set[str]] = {}
+    for obj in objects:
+        if (pod := pod_spec(obj)) is None:
+            continue
+        for _, container in _containers(pod):
+            where = f"{name(obj)} container {container.get('name', '?')}"
+            env = {e.get("name"): e for e in container.get("env") or ()}
+            configs = {(ref.get("configMapRef") or {}).get("name") for ref in container.get("envFrom") or ()}
+            protocol = (env.get("KAFKA_SECURITY_PROTOCOL") or {}).get("value")
+            sasl = str(protocol).startswith("SASL_") if protocol is not None else bool(configs & sasl_configs)
+            user = (env.get("KAFKA_SASL_USERNAME") or {}).get("value")
+            password = env.get("KAFKA_SASL_PASSWORD") or {}
+            secret = ((password.get("valueFrom") or {}).get("secretKeyRef")) or {}
+            if "value" in password:
+                errors.append(
+                    f"{where}: KAFKA_SASL_PASSWORD is written in the manifest, not read from a Secret"
+                )
+            if sasl and obj.get("kind") == "Deployment" and not (user and secret):
+                errors.append(f"{where}: reaches a SASL broker without a Kafka user and password of its own")
+            if user:
+                users.setdefault(user, set()).add(name(obj))
+            if secret:
+                passwords.setdefault((secret.get("name", "?"), secret.get("key", "?")), set()).add(name(obj))
+    errors += [
+        f"Kafka user {u!r} is shared by {', '.join(sorted(w))}" for u, w in users.items() if len(w) > 1
+    ]
+    errors += [
+        f"Kafka password {s}/{k} is shared by {', '.join(sorted(w))}"
+        for (s, k), w in passwords.items()
+        if len(w) > 1
+    ]
+    return errors
 
 
 def balancing_errors(objects: list[Manifest]) -> list[str]:

@@ -62,6 +62,10 @@ class EmbeddedBroker(EmbeddedServer):
 
     It has no idempotent producer (InitProducerId fails): produce with `acks="all"` and
     `enable_idempotence=False`.
+
+    With `authentication` it requires SASL/SCRAM of every client (Tansu's `--authentication`). Its
+    users live in its storage, which here is memory, and creating one needs an authenticated
+    connection: such a broker has no users and refuses everyone (docs/security.md, "The broker").
     """
 
     name = "broker"
@@ -73,12 +77,14 @@ class EmbeddedBroker(EmbeddedServer):
         port: int | None = None,
         *,
         advertised_port: int | None = None,
+        authentication: bool = False,
         startup_timeout: float = 30.0,
     ) -> None:
         """`advertised_port`: the port clients are told to connect to, when something in front of
         the broker (a proxy, in the fault-injection suite) forwards that port to this one."""
         super().__init__(data_dir, port, startup_timeout=startup_timeout)
         self.advertised_port = advertised_port
+        self.authentication = authentication
 
     @property
     def bootstrap_servers(self) -> str:
@@ -95,6 +101,7 @@ class EmbeddedBroker(EmbeddedServer):
             f"tcp://{HOST}:{self.advertised_port or self.port}",
             "--storage-engine",
             "memory://tansu/",
+            *(["--authentication"] if self.authentication else []),
         ]
 
     def _spawn_options(self) -> dict[str, Any]:
@@ -108,5 +115,7 @@ class EmbeddedBroker(EmbeddedServer):
             versions = _kafka_call(sock, api_key=18, version=0, correlation_id=1, body=b"")
             if struct.unpack(">h", versions[:2])[0] != 0:
                 return False
+            if self.authentication:  # everything but ApiVersions and SASL waits for a login
+                return True
             metadata = _kafka_call(sock, api_key=3, version=0, correlation_id=2, body=struct.pack(">i", 0))
             return struct.unpack(">i", metadata[:4])[0] >= 1  # it lists at least itself

@@ -457,7 +457,8 @@ def network_paths(objects: list[dict]) -> set[tuple[str, str, int]]:
     return paths
 
 
-def designed_paths(*, prometheus: bool) -> set[tuple[str, str, int]]:
+def designed_paths(*, prod: bool) -> set[tuple[str, str, int]]:
+    """prod: with Prometheus, and the Job that creates Kafka's users and ACLs."""
     paths = {("gateway", service, 50051) for service in SERVICES}
     paths |= {(service, "account", 50051) for service in SERVICES if service != "account"}
     paths |= {("order", "catalog", 50051), ("order", "payment", 50051)}
@@ -467,8 +468,9 @@ def designed_paths(*, prometheus: bool) -> set[tuple[str, str, int]]:
     paths |= {(service, "postgres", 5432) for service in SERVICES}
     paths |= {("migrate", "postgres", 5432), ("kafka-topics", "kafka", 9092)}
     paths |= {("kafka", "kafka", 9092), ("kafka", "kafka", 9093)}
-    if prometheus:
+    if prod:
         paths |= {("prometheus", name, 9090) for name in (*SERVICES, "gateway")}
+        paths.add(("kafka-access", "kafka", 9092))
     return paths
 
 
@@ -496,7 +498,7 @@ def test_security_state_is_never_evicted_and_the_cache_is_kept_apart(overlays, o
 
 @pytest.mark.parametrize("overlay", ["dev", "prod"])
 def test_network_policies_open_exactly_the_paths_of_the_design(overlays, overlay):
-    assert network_paths(overlays[overlay]) == designed_paths(prometheus=overlay == "prod")
+    assert network_paths(overlays[overlay]) == designed_paths(prod=overlay == "prod")
 
 
 def test_only_notification_may_leave_the_cluster_and_only_for_mail_and_webhooks(overlays):

@@ -60,7 +60,8 @@ async def test_a_consumer_is_built_from_the_services_settings(runtime):
     assert consumer.inbox is INBOX
     assert consumer.sessions is runtime.sessions
     assert consumer.dead_letters is runtime.producer
-    assert consumer.bootstrap_servers == "127.0.0.1:9"
+    assert consumer.bootstrap_servers == runtime.broker
+    assert runtime.broker.bootstrap_servers == "127.0.0.1:9"
     assert consumer.max_attempts == 7
     assert consumer.session_timeout_ms == 12_345
     assert runtime.consumer("shop", ["a"], {}, group_id="shop-replay").group_id == "shop-replay"
