@@ -22,13 +22,14 @@ from ecommerce.account.v1 import account_pb2, account_pb2_grpc
 from ecommerce.events.v1 import account_events_pb2
 from servicekit import metrics, tracing
 from servicekit.context import current_request_id, request_id_var
-from servicekit.db import create_engine, database_url, ensure_database, session_factory, transaction
+from servicekit.db import transaction
 from servicekit.inbox import EventConsumer, inbox_table
-from servicekit.kafka import create_producer, dead_letter_topic, ensure_topics
+from servicekit.kafka import dead_letter_topic, ensure_topics
 from servicekit.logging import _ContextFilter
 from servicekit.messages import Message
 from servicekit.outbox import Outbox, OutboxRelay, outbox_table
 from tests.helpers import eventually, group_timeouts, unique_email
+from tests.integration.outbox.kit import kit_resources
 
 REGISTER = "ecommerce.account.v1.AccountService/Register"
 
@@ -156,28 +157,12 @@ async def test_a_refused_rpc_is_counted_with_its_status_code_and_timed(account):
 
 @pytest.fixture(scope="module")
 async def kit(infra) -> AsyncIterator[dict]:
-    url = database_url(infra.postgres_url, "observability_it")
-    await ensure_database(url)
-    engine = create_engine(url, pool_size=5)
-    async with engine.begin() as conn:
-        await conn.run_sync(metadata.drop_all)
-        await conn.run_sync(metadata.create_all)
-    producer = create_producer(
-        infra.kafka_bootstrap_servers, idempotent=False, client_id="observability-test"
-    )
-    await producer.start()
-    sessions = session_factory(engine)
-    relay = OutboxRelay(sessions=sessions, table=outbox, producer=producer, database_url=url)
-    try:
-        yield {
-            "sessions": sessions,
-            "producer": producer,
-            "relay": relay,
-            "bootstrap": infra.kafka_bootstrap_servers,
-        }
-    finally:
-        await producer.stop()
-        await engine.dispose()
+    async with kit_resources(infra, "observability_it", "observability-test", metadata) as resources:
+        sessions = resources["sessions"]
+        relay = OutboxRelay(
+            sessions=sessions, table=outbox, producer=resources["producer"], database_url=resources["url"]
+        )
+        yield {**resources, "relay": relay}
 
 
 @pytest.fixture

@@ -13,8 +13,9 @@ from aiokafka.errors import KafkaError
 from sqlalchemy import Column, MetaData, Table, Text, event, func, select
 
 from ecommerce.events.v1 import account_events_pb2
+from servicekit.db import create_engine, database_url, ensure_database, session_factory
 from servicekit.inbox import EventConsumer, inbox_table
-from servicekit.kafka import new_envelope
+from servicekit.kafka import create_producer, new_envelope
 from servicekit.messages import Message
 from servicekit.outbox import Outbox, OutboxRelay, outbox_table
 from tests.helpers import eventually, group_timeouts
@@ -29,6 +30,33 @@ inbox = inbox_table(metadata)
 
 
 effects = Table("effects", metadata, Column("event_id", Text, primary_key=True), Column("note", Text))
+
+
+@contextlib.asynccontextmanager
+async def kit_resources(
+    infra, database: str, client_id: str, tables: MetaData = metadata
+) -> AsyncIterator[dict]:
+    """The database `database` on the session's PostgreSQL with `tables` made afresh, its sessions,
+    and a started producer to the session's broker."""
+    url = database_url(infra.postgres_url, database)
+    await ensure_database(url)
+    engine = create_engine(url, pool_size=5)
+    async with engine.begin() as conn:
+        await conn.run_sync(tables.drop_all)
+        await conn.run_sync(tables.create_all)
+    producer = create_producer(infra.kafka_bootstrap_servers, idempotent=False, client_id=client_id)
+    await producer.start()
+    try:
+        yield {
+            "url": url,
+            "engine": engine,
+            "sessions": session_factory(engine),
+            "producer": producer,
+            "bootstrap": infra.kafka_bootstrap_servers,
+        }
+    finally:
+        await producer.stop()
+        await engine.dispose()
 
 
 async def read_all(bootstrap: str, topic: str, count: int, timeout: float = 15) -> list:
