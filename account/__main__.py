@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from account import grpc_api
 from account.models import outbox
+from account.quota import RequestQuota
+from account.recovery import AccountRecovery
 from account.service import AccountService, LoginThrottle
 from account.settings import AccountSettings
 from servicekit.app import Background, ServiceApp, service_main
@@ -22,6 +25,7 @@ from servicekit.security import (
 @dataclass(kw_only=True)
 class AccountApp(ServiceApp):
     service: AccountService
+    recovery: AccountRecovery
 
 
 def signing_keys(settings: AccountSettings) -> list[SigningKey]:
@@ -66,6 +70,22 @@ def build(settings: AccountSettings) -> AccountApp:
         cursor_secret=settings.cursor_secret,
     )
 
+    window = settings.password_reset_window
+    recovery = AccountRecovery(
+        sessions=runtime.sessions,
+        outbox=runtime.outbox,
+        accounts=service,
+        shop_url=settings.shop_url,
+        reset_ttl=timedelta(seconds=settings.password_reset_ttl),
+        resets_per_email=RequestQuota(
+            runtime.redis, name="reset-email", limit=settings.password_resets_per_email, window=window
+        ),
+        resets_per_client=RequestQuota(
+            runtime.redis, name="reset-client", limit=settings.password_resets_per_client, window=window
+        ),
+        answer_floor=settings.password_reset_answer_floor,
+    )
+
     async def own_keys() -> dict:
         return service.jwks()
 
@@ -74,11 +94,12 @@ def build(settings: AccountSettings) -> AccountApp:
 
     return AccountApp(
         runtime=runtime,
-        registration=grpc_api.registration(grpc_api.AccountServicer(service)),
+        registration=grpc_api.registration(grpc_api.AccountServicer(service, recovery)),
         service_name=grpc_api.SERVICE_NAME,
         authenticator=runtime.authenticator(own_keys),
         background=[Background("restore-token-cutoffs", restore_cutoffs)],
         service=service,
+        recovery=recovery,
     )
 
 

@@ -6,6 +6,7 @@ import grpc
 import orjson
 
 from account.convert import ROLE_FROM_PROTO, account_to_proto, tokens_to_proto
+from account.recovery import AccountRecovery
 from account.service import AccountService
 from ecommerce.account.v1 import account_pb2 as pb
 from ecommerce.account.v1 import account_pb2_grpc
@@ -16,8 +17,9 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["AccountService"].full_name
 
 
 class AccountServicer(account_pb2_grpc.AccountServiceServicer):
-    def __init__(self, service: AccountService) -> None:
+    def __init__(self, service: AccountService, recovery: AccountRecovery) -> None:
         self.service = service
+        self.recovery = recovery
 
     async def Register(
         self, request: pb.RegisterRequest, context: grpc.aio.ServicerContext
@@ -97,6 +99,20 @@ class AccountServicer(account_pb2_grpc.AccountServiceServicer):
         self, request: pb.GetJwksRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetJwksResponse:
         return pb.GetJwksResponse(jwks_json=orjson.dumps(self.service.jwks()).decode())
+
+    async def RequestPasswordReset(
+        self, request: pb.RequestPasswordResetRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RequestPasswordResetResponse:
+        await self.recovery.request_password_reset(email=request.email, client=current_client_address())
+        return pb.RequestPasswordResetResponse()
+
+    async def ResetPassword(
+        self, request: pb.ResetPasswordRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ResetPasswordResponse:
+        session = await self.recovery.reset_password(token=request.token, new_password=request.new_password)
+        return pb.ResetPasswordResponse(
+            account=account_to_proto(session.account), tokens=tokens_to_proto(session)
+        )
 
 
 def registration(servicer: AccountServicer) -> Registration:

@@ -323,12 +323,7 @@ class AccountService:
             row.password_hash = new_hash
             row.updated_at = func.now()
             # Every sign-in, the caller's included, ends with the old password.
-            await session.execute(
-                update(RefreshToken)
-                .where(RefreshToken.account_id == row.id, RefreshToken.revoked_at.is_(None))
-                .values(revoked_at=func.now())
-            )
-            await self._refuse_tokens_issued_before_now(row)
+            await self.end_every_session(session, row)
 
     # -- administration -------------------------------------------------------------------------
 
@@ -456,6 +451,20 @@ class AccountService:
 
     async def _start_family(self, session: AsyncSession, account: Account) -> TokenPair:
         return await self._issue(session, account, uuid.uuid4())
+
+    async def start_session(self, session: AsyncSession, account: Account) -> TokenPair:
+        """A new sign-in of the account, within the caller's transaction."""
+        return await self._start_family(session, account)
+
+    async def end_every_session(self, session: AsyncSession, account: Account) -> None:
+        """Within the caller's transaction: every refresh token of the account revoked and every
+        access token issued until now refused (a Redis failure aborts the transaction)."""
+        await session.execute(
+            update(RefreshToken)
+            .where(RefreshToken.account_id == account.id, RefreshToken.revoked_at.is_(None))
+            .values(revoked_at=func.now())
+        )
+        await self._refuse_tokens_issued_before_now(account)
 
     async def _issue(self, session: AsyncSession, account: Account, family_id: uuid.UUID) -> TokenPair:
         access_token, _claims = self.issuer.issue(str(account.id), account.role)

@@ -10,6 +10,9 @@ from __future__ import annotations
 from enum import StrEnum
 
 ACCOUNT_EVENTS = "account.events"
+# One-time links (password reset, e-mail verification) on their way to the shopper's mailbox: a
+# topic of its own so that only the notification service may read it (docs/security.md).
+ACCOUNT_LINKS = "account.links"
 CATALOG_EVENTS = "catalog.events"
 INVENTORY_COMMANDS = "inventory.commands"
 INVENTORY_EVENTS = "inventory.events"
@@ -20,6 +23,7 @@ NOTIFICATION_EVENTS = "notification.events"
 
 ALL = (
     ACCOUNT_EVENTS,
+    ACCOUNT_LINKS,
     CATALOG_EVENTS,
     INVENTORY_COMMANDS,
     INVENTORY_EVENTS,
@@ -35,6 +39,13 @@ class AccountEvent(StrEnum):
 
     REGISTERED = "account.registered"
     ROLE_CHANGED = "account.role_changed"
+
+
+class AccountLink(StrEnum):
+    """On `account.links`, keyed by account id: each carries a secret link for the account's owner."""
+
+    PASSWORD_RESET_REQUESTED = "account.password_reset_requested"
+    EMAIL_VERIFICATION_REQUESTED = "account.email_verification_requested"
 
 
 class CatalogEvent(StrEnum):

@@ -1,4 +1,5 @@
-"""Accounts and sign-in: register, login, refresh-token rotation, logout, profile, roles."""
+"""Accounts and sign-in: register, login, refresh-token rotation, logout, profile, roles, and
+getting back in with a password reset."""
 
 from __future__ import annotations
 
@@ -199,3 +200,39 @@ class AccountMutation:
             account_pb2.SetRoleRequest(account_id=str(account_id), role=ROLE_TO_PROTO[role]),
         )
         return Account.from_proto(response.account)
+
+    @strawberry.mutation(
+        description="Ask for a password-reset link. Always true: the link is e-mailed only when an "
+        "account has this e-mail, and the answer is the same, in about the same time, either way. The "
+        "link works once, for 30 minutes. RATE_LIMITED when this e-mail or this client asked too often; "
+        "BAD_USER_INPUT for a malformed e-mail."
+    )
+    async def request_password_reset(
+        self,
+        info: Info,
+        email: Annotated[str, strawberry.argument(description="The e-mail of the account.")],
+    ) -> bool:
+        ctx = info.context
+        await ctx.call(
+            ctx.services.account.RequestPasswordReset, account_pb2.RequestPasswordResetRequest(email=email)
+        )
+        return True
+
+    @strawberry.mutation(
+        description="Set a new password with the token of an e-mailed reset link, and sign in. Every other "
+        "session of the account ends: its refresh tokens are revoked and its access tokens refused. "
+        "BAD_USER_INPUT (field `token`) for a used, expired or unknown token alike, and (field "
+        "`newPassword`) for a password outside 8-72 bytes."
+    )
+    async def reset_password(
+        self,
+        info: Info,
+        token: Annotated[str, strawberry.argument(description="The `token` parameter of the e-mailed link.")],
+        new_password: Annotated[str, strawberry.argument(description="The new password, 8 to 72 bytes.")],
+    ) -> AuthPayload:
+        ctx = info.context
+        response = await ctx.call(
+            ctx.services.account.ResetPassword,
+            account_pb2.ResetPasswordRequest(token=token, new_password=new_password),
+        )
+        return AuthPayload.from_proto(response.account, response.tokens)

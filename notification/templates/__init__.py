@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 TEMPLATES = (
     "welcome",
+    "password_reset",
     "order_confirmed",
     "order_cancelled",
     "order_shipped",
