@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from account import grpc_api
+from account.links import LinkPolicy
 from account.models import outbox
 from account.quota import RequestQuota
 from account.recovery import AccountRecovery
@@ -48,6 +49,11 @@ def build(settings: AccountSettings) -> AccountApp:
     runtime = ServiceRuntime(settings, "account", outbox_table=outbox)
     keys = signing_keys(settings)
     assert runtime.outbox is not None
+    link_policy = LinkPolicy(
+        shop_url=settings.shop_url,
+        reset_ttl=timedelta(seconds=settings.password_reset_ttl),
+        verification_ttl=timedelta(seconds=settings.email_verification_ttl),
+    )
     service = AccountService(
         sessions=runtime.sessions,
         outbox=runtime.outbox,
@@ -67,6 +73,8 @@ def build(settings: AccountSettings) -> AccountApp:
         ),
         denylist=runtime.denylist,
         refresh_token_ttl=settings.refresh_token_ttl,
+        links=link_policy,
+        require_email_verification=settings.account_require_email_verification,
         cursor_secret=settings.cursor_secret,
     )
 
@@ -75,13 +83,18 @@ def build(settings: AccountSettings) -> AccountApp:
         sessions=runtime.sessions,
         outbox=runtime.outbox,
         accounts=service,
-        shop_url=settings.shop_url,
-        reset_ttl=timedelta(seconds=settings.password_reset_ttl),
+        links=link_policy,
         resets_per_email=RequestQuota(
             runtime.redis, name="reset-email", limit=settings.password_resets_per_email, window=window
         ),
         resets_per_client=RequestQuota(
             runtime.redis, name="reset-client", limit=settings.password_resets_per_client, window=window
+        ),
+        verifications_per_account=RequestQuota(
+            runtime.redis,
+            name="verify-account",
+            limit=settings.email_verifications_per_account,
+            window=window,
         ),
         answer_floor=settings.password_reset_answer_floor,
     )

@@ -19,6 +19,7 @@ def account_to_proto(account: models.Account) -> account_pb2.Account:
         role=ROLE_TO_PROTO[account.role],
         created_at=to_timestamp(account.created_at),
         updated_at=to_timestamp(account.updated_at),
+        email_verified=account.email_verified,
     )
 
 

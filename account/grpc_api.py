@@ -114,6 +114,18 @@ class AccountServicer(account_pb2_grpc.AccountServiceServicer):
             account=account_to_proto(session.account), tokens=tokens_to_proto(session)
         )
 
+    async def RequestEmailVerification(
+        self, request: pb.RequestEmailVerificationRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RequestEmailVerificationResponse:
+        await self.recovery.request_email_verification(current_caller())
+        return pb.RequestEmailVerificationResponse()
+
+    async def VerifyEmail(
+        self, request: pb.VerifyEmailRequest, context: grpc.aio.ServicerContext
+    ) -> pb.VerifyEmailResponse:
+        account = await self.recovery.verify_email(token=request.token)
+        return pb.VerifyEmailResponse(account=account_to_proto(account))
+
 
 def registration(servicer: AccountServicer) -> Registration:
     return (account_pb2_grpc.add_AccountServiceServicer_to_server, servicer)

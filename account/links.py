@@ -9,15 +9,28 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from account.models import OneTimeToken
+from account import messages
+from account.models import Account, OneTimeToken
 from servicekit.errors import InvalidArgument
+from servicekit.outbox import Outbox
 from servicekit.security import hash_refresh_token
+
+
+@dataclass(frozen=True)
+class LinkPolicy:
+    """Where the links point and how long their tokens work."""
+
+    shop_url: str
+    reset_ttl: timedelta = timedelta(minutes=30)
+    verification_ttl: timedelta = timedelta(days=7)
+
 
 PASSWORD_RESET = "PASSWORD_RESET"
 EMAIL_VERIFICATION = "EMAIL_VERIFICATION"
@@ -47,6 +60,16 @@ async def issue(
         )
     )
     return token, expires_at
+
+
+async def stage_verification(
+    session: AsyncSession, outbox: Outbox, account: Account, policy: LinkPolicy
+) -> None:
+    """Within the caller's transaction: a verification token for the account, and the e-mail
+    that carries its link staged in the outbox."""
+    token, expires_at = await issue(session, account.id, EMAIL_VERIFICATION, policy.verification_ttl)
+    link_ = link(policy.shop_url, EMAIL_VERIFICATION, token)
+    await outbox.add(session, messages.email_verification_requested(account, link_, expires_at))
 
 
 async def use(session: AsyncSession, purpose: str, token: str) -> OneTimeToken:

@@ -34,6 +34,28 @@ def role_changed(account: Account, old_role: str, changed_by: str) -> Message:
     )
 
 
+def email_verification_requested(account: Account, link: str, expires_at: datetime) -> Message:
+    return Message(
+        ACCOUNT_LINKS,
+        AccountLink.EMAIL_VERIFICATION_REQUESTED,
+        str(account.id),
+        account_events_pb2.EmailVerificationRequested(
+            account_id=str(account.id), link=link, expires_at=to_timestamp(expires_at)
+        ),
+    )
+
+
+def registration_attempted(account: Account) -> Message:
+    return Message(
+        ACCOUNT_EVENTS,
+        AccountEvent.REGISTRATION_ATTEMPTED,
+        str(account.id),
+        account_events_pb2.AccountRegistrationAttempted(
+            account_id=str(account.id), attempted_at=now_timestamp()
+        ),
+    )
+
+
 def password_reset_requested(account: Account, link: str, expires_at: datetime) -> Message:
     return Message(
         ACCOUNT_LINKS,

@@ -48,6 +48,9 @@ class AccountSettings(ServiceSettings):
     password_resets_per_client: int = Field(
         20, ge=1, description="Reset requests per client address in the window."
     )
+    email_verifications_per_account: int = Field(
+        3, ge=1, description="Verification e-mails one account may ask for in the reset window."
+    )
     password_reset_answer_floor: float = Field(
         0.25,
         ge=0,

@@ -62,7 +62,12 @@ SOURCE_TOPICS: dict[str, str] = {
 # event type -> (template, payload type)
 EMAIL_EVENTS: dict[str, tuple[str, type[Message]]] = {
     AccountEvent.REGISTERED: ("welcome", account_events_pb2.AccountRegistered),
+    AccountEvent.REGISTRATION_ATTEMPTED: (
+        "registration_attempted",
+        account_events_pb2.AccountRegistrationAttempted,
+    ),
     AccountLink.PASSWORD_RESET_REQUESTED: ("password_reset", account_events_pb2.PasswordResetRequested),
+    AccountLink.EMAIL_VERIFICATION_REQUESTED: ("verify_email", account_events_pb2.EmailVerificationRequested),
     OrderEvent.CONFIRMED: ("order_confirmed", order_events_pb2.OrderConfirmed),
     OrderEvent.CANCELLED: ("order_cancelled", order_events_pb2.OrderCancelled),
     OrderEvent.SHIPPED: ("order_shipped", order_events_pb2.OrderShipped),
@@ -157,7 +162,9 @@ def _link_variables(payload: Any) -> dict[str, Any]:
 
 VARIABLES: dict[str, Callable[[Any], dict[str, Any]]] = {
     AccountEvent.REGISTERED: lambda p: {"name": p.name, "email": p.email},
+    AccountEvent.REGISTRATION_ATTEMPTED: lambda p: {},
     AccountLink.PASSWORD_RESET_REQUESTED: _link_variables,
+    AccountLink.EMAIL_VERIFICATION_REQUESTED: _link_variables,
     OrderEvent.CONFIRMED: _order_variables,
     OrderEvent.CANCELLED: _cancelled_variables,
     OrderEvent.SHIPPED: _order_variables,

@@ -24,9 +24,9 @@ from order.models import Order, OrderItem
 from order.peers import ProductInfo
 from order.saga import Saga
 from servicekit.auth import require_caller
-from servicekit.context import Caller
+from servicekit.context import CUSTOMER, Caller
 from servicekit.db import snapshot, transaction
-from servicekit.errors import AlreadyExists, InvalidArgument, Violations
+from servicekit.errors import AlreadyExists, InvalidArgument, PermissionDenied, Violations
 from servicekit.text import has_control_characters
 
 log = logging.getLogger(__name__)
@@ -102,9 +102,16 @@ class Placement:
     payments: PaymentTokens
     max_lines: int = 50
     max_quantity: int = 1000
+    # ACCOUNT_REQUIRE_EMAIL_VERIFICATION: a customer checks out only with a verified e-mail.
+    require_email_verification: bool = False
 
     async def create_order(self, caller: Caller | None, request: PlaceOrder) -> Placed:
         caller = require_caller(caller)
+        if self.require_email_verification and caller.role == CUSTOMER and not caller.email_verified:
+            raise PermissionDenied(
+                "verify your e-mail address before checking out (requestEmailVerification)",
+                reason="EMAIL_NOT_VERIFIED",
+            )
         account_id = account_of(caller)
         lines, address = self._validate(request)
         key = request.idempotency_key or None

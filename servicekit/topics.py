@@ -39,6 +39,7 @@ class AccountEvent(StrEnum):
 
     REGISTERED = "account.registered"
     ROLE_CHANGED = "account.role_changed"
+    REGISTRATION_ATTEMPTED = "account.registration_attempted"
 
 
 class AccountLink(StrEnum):

@@ -33,6 +33,9 @@ class Account:
     role: Role = strawberry.field(description="What the account may do.")
     created_at: datetime = strawberry.field(description="When the account was registered.")
     updated_at: datetime = strawberry.field(description="When the account last changed.")
+    email_verified: bool = strawberry.field(
+        description="True once the owner followed a verification (or password-reset) link sent to `email`."
+    )
 
     @classmethod
     def from_proto(cls, message: account_pb2.Account) -> Account:
@@ -43,6 +46,7 @@ class Account:
             role=ROLE_FROM_PROTO.get(message.role, Role.CUSTOMER),
             created_at=to_datetime(message.created_at),
             updated_at=to_datetime(message.updated_at),
+            email_verified=message.email_verified,
         )
 
 
@@ -50,10 +54,12 @@ class Account:
 class AuthPayload:
     account: Account = strawberry.field(description="The signed-in account.")
     access_token: str = strawberry.field(
-        description="JWT for `Authorization: Bearer`; valid for `expiresIn` seconds."
+        description="JWT for `Authorization: Bearer`; valid for `expiresIn` seconds. Empty from `register` "
+        "when the shop requires e-mail verification: sign in with `login`."
     )
     refresh_token: str = strawberry.field(
-        description="Single-use token for `refreshToken`; every use returns a new one."
+        description="Single-use token for `refreshToken`; every use returns a new one. Empty when "
+        "`accessToken` is."
     )
     expires_in: int = strawberry.field(description="Lifetime of the access token in seconds.")
 
@@ -102,7 +108,10 @@ class AccountQuery:
 @strawberry.type
 class AccountMutation:
     @strawberry.mutation(
-        description="Create a CUSTOMER account and sign it in. CONFLICT when the e-mail is taken."
+        description="Create a CUSTOMER account and sign it in. CONFLICT when the e-mail is taken. When the "
+        "shop requires e-mail verification, the answer is the same whether or not the e-mail is taken: the "
+        "account (unverified) with empty tokens; a verification link goes to a new address, and the owner "
+        "of a taken one is told someone tried. Sign in with `login`; checking out waits for the link."
     )
     async def register(self, info: Info, input: RegisterInput) -> AuthPayload:
         ctx = info.context
@@ -236,3 +245,31 @@ class AccountMutation:
             account_pb2.ResetPasswordRequest(token=token, new_password=new_password),
         )
         return AuthPayload.from_proto(response.account, response.tokens)
+
+    @strawberry.mutation(
+        description="E-mail the signed-in account a link that verifies its address; true, and nothing sent, "
+        "when it is verified already. The link works once, for 7 days. RATE_LIMITED when asked too often."
+    )
+    async def request_email_verification(self, info: Info) -> bool:
+        ctx = info.context
+        ctx.require_caller()
+        await ctx.call(
+            ctx.services.account.RequestEmailVerification, account_pb2.RequestEmailVerificationRequest()
+        )
+        return True
+
+    @strawberry.mutation(
+        description="Verify the address with the token of an e-mailed link; needs no sign-in. Access tokens "
+        "issued before are refused (refresh them to check out). BAD_USER_INPUT (field `token`) for a used, "
+        "expired or unknown token alike."
+    )
+    async def verify_email(
+        self,
+        info: Info,
+        token: Annotated[str, strawberry.argument(description="The `token` parameter of the e-mailed link.")],
+    ) -> Account:
+        ctx = info.context
+        response = await ctx.call(
+            ctx.services.account.VerifyEmail, account_pb2.VerifyEmailRequest(token=token)
+        )
+        return Account.from_proto(response.account)

@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 TEMPLATES = (
     "welcome",
     "password_reset",
+    "verify_email",
+    "registration_attempted",
     "order_confirmed",
     "order_cancelled",
     "order_shipped",

@@ -12,7 +12,7 @@ import pytest
 from ecommerce.events.v1 import account_events_pb2
 from ecommerce.notification.v1 import notification_pb2
 from servicekit.timestamps import to_timestamp
-from servicekit.topics import AccountLink
+from servicekit.topics import AccountEvent, AccountLink
 from tests.integration.notification.conftest import NotificationHarness
 from tests.integration.notification.test_email import html_part, text_part
 
@@ -56,3 +56,34 @@ async def test_a_webhook_cannot_subscribe_to_an_event_carrying_a_link(
 
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert await notifications.execute("SELECT * FROM webhooks") == []
+
+
+async def test_a_verification_email_carries_its_link(notifications: NotificationHarness):
+    shopper = await notifications.customer()
+    link = "http://shop.test/verify-email?token=v3rify-" + uuid.uuid4().hex
+    payload = account_events_pb2.EmailVerificationRequested(
+        account_id=shopper.account_id, link=link, expires_at=to_timestamp(datetime.now(UTC))
+    )
+
+    envelope = await notifications.publish(
+        AccountLink.EMAIL_VERIFICATION_REQUESTED, payload, aggregate_id=shopper.account_id
+    )
+
+    [message] = await notifications.wait_mail(shopper.email)
+    assert message["Subject"].startswith("Confirm your e-mail address")
+    assert link in text_part(message)
+    row = await notifications.wait_notification(envelope.event_id, "SENT")
+    assert (row["variables"], row["envelope"]) == ({}, b"")
+
+
+async def test_the_owner_of_a_taken_email_is_told_someone_tried_to_register(
+    notifications: NotificationHarness,
+):
+    shopper = await notifications.customer(name="Ada Owner")
+    payload = account_events_pb2.AccountRegistrationAttempted(account_id=shopper.account_id)
+
+    await notifications.publish(AccountEvent.REGISTRATION_ATTEMPTED, payload, aggregate_id=shopper.account_id)
+
+    [message] = await notifications.wait_mail(shopper.email)
+    assert message["Subject"].startswith("Someone tried to register")
+    assert "Hello Ada Owner," in text_part(message)
