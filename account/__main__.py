@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from account import grpc_api
+from account.addresses import AddressBook
 from account.links import LinkPolicy
 from account.models import outbox
 from account.quota import RequestQuota
@@ -27,6 +28,7 @@ from servicekit.security import (
 class AccountApp(ServiceApp):
     service: AccountService
     recovery: AccountRecovery
+    addresses: AddressBook
 
 
 def signing_keys(settings: AccountSettings) -> list[SigningKey]:
@@ -99,6 +101,8 @@ def build(settings: AccountSettings) -> AccountApp:
         answer_floor=settings.password_reset_answer_floor,
     )
 
+    addresses = AddressBook(sessions=runtime.sessions)
+
     async def own_keys() -> dict:
         return service.jwks()
 
@@ -107,12 +111,13 @@ def build(settings: AccountSettings) -> AccountApp:
 
     return AccountApp(
         runtime=runtime,
-        registration=grpc_api.registration(grpc_api.AccountServicer(service, recovery)),
+        registration=grpc_api.registration(grpc_api.AccountServicer(service, recovery, addresses)),
         service_name=grpc_api.SERVICE_NAME,
         authenticator=runtime.authenticator(own_keys),
         background=[Background("restore-token-cutoffs", restore_cutoffs)],
         service=service,
         recovery=recovery,
+        addresses=addresses,
     )
 
 

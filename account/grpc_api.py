@@ -5,7 +5,14 @@ from __future__ import annotations
 import grpc
 import orjson
 
-from account.convert import ROLE_FROM_PROTO, account_to_proto, tokens_to_proto
+from account.addresses import AddressBook
+from account.convert import (
+    ROLE_FROM_PROTO,
+    account_to_proto,
+    address_to_proto,
+    fields_from_proto,
+    tokens_to_proto,
+)
 from account.recovery import AccountRecovery
 from account.service import AccountService
 from ecommerce.account.v1 import account_pb2 as pb
@@ -17,9 +24,10 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["AccountService"].full_name
 
 
 class AccountServicer(account_pb2_grpc.AccountServiceServicer):
-    def __init__(self, service: AccountService, recovery: AccountRecovery) -> None:
+    def __init__(self, service: AccountService, recovery: AccountRecovery, addresses: AddressBook) -> None:
         self.service = service
         self.recovery = recovery
+        self.addresses = addresses
 
     async def Register(
         self, request: pb.RegisterRequest, context: grpc.aio.ServicerContext
@@ -125,6 +133,44 @@ class AccountServicer(account_pb2_grpc.AccountServiceServicer):
     ) -> pb.VerifyEmailResponse:
         account = await self.recovery.verify_email(token=request.token)
         return pb.VerifyEmailResponse(account=account_to_proto(account))
+
+    async def ListAddresses(
+        self, request: pb.ListAddressesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListAddressesResponse:
+        addresses = await self.addresses.saved(current_caller())
+        return pb.ListAddressesResponse(addresses=[address_to_proto(a) for a in addresses])
+
+    async def GetAddress(
+        self, request: pb.GetAddressRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetAddressResponse:
+        address = await self.addresses.get(current_caller(), request.address_id)
+        return pb.GetAddressResponse(address=address_to_proto(address))
+
+    async def AddAddress(
+        self, request: pb.AddAddressRequest, context: grpc.aio.ServicerContext
+    ) -> pb.AddAddressResponse:
+        address = await self.addresses.add(current_caller(), fields_from_proto(request.fields))
+        return pb.AddAddressResponse(address=address_to_proto(address))
+
+    async def UpdateAddress(
+        self, request: pb.UpdateAddressRequest, context: grpc.aio.ServicerContext
+    ) -> pb.UpdateAddressResponse:
+        address = await self.addresses.update(
+            current_caller(), request.address_id, fields_from_proto(request.fields)
+        )
+        return pb.UpdateAddressResponse(address=address_to_proto(address))
+
+    async def DeleteAddress(
+        self, request: pb.DeleteAddressRequest, context: grpc.aio.ServicerContext
+    ) -> pb.DeleteAddressResponse:
+        await self.addresses.delete(current_caller(), request.address_id)
+        return pb.DeleteAddressResponse()
+
+    async def SetDefaultAddress(
+        self, request: pb.SetDefaultAddressRequest, context: grpc.aio.ServicerContext
+    ) -> pb.SetDefaultAddressResponse:
+        address = await self.addresses.set_default(current_caller(), request.address_id)
+        return pb.SetDefaultAddressResponse(address=address_to_proto(address))
 
 
 def registration(servicer: AccountServicer) -> Registration:

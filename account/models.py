@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Boolean, CheckConstraint, DateTime, ForeignKey, Index, Text, Uuid, false, func
+from sqlalchemy import Boolean, CheckConstraint, DateTime, ForeignKey, Index, Text, Uuid, false, func, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from servicekit.db import new_metadata
@@ -74,6 +74,31 @@ class OneTimeToken(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Address(Base):
+    """A saved postal address of an account; at most one per account is its default."""
+
+    __tablename__ = "addresses"
+    __table_args__ = (
+        Index("ix_addresses_account_id_created_at", "account_id", "created_at"),
+        Index("uq_addresses_one_default", "account_id", unique=True, postgresql_where=text("is_default")),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    account_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("accounts.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(Text)
+    line1: Mapped[str] = mapped_column(Text)
+    line2: Mapped[str] = mapped_column(Text, default="", server_default="")
+    city: Mapped[str] = mapped_column(Text)
+    region: Mapped[str] = mapped_column(Text, default="", server_default="")
+    postal_code: Mapped[str] = mapped_column(Text)
+    country: Mapped[str] = mapped_column(Text)
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
 
 
 outbox = outbox_table(Base.metadata)

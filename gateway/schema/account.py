@@ -12,6 +12,7 @@ import strawberry
 from ecommerce.account.v1 import account_pb2
 from gateway.context import Info
 from gateway.read_models import to_datetime
+from gateway.schema.address import Address, saved_addresses
 from gateway.schema.common import After, Connection, First, connection_from, paged
 
 
@@ -36,6 +37,20 @@ class Account:
     email_verified: bool = strawberry.field(
         description="True once the owner followed a verification (or password-reset) link sent to `email`."
     )
+
+    @strawberry.field(
+        description="The account's saved addresses, the default first. Readable by the account itself "
+        "only: FORBIDDEN for anyone else's."
+    )
+    async def addresses(self, info: Info) -> list[Address]:
+        return await saved_addresses(info.context, str(self.id))
+
+    @strawberry.field(
+        description="The account's default address; null when it has none. The account's own only."
+    )
+    async def default_address(self, info: Info) -> Address | None:
+        saved = await saved_addresses(info.context, str(self.id))
+        return next((a for a in saved if a.is_default), None)
 
     @classmethod
     def from_proto(cls, message: account_pb2.Account) -> Account:

@@ -1,5 +1,5 @@
 """An account's life through GraphQL and the platform's local mailbox: a forgotten password reset
-by the e-mailed link, and an e-mail address verified by its link."""
+by the e-mailed link, an e-mail address verified by its link, and a checkout to a saved address."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.test_account_graphql import LOGIN, PASSWORD, codes, first_error, sign_up
-from tests.e2e.test_notifications import mail_to
+from tests.e2e.test_account_graphql import LOGIN, PASSWORD, admin_session, codes, first_error, sign_up
+from tests.e2e.test_catalog_graphql import new_category, new_product
+from tests.e2e.test_notifications import CREATE_ORDER, mail_to
 from tests.helpers import eventually
 
 pytestmark = pytest.mark.e2e
@@ -23,7 +24,20 @@ REQUEST_VERIFICATION = "mutation { requestEmailVerification }"
 VERIFY = "mutation Verify($token: String!) { verifyEmail(token: $token) { id email emailVerified } }"
 REFRESH = "mutation Refresh($token: String!) { refreshToken(refreshToken: $token) { accessToken } }"
 ME = "query { me { id emailVerified } }"
+ADD_ADDRESS = """
+mutation Add($input: AddressInput!) { addAddress(input: $input) { id isDefault country postalCode } }"""
+MY_ADDRESSES = "query { me { addresses { id line1 isDefault } defaultAddress { id } } }"
+ORDER_ADDRESS = (
+    "query Order($id: ID!) { order(id: $id) { shippingAddress { name line1 city postalCode country } } }"
+)
 NEW_PASSWORD = "a fresh and long passphrase"
+SAVED = {
+    "name": "Grace Hopper",
+    "line1": "7 Compiler Lane",
+    "city": "Arlington",
+    "postalCode": "22201",
+    "country": "us",
+}
 
 
 async def link_in_mail(gateway, address: str, subject: str, path: str) -> str:
@@ -94,3 +108,47 @@ async def test_an_email_address_is_verified_through_the_emailed_link(gateway):
     assert me["data"]["me"]["emailVerified"] is True
     again = await gateway.post(VERIFY, {"token": token_of(link)})
     assert codes(again) == ["BAD_USER_INPUT"]
+
+
+@pytest.fixture(scope="module")
+async def product_id(gateway) -> str:
+    admin = (await admin_session(gateway))["accessToken"]
+    category = await new_category(gateway, admin, "Lifecycle")
+    return (await new_product(gateway, admin, category, name="Desk Lamp", price="19.90", stock=50))["id"]
+
+
+async def test_a_checkout_ships_to_a_saved_address_named_by_id(gateway, product_id):
+    customer = (await sign_up(gateway))["accessToken"]
+    stranger = (await sign_up(gateway))["accessToken"]
+    added = await gateway.post(ADD_ADDRESS, {"input": SAVED}, token=customer)
+    assert "errors" not in added, added
+    address = added["data"]["addAddress"]
+    assert (address["isDefault"], address["country"]) == (True, "US")
+    mine = await gateway.post(MY_ADDRESSES, token=customer)
+    assert mine["data"]["me"] == {
+        "addresses": [{"id": address["id"], "line1": "7 Compiler Lane", "isDefault": True}],
+        "defaultAddress": {"id": address["id"]},
+    }
+
+    def order_input(**extra: Any) -> dict[str, Any]:
+        items = [{"productId": product_id, "quantity": 1}]
+        return {"input": {"items": items, "paymentToken": "tok_visa", **extra}}
+
+    placed = await gateway.post(CREATE_ORDER, order_input(addressId=address["id"]), token=customer)
+    assert "errors" not in placed, placed
+    order = await gateway.post(ORDER_ADDRESS, {"id": placed["data"]["createOrder"]["id"]}, token=customer)
+    assert order["data"]["order"]["shippingAddress"] == {
+        "name": "Grace Hopper",
+        "line1": "7 Compiler Lane",
+        "city": "Arlington",
+        "postalCode": "22201",
+        "country": "US",
+    }
+
+    foreign = await gateway.post(CREATE_ORDER, order_input(addressId=address["id"]), token=stranger)
+    assert codes(foreign) == ["NOT_FOUND"]
+    both = await gateway.post(
+        CREATE_ORDER, order_input(addressId=address["id"], shippingAddress=SAVED), token=customer
+    )
+    assert codes(both) == ["BAD_USER_INPUT"]
+    assert codes(await gateway.post(CREATE_ORDER, order_input(), token=customer)) == ["BAD_USER_INPUT"]
