@@ -101,7 +101,15 @@ def build(settings: AccountSettings) -> AccountApp:
         answer_floor=settings.password_reset_answer_floor,
     )
 
-    addresses = AddressBook(sessions=runtime.sessions)
+    addresses = AddressBook(
+        sessions=runtime.sessions,
+        exports=RequestQuota(
+            runtime.redis,
+            name="export-account",
+            limit=settings.data_exports_per_account,
+            window=settings.data_export_window,
+        ),
+    )
 
     async def own_keys() -> dict:
         return service.jwks()

@@ -1,4 +1,5 @@
-"""The address book: an account's saved postal addresses, one of them the default.
+"""The address book: an account's saved postal addresses, one of them the default; and what a data
+export takes from this service, the account with its addresses.
 
 Only the owner reads or changes an address; another account's address is NOT_FOUND, exactly as
 an unknown id is. Changes take the account's row lock, so that the count limit and the single
@@ -14,6 +15,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from account.models import Account, Address
+from account.quota import RequestQuota
 from servicekit.auth import require_caller
 from servicekit.context import Caller
 from servicekit.db import transaction
@@ -43,6 +45,7 @@ def _address_id(raw: str) -> uuid.UUID:
 class AddressBook:
     sessions: async_sessionmaker[AsyncSession]
     limit: int = MAX_ADDRESSES
+    exports: RequestQuota | None = None
 
     async def saved(self, caller: Caller | None) -> list[Address]:
         """The default first, then oldest first."""
@@ -54,6 +57,17 @@ class AddressBook:
                 .order_by(Address.is_default.desc(), Address.created_at, Address.id)
             )
             return list(rows.all())
+
+    async def export(self, caller: Caller | None) -> tuple[Account, list[Address]]:
+        """The caller's account and addresses, for a data export; counted against `exports`."""
+        caller = require_caller(caller)
+        if self.exports is not None:
+            await self.exports.spend(caller.account_id, "too many data exports; try again later")
+        async with self.sessions() as session:
+            account = await session.get(Account, parse_id(caller.account_id, "account_id"))
+        if account is None:
+            raise NotFound("account not found")
+        return account, await self.saved(caller)
 
     async def get(self, caller: Caller | None, address_id: str) -> Address:
         caller = require_caller(caller)

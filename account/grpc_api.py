@@ -172,6 +172,14 @@ class AccountServicer(account_pb2_grpc.AccountServiceServicer):
         address = await self.addresses.set_default(current_caller(), request.address_id)
         return pb.SetDefaultAddressResponse(address=address_to_proto(address))
 
+    async def ExportMyData(
+        self, request: pb.ExportMyDataRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ExportMyDataResponse:
+        account, addresses = await self.addresses.export(current_caller())
+        return pb.ExportMyDataResponse(
+            account=account_to_proto(account), addresses=[address_to_proto(a) for a in addresses]
+        )
+
 
 def registration(servicer: AccountServicer) -> Registration:
     return (account_pb2_grpc.add_AccountServiceServicer_to_server, servicer)

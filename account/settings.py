@@ -51,6 +51,10 @@ class AccountSettings(ServiceSettings):
     email_verifications_per_account: int = Field(
         3, ge=1, description="Verification e-mails one account may ask for in the reset window."
     )
+    data_exports_per_account: int = Field(
+        5, ge=1, description="Data exports one account may ask for in `data_export_window`."
+    )
+    data_export_window: int = Field(3600, ge=1, description="Seconds over which data exports are counted.")
     password_reset_answer_floor: float = Field(
         0.25,
         ge=0,

@@ -25,6 +25,7 @@ from gateway.metrics import Observability
 from gateway.schema.account import AccountMutation, AccountQuery
 from gateway.schema.address import AddressMutation
 from gateway.schema.catalog import CatalogMutation, CatalogQuery
+from gateway.schema.export import ExportMutation
 from gateway.schema.notification import NotificationMutation, NotificationQuery
 from gateway.schema.order import OrderMutation, OrderQuery
 from gateway.schema.payment import PaymentMutation
@@ -35,7 +36,15 @@ from gateway.settings import GatewaySettings
 Query = merge_types("Query", (AccountQuery, CatalogQuery, OrderQuery, RateLimitQuery, NotificationQuery))
 Mutation = merge_types(
     "Mutation",
-    (AccountMutation, AddressMutation, CatalogMutation, PaymentMutation, OrderMutation, NotificationMutation),
+    (
+        AccountMutation,
+        AddressMutation,
+        ExportMutation,
+        CatalogMutation,
+        PaymentMutation,
+        OrderMutation,
+        NotificationMutation,
+    ),
 )
 Subscription = merge_types("Subscription", (OrderSubscription,))
 get_object_definition(Query, strict=True).description = "What can be read."

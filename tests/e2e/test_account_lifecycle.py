@@ -3,6 +3,7 @@ by the e-mailed link, an e-mail address verified by its link, and a checkout to 
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -27,6 +28,7 @@ ME = "query { me { id emailVerified } }"
 ADD_ADDRESS = """
 mutation Add($input: AddressInput!) { addAddress(input: $input) { id isDefault country postalCode } }"""
 MY_ADDRESSES = "query { me { addresses { id line1 isDefault } defaultAddress { id } } }"
+EXPORT = "mutation { exportMyData }"
 ORDER_ADDRESS = (
     "query Order($id: ID!) { order(id: $id) { shippingAddress { name line1 city postalCode country } } }"
 )
@@ -117,8 +119,11 @@ async def product_id(gateway) -> str:
     return (await new_product(gateway, admin, category, name="Desk Lamp", price="19.90", stock=50))["id"]
 
 
-async def test_a_checkout_ships_to_a_saved_address_named_by_id(gateway, product_id):
-    customer = (await sign_up(gateway))["accessToken"]
+async def test_a_checkout_ships_to_a_saved_address_named_by_id_and_the_export_holds_it_all(
+    gateway, product_id
+):
+    signed_up = await sign_up(gateway)
+    customer = signed_up["accessToken"]
     stranger = (await sign_up(gateway))["accessToken"]
     added = await gateway.post(ADD_ADDRESS, {"input": SAVED}, token=customer)
     assert "errors" not in added, added
@@ -152,3 +157,19 @@ async def test_a_checkout_ships_to_a_saved_address_named_by_id(gateway, product_
     )
     assert codes(both) == ["BAD_USER_INPUT"]
     assert codes(await gateway.post(CREATE_ORDER, order_input(), token=customer)) == ["BAD_USER_INPUT"]
+
+    async def welcomed() -> Any:
+        return mail_to(gateway, signed_up["account"]["email"]) or None
+
+    await eventually(welcomed, timeout=30, what="the welcome e-mail")
+    exported = await gateway.post(EXPORT, token=customer)
+    assert "errors" not in exported, exported
+    document = json.loads(exported["data"]["exportMyData"])
+    assert document["account"]["email"] == signed_up["account"]["email"]
+    assert [a["id"] for a in document["addresses"]] == [address["id"]]
+    [order] = document["orders"]
+    assert order["id"] == placed["data"]["createOrder"]["id"]
+    assert order["shippingAddress"]["line1"] == "7 Compiler Lane"
+    assert order["payment"]["orderId"] == order["id"]
+    assert [n["template"] for n in document["notifications"]].count("welcome") == 1
+    assert codes(await gateway.post(EXPORT)) == ["UNAUTHENTICATED"]

@@ -160,3 +160,23 @@ async def test_the_address_book_needs_a_sign_in(account):
     assert {e.code() for e in errors} == {grpc.StatusCode.UNAUTHENTICATED}
     [(count,)] = await account.execute("SELECT count(*) FROM addresses")
     assert count == 0
+
+
+async def test_a_data_export_holds_the_account_and_its_addresses_and_is_limited(account):
+    registered = await register(account.stub)
+    who = bearer(registered.tokens.access_token)
+    saved = await add(account, who)
+    stranger = await signed_in(account)
+    await add(account, stranger, name="Someone Else")
+
+    exported = await account.stub.ExportMyData(account_pb2.ExportMyDataRequest(), metadata=who)
+
+    assert exported.account.email == registered.account.email
+    assert [a.id for a in exported.addresses] == [saved.id]
+    for _ in range(account.settings.data_exports_per_account - 1):
+        await account.stub.ExportMyData(account_pb2.ExportMyDataRequest(), metadata=who)
+    limited = await rpc_error(account.stub.ExportMyData(account_pb2.ExportMyDataRequest(), metadata=who))
+    assert limited.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert parse_rpc_error(limited).retry_after >= 1
+    anonymous = await rpc_error(account.stub.ExportMyData(account_pb2.ExportMyDataRequest()))
+    assert anonymous.code() == grpc.StatusCode.UNAUTHENTICATED
