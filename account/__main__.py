@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from account import grpc_api
+from account.addresses import AddressBook
+from account.links import LinkPolicy
 from account.models import outbox
+from account.quota import RequestQuota
+from account.recovery import AccountRecovery
 from account.service import AccountService, LoginThrottle
 from account.settings import AccountSettings
 from servicekit.app import Background, ServiceApp, service_main
@@ -22,6 +27,8 @@ from servicekit.security import (
 @dataclass(kw_only=True)
 class AccountApp(ServiceApp):
     service: AccountService
+    recovery: AccountRecovery
+    addresses: AddressBook
 
 
 def signing_keys(settings: AccountSettings) -> list[SigningKey]:
@@ -44,6 +51,11 @@ def build(settings: AccountSettings) -> AccountApp:
     runtime = ServiceRuntime(settings, "account", outbox_table=outbox)
     keys = signing_keys(settings)
     assert runtime.outbox is not None
+    link_policy = LinkPolicy(
+        shop_url=settings.shop_url,
+        reset_ttl=timedelta(seconds=settings.password_reset_ttl),
+        verification_ttl=timedelta(seconds=settings.email_verification_ttl),
+    )
     service = AccountService(
         sessions=runtime.sessions,
         outbox=runtime.outbox,
@@ -63,7 +75,40 @@ def build(settings: AccountSettings) -> AccountApp:
         ),
         denylist=runtime.denylist,
         refresh_token_ttl=settings.refresh_token_ttl,
+        links=link_policy,
+        require_email_verification=settings.account_require_email_verification,
         cursor_secret=settings.cursor_secret,
+    )
+
+    window = settings.password_reset_window
+    recovery = AccountRecovery(
+        sessions=runtime.sessions,
+        outbox=runtime.outbox,
+        accounts=service,
+        links=link_policy,
+        resets_per_email=RequestQuota(
+            runtime.redis, name="reset-email", limit=settings.password_resets_per_email, window=window
+        ),
+        resets_per_client=RequestQuota(
+            runtime.redis, name="reset-client", limit=settings.password_resets_per_client, window=window
+        ),
+        verifications_per_account=RequestQuota(
+            runtime.redis,
+            name="verify-account",
+            limit=settings.email_verifications_per_account,
+            window=window,
+        ),
+        answer_floor=settings.password_reset_answer_floor,
+    )
+
+    addresses = AddressBook(
+        sessions=runtime.sessions,
+        exports=RequestQuota(
+            runtime.redis,
+            name="export-account",
+            limit=settings.data_exports_per_account,
+            window=settings.data_export_window,
+        ),
     )
 
     async def own_keys() -> dict:
@@ -74,11 +119,13 @@ def build(settings: AccountSettings) -> AccountApp:
 
     return AccountApp(
         runtime=runtime,
-        registration=grpc_api.registration(grpc_api.AccountServicer(service)),
+        registration=grpc_api.registration(grpc_api.AccountServicer(service, recovery, addresses)),
         service_name=grpc_api.SERVICE_NAME,
         authenticator=runtime.authenticator(own_keys),
         background=[Background("restore-token-cutoffs", restore_cutoffs)],
         service=service,
+        recovery=recovery,
+        addresses=addresses,
     )
 
 

@@ -5,7 +5,15 @@ from __future__ import annotations
 import grpc
 import orjson
 
-from account.convert import ROLE_FROM_PROTO, account_to_proto, tokens_to_proto
+from account.addresses import AddressBook
+from account.convert import (
+    ROLE_FROM_PROTO,
+    account_to_proto,
+    address_to_proto,
+    fields_from_proto,
+    tokens_to_proto,
+)
+from account.recovery import AccountRecovery
 from account.service import AccountService
 from ecommerce.account.v1 import account_pb2 as pb
 from ecommerce.account.v1 import account_pb2_grpc
@@ -16,8 +24,10 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["AccountService"].full_name
 
 
 class AccountServicer(account_pb2_grpc.AccountServiceServicer):
-    def __init__(self, service: AccountService) -> None:
+    def __init__(self, service: AccountService, recovery: AccountRecovery, addresses: AddressBook) -> None:
         self.service = service
+        self.recovery = recovery
+        self.addresses = addresses
 
     async def Register(
         self, request: pb.RegisterRequest, context: grpc.aio.ServicerContext
@@ -97,6 +107,78 @@ class AccountServicer(account_pb2_grpc.AccountServiceServicer):
         self, request: pb.GetJwksRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetJwksResponse:
         return pb.GetJwksResponse(jwks_json=orjson.dumps(self.service.jwks()).decode())
+
+    async def RequestPasswordReset(
+        self, request: pb.RequestPasswordResetRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RequestPasswordResetResponse:
+        await self.recovery.request_password_reset(email=request.email, client=current_client_address())
+        return pb.RequestPasswordResetResponse()
+
+    async def ResetPassword(
+        self, request: pb.ResetPasswordRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ResetPasswordResponse:
+        session = await self.recovery.reset_password(token=request.token, new_password=request.new_password)
+        return pb.ResetPasswordResponse(
+            account=account_to_proto(session.account), tokens=tokens_to_proto(session)
+        )
+
+    async def RequestEmailVerification(
+        self, request: pb.RequestEmailVerificationRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RequestEmailVerificationResponse:
+        await self.recovery.request_email_verification(current_caller())
+        return pb.RequestEmailVerificationResponse()
+
+    async def VerifyEmail(
+        self, request: pb.VerifyEmailRequest, context: grpc.aio.ServicerContext
+    ) -> pb.VerifyEmailResponse:
+        account = await self.recovery.verify_email(token=request.token)
+        return pb.VerifyEmailResponse(account=account_to_proto(account))
+
+    async def ListAddresses(
+        self, request: pb.ListAddressesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListAddressesResponse:
+        addresses = await self.addresses.saved(current_caller())
+        return pb.ListAddressesResponse(addresses=[address_to_proto(a) for a in addresses])
+
+    async def GetAddress(
+        self, request: pb.GetAddressRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetAddressResponse:
+        address = await self.addresses.get(current_caller(), request.address_id)
+        return pb.GetAddressResponse(address=address_to_proto(address))
+
+    async def AddAddress(
+        self, request: pb.AddAddressRequest, context: grpc.aio.ServicerContext
+    ) -> pb.AddAddressResponse:
+        address = await self.addresses.add(current_caller(), fields_from_proto(request.fields))
+        return pb.AddAddressResponse(address=address_to_proto(address))
+
+    async def UpdateAddress(
+        self, request: pb.UpdateAddressRequest, context: grpc.aio.ServicerContext
+    ) -> pb.UpdateAddressResponse:
+        address = await self.addresses.update(
+            current_caller(), request.address_id, fields_from_proto(request.fields)
+        )
+        return pb.UpdateAddressResponse(address=address_to_proto(address))
+
+    async def DeleteAddress(
+        self, request: pb.DeleteAddressRequest, context: grpc.aio.ServicerContext
+    ) -> pb.DeleteAddressResponse:
+        await self.addresses.delete(current_caller(), request.address_id)
+        return pb.DeleteAddressResponse()
+
+    async def SetDefaultAddress(
+        self, request: pb.SetDefaultAddressRequest, context: grpc.aio.ServicerContext
+    ) -> pb.SetDefaultAddressResponse:
+        address = await self.addresses.set_default(current_caller(), request.address_id)
+        return pb.SetDefaultAddressResponse(address=address_to_proto(address))
+
+    async def ExportMyData(
+        self, request: pb.ExportMyDataRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ExportMyDataResponse:
+        account, addresses = await self.addresses.export(current_caller())
+        return pb.ExportMyDataResponse(
+            account=account_to_proto(account), addresses=[address_to_proto(a) for a in addresses]
+        )
 
 
 def registration(servicer: AccountServicer) -> Registration:

@@ -22,7 +22,9 @@ from sqlalchemy import func, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from account import links as one_time
 from account import messages
+from account.links import LinkPolicy
 from account.models import Account, RefreshToken
 from servicekit import pages
 from servicekit.auth import SERVICE, TokenDenylist, require_admin, require_caller
@@ -77,6 +79,25 @@ class TokenPair:
 class Session:
     account: Account
     tokens: TokenPair
+
+
+# What a neutral registration answers instead of tokens.
+NO_TOKENS = TokenPair(access_token="", refresh_token="", expires_in=0)
+
+
+def _stand_in(email: str, name: str) -> Account:
+    """An account as a new registration looks, never stored: the answer for a taken e-mail."""
+    now = datetime.now(UTC)
+    return Account(
+        id=uuid.uuid4(),
+        email=email,
+        name=name,
+        password_hash="",
+        role=CUSTOMER,
+        email_verified=False,
+        created_at=now,
+        updated_at=now,
+    )
 
 
 def normalize_email(raw: str, violations: Violations, field: str = "email") -> str:
@@ -190,6 +211,9 @@ class AccountService:
     throttle: LoginThrottle
     denylist: TokenDenylist
     refresh_token_ttl: int
+    links: LinkPolicy
+    # ACCOUNT_REQUIRE_EMAIL_VERIFICATION: `register` answers alike for a new and a taken e-mail.
+    require_email_verification: bool = False
     cursor_secret: InitVar[str]
     cursors: CursorCodec = field(init=False, repr=False)
 
@@ -202,6 +226,8 @@ class AccountService:
 
     async def register(self, *, email: str, name: str, password: str) -> Session:
         email, name, password_hash = await self._new_credentials(email, name, password)
+        if self.require_email_verification:
+            return await self._register_neutrally(email, name, password_hash)
         try:
             async with transaction(self.sessions) as session:
                 account = Account(
@@ -217,6 +243,31 @@ class AccountService:
                 raise AlreadyExists("an account with this e-mail already exists", field="email") from None
             raise
         return Session(account, tokens)
+
+    async def _register_neutrally(self, email: str, name: str, password_hash: str) -> Session:
+        """The same answer whether or not the e-mail is taken: an unverified account and no tokens
+        (the caller signs in with the password once the account exists). A new account gets a
+        verification link; the owner of a taken e-mail is told someone tried, and nothing changes."""
+        try:
+            async with transaction(self.sessions) as session:
+                existing = await session.scalar(select(Account).where(Account.email == email))
+                if existing is not None:
+                    await self.outbox.add(session, messages.registration_attempted(existing))
+                    return Session(_stand_in(email, name), NO_TOKENS)
+                account = Account(
+                    id=uuid.uuid4(), email=email, name=name, password_hash=password_hash, role=CUSTOMER
+                )
+                session.add(account)
+                await session.flush()
+                await self.outbox.add(session, messages.registered(account))
+                await one_time.stage_verification(session, self.outbox, account, self.links)
+                await session.refresh(account)
+        except IntegrityError as exc:
+            if "uq_accounts_email" not in str(exc.orig):
+                raise
+            # A concurrent registration of the same e-mail won; its owner hears of that one.
+            return Session(_stand_in(email, name), NO_TOKENS)
+        return Session(account, NO_TOKENS)
 
     async def login(self, *, email: str, password: str, client: str = "") -> Session:
         """`client` is the caller's address: failed attempts are throttled per e-mail and address."""
@@ -323,12 +374,7 @@ class AccountService:
             row.password_hash = new_hash
             row.updated_at = func.now()
             # Every sign-in, the caller's included, ends with the old password.
-            await session.execute(
-                update(RefreshToken)
-                .where(RefreshToken.account_id == row.id, RefreshToken.revoked_at.is_(None))
-                .values(revoked_at=func.now())
-            )
-            await self._refuse_tokens_issued_before_now(row)
+            await self.end_every_session(session, row)
 
     # -- administration -------------------------------------------------------------------------
 
@@ -457,8 +503,24 @@ class AccountService:
     async def _start_family(self, session: AsyncSession, account: Account) -> TokenPair:
         return await self._issue(session, account, uuid.uuid4())
 
+    async def start_session(self, session: AsyncSession, account: Account) -> TokenPair:
+        """A new sign-in of the account, within the caller's transaction."""
+        return await self._start_family(session, account)
+
+    async def end_every_session(self, session: AsyncSession, account: Account) -> None:
+        """Within the caller's transaction: every refresh token of the account revoked and every
+        access token issued until now refused (a Redis failure aborts the transaction)."""
+        await session.execute(
+            update(RefreshToken)
+            .where(RefreshToken.account_id == account.id, RefreshToken.revoked_at.is_(None))
+            .values(revoked_at=func.now())
+        )
+        await self._refuse_tokens_issued_before_now(account)
+
     async def _issue(self, session: AsyncSession, account: Account, family_id: uuid.UUID) -> TokenPair:
-        access_token, _claims = self.issuer.issue(str(account.id), account.role)
+        access_token, _claims = self.issuer.issue(
+            str(account.id), account.role, {"email_verified": account.email_verified}
+        )
         refresh_token = new_refresh_token()
         session.add(
             RefreshToken(
@@ -474,6 +536,11 @@ class AccountService:
     def _cutoff_ttl(self) -> int:
         # The longest an access token issued before the cut-off can still pass a verifier.
         return self.issuer.ttl_seconds + CLOCK_LEEWAY
+
+    async def refuse_tokens_issued_before_now(self, account: Account) -> None:
+        """Within the caller's transaction: every access token of the account issued until now is
+        refused (its claims are stale); refresh tokens stay valid."""
+        await self._refuse_tokens_issued_before_now(account)
 
     async def _refuse_tokens_issued_before_now(self, account: Account) -> None:
         """Within the caller's transaction: its commit keeps the cut-off; a Redis failure aborts it."""

@@ -36,10 +36,12 @@ from servicekit.kafka import unpack
 from servicekit.timestamps import from_timestamp
 from servicekit.topics import (
     ACCOUNT_EVENTS,
+    ACCOUNT_LINKS,
     CATALOG_EVENTS,
     ORDER_EVENTS,
     PAYMENT_EVENTS,
     AccountEvent,
+    AccountLink,
     CatalogEvent,
     OrderEvent,
     PaymentEvent,
@@ -48,9 +50,10 @@ from servicekit.topics import (
 log = logging.getLogger(__name__)
 
 CONSUMER = "notification"
-TOPICS = (ACCOUNT_EVENTS, ORDER_EVENTS, PAYMENT_EVENTS, CATALOG_EVENTS)
+TOPICS = (ACCOUNT_EVENTS, ACCOUNT_LINKS, ORDER_EVENTS, PAYMENT_EVENTS, CATALOG_EVENTS)
 SOURCE_TOPICS: dict[str, str] = {
     **dict.fromkeys(AccountEvent, ACCOUNT_EVENTS),
+    **dict.fromkeys(AccountLink, ACCOUNT_LINKS),
     **dict.fromkeys(OrderEvent, ORDER_EVENTS),
     **dict.fromkeys(PaymentEvent, PAYMENT_EVENTS),
     **dict.fromkeys(CatalogEvent, CATALOG_EVENTS),
@@ -59,6 +62,12 @@ SOURCE_TOPICS: dict[str, str] = {
 # event type -> (template, payload type)
 EMAIL_EVENTS: dict[str, tuple[str, type[Message]]] = {
     AccountEvent.REGISTERED: ("welcome", account_events_pb2.AccountRegistered),
+    AccountEvent.REGISTRATION_ATTEMPTED: (
+        "registration_attempted",
+        account_events_pb2.AccountRegistrationAttempted,
+    ),
+    AccountLink.PASSWORD_RESET_REQUESTED: ("password_reset", account_events_pb2.PasswordResetRequested),
+    AccountLink.EMAIL_VERIFICATION_REQUESTED: ("verify_email", account_events_pb2.EmailVerificationRequested),
     OrderEvent.CONFIRMED: ("order_confirmed", order_events_pb2.OrderConfirmed),
     OrderEvent.CANCELLED: ("order_cancelled", order_events_pb2.OrderCancelled),
     OrderEvent.SHIPPED: ("order_shipped", order_events_pb2.OrderShipped),
@@ -145,8 +154,17 @@ def _refunded_variables(payload: payment_events_pb2.PaymentRefunded) -> dict[str
     return variables
 
 
+def _link_variables(payload: Any) -> dict[str, Any]:
+    """The link and when it stops working (UTC, to the minute)."""
+    expires = from_timestamp(payload.expires_at).strftime("%Y-%m-%d %H:%M UTC")
+    return {"link": payload.link, "expires_at": expires}
+
+
 VARIABLES: dict[str, Callable[[Any], dict[str, Any]]] = {
     AccountEvent.REGISTERED: lambda p: {"name": p.name, "email": p.email},
+    AccountEvent.REGISTRATION_ATTEMPTED: lambda p: {},
+    AccountLink.PASSWORD_RESET_REQUESTED: _link_variables,
+    AccountLink.EMAIL_VERIFICATION_REQUESTED: _link_variables,
     OrderEvent.CONFIRMED: _order_variables,
     OrderEvent.CANCELLED: _cancelled_variables,
     OrderEvent.SHIPPED: _order_variables,

@@ -28,13 +28,15 @@ from servicekit.errors import Unavailable
 from servicekit.kafka import dead_letter_topic
 from servicekit.metrics import NOTIFICATIONS_FAILED, NOTIFICATIONS_SENT
 from servicekit.outbox import NOTIFY_CHANNEL
-from servicekit.topics import AccountEvent
+from servicekit.topics import AccountEvent, AccountLink
 
 log = logging.getLogger(__name__)
 
 # Events that carry the address and name themselves; every other e-mail asks the account service
 # at each attempt, so that it goes to the address the account has now.
 ADDRESSED_BY_EVENT = frozenset({AccountEvent.REGISTERED})
+# Events whose e-mail carries a secret link: once sent (or failed for good) no copy stays here.
+SECRET_EVENTS = frozenset(AccountLink)
 
 
 @dataclass(frozen=True)
@@ -136,6 +138,8 @@ class MailLoop(DeliveryLoop):
         else:
             delay = timedelta(seconds=self.backoff.delay(notification.attempts))
             values.update(last_error=outcome.error, next_attempt_at=func.now() + delay)
+        if (outcome.sent or failed) and notification.event_type in SECRET_EVENTS:
+            values.update(variables={}, envelope=b"")
         async with transaction(self.sessions) as session:
             changed = await session.scalar(
                 update(Notification)

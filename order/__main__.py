@@ -62,6 +62,7 @@ def build(settings: OrderSettings) -> OrderApp:
         max_lines=settings.max_lines,
         max_quantity=settings.max_quantity,
         tick_batch=settings.saga_tick_batch,
+        require_email_verification=settings.account_require_email_verification,
     )
     return OrderApp(
         runtime=runtime,

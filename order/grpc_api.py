@@ -6,9 +6,10 @@ import grpc
 
 from ecommerce.order.v1 import order_pb2, order_pb2_grpc
 from order import convert
-from order.placing import ADDRESS_FIELDS, LineRequest, PlaceOrder
+from order.placing import LineRequest, PlaceOrder
 from order.service import OrderService
 from servicekit.context import current_caller
+from servicekit.postal import ADDRESS_FIELDS
 
 SERVICE_NAME = order_pb2.DESCRIPTOR.services_by_name["OrderService"].full_name
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import unicodedata
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -14,7 +13,6 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 import orjson
-from babel import Locale
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -24,9 +22,10 @@ from order.models import Order, OrderItem
 from order.peers import ProductInfo
 from order.saga import Saga
 from servicekit.auth import require_caller
-from servicekit.context import Caller
+from servicekit.context import CUSTOMER, Caller
 from servicekit.db import snapshot, transaction
-from servicekit.errors import AlreadyExists, InvalidArgument, Violations
+from servicekit.errors import AlreadyExists, InvalidArgument, PermissionDenied, Violations
+from servicekit.postal import check_address
 from servicekit.text import has_control_characters
 
 log = logging.getLogger(__name__)
@@ -35,23 +34,6 @@ MAX_IDEMPOTENCY_KEY_LENGTH = 255
 MAX_WAIT_SECONDS = 10
 MAX_PAYMENT_TOKEN_LENGTH = 255
 IDEMPOTENCY_CONSTRAINT = "uq_orders_account_id_idempotency_key"
-# (field, required, max length) of a shipping address.
-ADDRESS_FIELDS = (
-    ("name", True, 100),
-    ("line1", True, 200),
-    ("line2", False, 200),
-    ("city", True, 100),
-    ("region", False, 100),
-    ("postal_code", True, 20),
-    ("country", True, 2),
-)
-# Codes CLDR lists that are not countries one ships to.
-_NOT_COUNTRIES = {"EU", "EZ", "UN", "QO", "XA", "XB", "ZZ"}
-COUNTRIES = frozenset(
-    code
-    for code in Locale("en").territories
-    if isinstance(code, str) and len(code) == 2 and code.isalpha() and code not in _NOT_COUNTRIES
-)
 
 
 class ProductSource(Protocol):
@@ -102,9 +84,16 @@ class Placement:
     payments: PaymentTokens
     max_lines: int = 50
     max_quantity: int = 1000
+    # ACCOUNT_REQUIRE_EMAIL_VERIFICATION: a customer checks out only with a verified e-mail.
+    require_email_verification: bool = False
 
     async def create_order(self, caller: Caller | None, request: PlaceOrder) -> Placed:
         caller = require_caller(caller)
+        if self.require_email_verification and caller.role == CUSTOMER and not caller.email_verified:
+            raise PermissionDenied(
+                "verify your e-mail address before checking out (requestEmailVerification)",
+                reason="EMAIL_NOT_VERIFIED",
+            )
         account_id = account_of(caller)
         lines, address = self._validate(request)
         key = request.idempotency_key or None
@@ -216,22 +205,7 @@ class Placement:
 
 
 def _validate_address(raw: dict[str, str], violations: Violations) -> dict[str, str]:
-    address: dict[str, str] = {}
-    for name, required, limit in ADDRESS_FIELDS:
-        field = f"shipping_address.{name}"
-        value = unicodedata.normalize("NFC", (raw.get(name) or "").strip())
-        if name == "country":
-            value = value.upper()
-        if required and not value:
-            violations.add(field, "is required")
-        elif len(value) > limit:
-            violations.add(field, f"must be at most {limit} characters")
-        elif has_control_characters(value):
-            violations.add(field, "must not contain control characters")
-        elif name == "country" and value not in COUNTRIES:
-            violations.add(field, "must be an ISO 3166-1 alpha-2 country code, e.g. DE")
-        address[name] = value
-    return address
+    return check_address(raw, violations, "shipping_address")
 
 
 def _request_hash(lines: list[_MergedLine], token: str, address: dict[str, str]) -> str:

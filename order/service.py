@@ -41,6 +41,7 @@ class OrderService:
         max_lines: int = 50,
         max_quantity: int = 1000,
         tick_batch: int = 100,
+        require_email_verification: bool = False,
     ) -> None:
         self.sessions = sessions
         self.tick_batch = tick_batch
@@ -52,6 +53,7 @@ class OrderService:
             payments=payments,
             max_lines=max_lines,
             max_quantity=max_quantity,
+            require_email_verification=require_email_verification,
         )
         self.reads = OrderReads(sessions=sessions, cursor_secret=cursor_secret)
         self.transitions = Transitions(sessions=sessions, saga=self.saga)

@@ -173,6 +173,7 @@ class Authenticator:
             token_id=claims.jti,
             expires_at=claims.expires_at,
             token=token,
+            email_verified=claims.raw.get("email_verified") is True,
         )
 
     def authenticate_service(self, presented: str, name: str | None) -> Caller:

@@ -22,6 +22,9 @@ class Caller:
     token_id: str = ""
     expires_at: datetime | None = None
     token: str = field(default="", repr=False)
+    # The access token's `email_verified` claim (a token without it: not verified). True for a
+    # caller without a token of its own (a service).
+    email_verified: bool = True
 
     @property
     def is_admin(self) -> bool:

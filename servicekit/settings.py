@@ -206,6 +206,20 @@ class PlatformSettings(BaseSettings):
         "production at least 32 random bytes, like CURSOR_SECRET.",
     )
 
+    # -- account lifecycle: the links e-mailed to shoppers, and who may check out ---------------
+    shop_url: str = shared(
+        "SHOP_URL",
+        default="http://127.0.0.1:8000",
+        description="The shop's public address: password-reset and e-mail verification links start "
+        "with it (`<SHOP_URL>/reset-password?token=...`, `<SHOP_URL>/verify-email?token=...`).",
+    )
+    account_require_email_verification: bool = shared(
+        "ACCOUNT_REQUIRE_EMAIL_VERIFICATION",
+        default=False,
+        description="When true, `register` answers alike whether or not the e-mail is taken, and an "
+        "account whose e-mail is not verified may sign in but not check out.",
+    )
+
     cursor_secret: str = shared(
         "CURSOR_SECRET",
         default="development-cursor-secret",

@@ -11,6 +11,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 ACCOUNT_EVENTS = "account.events"
+# One-time links (password reset, e-mail verification) on their way to the shopper's mailbox: a
+# topic of its own so that only the notification service may read it (docs/security.md).
+ACCOUNT_LINKS = "account.links"
 CATALOG_EVENTS = "catalog.events"
 INVENTORY_COMMANDS = "inventory.commands"
 INVENTORY_EVENTS = "inventory.events"
@@ -21,6 +24,7 @@ NOTIFICATION_EVENTS = "notification.events"
 
 ALL = (
     ACCOUNT_EVENTS,
+    ACCOUNT_LINKS,
     CATALOG_EVENTS,
     INVENTORY_COMMANDS,
     INVENTORY_EVENTS,
@@ -87,6 +91,14 @@ class AccountEvent(StrEnum):
 
     REGISTERED = "account.registered"
     ROLE_CHANGED = "account.role_changed"
+    REGISTRATION_ATTEMPTED = "account.registration_attempted"
+
+
+class AccountLink(StrEnum):
+    """On `account.links`, keyed by account id: each carries a secret link for the account's owner."""
+
+    PASSWORD_RESET_REQUESTED = "account.password_reset_requested"
+    EMAIL_VERIFICATION_REQUESTED = "account.email_verification_requested"
 
 
 class CatalogEvent(StrEnum):

@@ -23,7 +23,9 @@ from gateway.errors import should_mask
 from gateway.extensions import batching_config, protection_extensions
 from gateway.metrics import Observability
 from gateway.schema.account import AccountMutation, AccountQuery
+from gateway.schema.address import AddressMutation
 from gateway.schema.catalog import CatalogMutation, CatalogQuery
+from gateway.schema.export import ExportMutation
 from gateway.schema.notification import NotificationMutation, NotificationQuery
 from gateway.schema.order import OrderMutation, OrderQuery
 from gateway.schema.payment import PaymentMutation
@@ -33,7 +35,16 @@ from gateway.settings import GatewaySettings
 
 Query = merge_types("Query", (AccountQuery, CatalogQuery, OrderQuery, RateLimitQuery, NotificationQuery))
 Mutation = merge_types(
-    "Mutation", (AccountMutation, CatalogMutation, PaymentMutation, OrderMutation, NotificationMutation)
+    "Mutation",
+    (
+        AccountMutation,
+        AddressMutation,
+        ExportMutation,
+        CatalogMutation,
+        PaymentMutation,
+        OrderMutation,
+        NotificationMutation,
+    ),
 )
 Subscription = merge_types("Subscription", (OrderSubscription,))
 get_object_definition(Query, strict=True).description = "What can be read."

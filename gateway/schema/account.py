@@ -1,4 +1,5 @@
-"""Accounts and sign-in: register, login, refresh-token rotation, logout, profile, roles."""
+"""Accounts and sign-in: register, login, refresh-token rotation, logout, profile, roles, and
+getting back in with a password reset."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import strawberry
 from ecommerce.account.v1 import account_pb2
 from gateway.context import Info
 from gateway.read_models import to_datetime
+from gateway.schema.address import Address, saved_addresses
 from gateway.schema.common import After, Connection, First, connection_from, paged
 
 
@@ -32,6 +34,23 @@ class Account:
     role: Role = strawberry.field(description="What the account may do.")
     created_at: datetime = strawberry.field(description="When the account was registered.")
     updated_at: datetime = strawberry.field(description="When the account last changed.")
+    email_verified: bool = strawberry.field(
+        description="True once the owner followed a verification (or password-reset) link sent to `email`."
+    )
+
+    @strawberry.field(
+        description="The account's saved addresses, the default first. Readable by the account itself "
+        "only: FORBIDDEN for anyone else's."
+    )
+    async def addresses(self, info: Info) -> list[Address]:
+        return await saved_addresses(info.context, str(self.id))
+
+    @strawberry.field(
+        description="The account's default address; null when it has none. The account's own only."
+    )
+    async def default_address(self, info: Info) -> Address | None:
+        saved = await saved_addresses(info.context, str(self.id))
+        return next((a for a in saved if a.is_default), None)
 
     @classmethod
     def from_proto(cls, message: account_pb2.Account) -> Account:
@@ -42,6 +61,7 @@ class Account:
             role=ROLE_FROM_PROTO.get(message.role, Role.CUSTOMER),
             created_at=to_datetime(message.created_at),
             updated_at=to_datetime(message.updated_at),
+            email_verified=message.email_verified,
         )
 
 
@@ -49,10 +69,12 @@ class Account:
 class AuthPayload:
     account: Account = strawberry.field(description="The signed-in account.")
     access_token: str = strawberry.field(
-        description="JWT for `Authorization: Bearer`; valid for `expiresIn` seconds."
+        description="JWT for `Authorization: Bearer`; valid for `expiresIn` seconds. Empty from `register` "
+        "when the shop requires e-mail verification: sign in with `login`."
     )
     refresh_token: str = strawberry.field(
-        description="Single-use token for `refreshToken`; every use returns a new one."
+        description="Single-use token for `refreshToken`; every use returns a new one. Empty when "
+        "`accessToken` is."
     )
     expires_in: int = strawberry.field(description="Lifetime of the access token in seconds.")
 
@@ -101,7 +123,10 @@ class AccountQuery:
 @strawberry.type
 class AccountMutation:
     @strawberry.mutation(
-        description="Create a CUSTOMER account and sign it in. CONFLICT when the e-mail is taken."
+        description="Create a CUSTOMER account and sign it in. CONFLICT when the e-mail is taken. When the "
+        "shop requires e-mail verification, the answer is the same whether or not the e-mail is taken: the "
+        "account (unverified) with empty tokens; a verification link goes to a new address, and the owner "
+        "of a taken one is told someone tried. Sign in with `login`; checking out waits for the link."
     )
     async def register(self, info: Info, input: RegisterInput) -> AuthPayload:
         ctx = info.context
@@ -197,5 +222,69 @@ class AccountMutation:
         response = await ctx.call(
             ctx.services.account.SetRole,
             account_pb2.SetRoleRequest(account_id=str(account_id), role=ROLE_TO_PROTO[role]),
+        )
+        return Account.from_proto(response.account)
+
+    @strawberry.mutation(
+        description="Ask for a password-reset link. Always true: the link is e-mailed only when an "
+        "account has this e-mail, and the answer is the same, in about the same time, either way. The "
+        "link works once, for 30 minutes. RATE_LIMITED when this e-mail or this client asked too often; "
+        "BAD_USER_INPUT for a malformed e-mail."
+    )
+    async def request_password_reset(
+        self,
+        info: Info,
+        email: Annotated[str, strawberry.argument(description="The e-mail of the account.")],
+    ) -> bool:
+        ctx = info.context
+        await ctx.call(
+            ctx.services.account.RequestPasswordReset, account_pb2.RequestPasswordResetRequest(email=email)
+        )
+        return True
+
+    @strawberry.mutation(
+        description="Set a new password with the token of an e-mailed reset link, and sign in. Every other "
+        "session of the account ends: its refresh tokens are revoked and its access tokens refused. "
+        "BAD_USER_INPUT (field `token`) for a used, expired or unknown token alike, and (field "
+        "`newPassword`) for a password outside 8-72 bytes."
+    )
+    async def reset_password(
+        self,
+        info: Info,
+        token: Annotated[str, strawberry.argument(description="The `token` parameter of the e-mailed link.")],
+        new_password: Annotated[str, strawberry.argument(description="The new password, 8 to 72 bytes.")],
+    ) -> AuthPayload:
+        ctx = info.context
+        response = await ctx.call(
+            ctx.services.account.ResetPassword,
+            account_pb2.ResetPasswordRequest(token=token, new_password=new_password),
+        )
+        return AuthPayload.from_proto(response.account, response.tokens)
+
+    @strawberry.mutation(
+        description="E-mail the signed-in account a link that verifies its address; true, and nothing sent, "
+        "when it is verified already. The link works once, for 7 days. RATE_LIMITED when asked too often."
+    )
+    async def request_email_verification(self, info: Info) -> bool:
+        ctx = info.context
+        ctx.require_caller()
+        await ctx.call(
+            ctx.services.account.RequestEmailVerification, account_pb2.RequestEmailVerificationRequest()
+        )
+        return True
+
+    @strawberry.mutation(
+        description="Verify the address with the token of an e-mailed link; needs no sign-in. Access tokens "
+        "issued before are refused (refresh them to check out). BAD_USER_INPUT (field `token`) for a used, "
+        "expired or unknown token alike."
+    )
+    async def verify_email(
+        self,
+        info: Info,
+        token: Annotated[str, strawberry.argument(description="The `token` parameter of the e-mailed link.")],
+    ) -> Account:
+        ctx = info.context
+        response = await ctx.call(
+            ctx.services.account.VerifyEmail, account_pb2.VerifyEmailRequest(token=token)
         )
         return Account.from_proto(response.account)

@@ -19,6 +19,7 @@ from ecommerce.order.v1 import order_pb2
 from gateway.context import Context, Info
 from gateway.errors import bad_input
 from gateway.read_models import Money, Payment, to_datetime
+from gateway.schema.address import saved_address
 from gateway.schema.catalog import Product, load_product
 from gateway.schema.common import After, Connection, First, arguments, connection_from, paged
 
@@ -212,25 +213,53 @@ class CreateOrderInput:
         description='The payment provider\'s card token; the simulated provider knows "tok_visa", '
         '"tok_chargeDeclined", "tok_timeout" and "tok_unavailable".'
     )
-    shipping_address: ShippingAddressInput = strawberry.field(description="Where to ship the order.")
+    shipping_address: ShippingAddressInput | None = strawberry.field(
+        default=None, description="Where to ship the order; or name a saved address with `addressId`."
+    )
+    address_id: strawberry.ID | None = strawberry.field(
+        default=None,
+        description="Ship to this saved address of the caller's (instead of `shippingAddress`). NOT_FOUND "
+        "for an unknown id and another account's alike.",
+    )
 
 
-def _create_request(input: CreateOrderInput, key: str, wait_seconds: int) -> order_pb2.CreateOrderRequest:
+async def _shipping_address(ctx: Context, input: CreateOrderInput) -> order_pb2.ShippingAddress:
+    """The address typed in, or the caller's saved one named by `addressId`: exactly one of them."""
+    if (input.shipping_address is None) == (input.address_id is None):
+        raise bad_input("shippingAddress", "give either shippingAddress or addressId, not both")
+    if input.address_id is not None:
+        saved = (await saved_address(ctx, str(input.address_id))).fields
+        return order_pb2.ShippingAddress(
+            name=saved.name,
+            line1=saved.line1,
+            line2=saved.line2,
+            city=saved.city,
+            region=saved.region,
+            postal_code=saved.postal_code,
+            country=saved.country,
+        )
     address = input.shipping_address
+    assert address is not None
+    return order_pb2.ShippingAddress(
+        name=address.name,
+        line1=address.line1,
+        line2=address.line2 or "",
+        city=address.city,
+        region=address.region or "",
+        postal_code=address.postal_code,
+        country=address.country,
+    )
+
+
+def _create_request(
+    input: CreateOrderInput, address: order_pb2.ShippingAddress, key: str, wait_seconds: int
+) -> order_pb2.CreateOrderRequest:
     return order_pb2.CreateOrderRequest(
         items=[
             order_pb2.CreateOrderItem(product_id=str(i.product_id), quantity=i.quantity) for i in input.items
         ],
         payment_token=input.payment_token,
-        shipping_address=order_pb2.ShippingAddress(
-            name=address.name,
-            line1=address.line1,
-            line2=address.line2 or "",
-            city=address.city,
-            region=address.region or "",
-            postal_code=address.postal_code,
-            country=address.country,
-        ),
+        shipping_address=address,
         idempotency_key=key,
         wait_seconds=wait_seconds,
     )
@@ -314,8 +343,10 @@ class OrderMutation:
         "key (the argument or the `Idempotency-Key` header), a retry with the same payload returns "
         "the same order and one with another payload is a CONFLICT. BAD_USER_INPUT names the field: no lines or more than 50, a quantity outside "
         "1-1,000, an unknown or archived product, products in more than one currency, a missing or "
-        "unknown payment token, an incomplete address, a key over 255 characters, `waitSeconds` "
-        "outside 0-10."
+        "unknown payment token, an incomplete address (or both or neither of `shippingAddress` and "
+        "`addressId`), a key over 255 characters, `waitSeconds` outside 0-10. NOT_FOUND for an `addressId` "
+        "that is not one of the caller's. FORBIDDEN with reason EMAIL_NOT_VERIFIED when the shop requires "
+        "a verified e-mail and the caller's is not."
     )
     async def create_order(
         self,
@@ -340,7 +371,8 @@ class OrderMutation:
         ctx = info.context
         ctx.require_caller()
         wait_seconds = wait_seconds or 0
-        request = _create_request(input, _idempotency_key(info, idempotency_key), wait_seconds)
+        address = await _shipping_address(ctx, input)
+        request = _create_request(input, address, _idempotency_key(info, idempotency_key), wait_seconds)
         # The call's deadline covers the wait; the service refuses an out-of-range wait at once.
         waited = min(max(wait_seconds, 0), MAX_WAIT_SECONDS)
         response = await ctx.call(

@@ -23,6 +23,9 @@ log = logging.getLogger(__name__)
 
 TEMPLATES = (
     "welcome",
+    "password_reset",
+    "verify_email",
+    "registration_attempted",
     "order_confirmed",
     "order_cancelled",
     "order_shipped",

@@ -72,6 +72,8 @@ async def platform(infra, data_dir: Path) -> AsyncIterator[Platform]:
             # budget is made ample; tests/e2e/gateway_protection/ meters its own gateways.
             "GATEWAY_RATE_LIMIT_CAPACITY": "1000000",
             "GATEWAY_RATE_LIMIT_RESTORE_RATE": "1000000",
+            # The same for password-reset requests per client address (the fuzz tests send many).
+            "ACCOUNT_PASSWORD_RESETS_PER_CLIENT": "1000000",
         },
     )
     try:
