@@ -60,7 +60,8 @@ class Access:
 # from (`ecommerce kafka-acls`, servicekit.broker_acls). tests/unit/test_broker_acls.py holds it
 # to what each service's messages and consumers actually use.
 ACCESS: dict[str, Access] = {
-    "account": Access(publishes=(ACCOUNT_EVENTS,)),
+    # The one-time links go on a topic of their own that only the notification service reads.
+    "account": Access(publishes=(ACCOUNT_EVENTS, ACCOUNT_LINKS)),
     "catalog": Access(
         publishes=(CATALOG_EVENTS, INVENTORY_EVENTS), consumes=(INVENTORY_COMMANDS,), group="catalog"
     ),
@@ -71,7 +72,8 @@ ACCESS: dict[str, Access] = {
     ),
     "payment": Access(publishes=(PAYMENT_EVENTS,), consumes=(PAYMENT_COMMANDS,), group="payment"),
     "notification": Access(
-        consumes=(ACCOUNT_EVENTS, ORDER_EVENTS, PAYMENT_EVENTS, CATALOG_EVENTS), group="notification"
+        consumes=(ACCOUNT_EVENTS, ACCOUNT_LINKS, ORDER_EVENTS, PAYMENT_EVENTS, CATALOG_EVENTS),
+        group="notification",
     ),
     # The gateway reads order.events for the orderStatusChanged subscription, without a group: every
     # instance reads every partition. It writes nowhere else.

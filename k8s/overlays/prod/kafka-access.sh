@@ -21,6 +21,7 @@ connect="--bootstrap-server $KAFKA_BOOTSTRAP_SERVERS --command-config $admin"
 "$bin/kafka-configs.sh" $connect --alter --entity-type users --entity-name topics --add-config "SCRAM-SHA-512=[password=$(cat "$KAFKA_CREDENTIALS_DIR/topics")]"
 
 "$bin/kafka-acls.sh" $connect --add --allow-principal User:account --operation Write --topic account.events
+"$bin/kafka-acls.sh" $connect --add --allow-principal User:account --operation Write --topic account.links
 "$bin/kafka-acls.sh" $connect --add --allow-principal User:catalog --operation Read --group catalog
 "$bin/kafka-acls.sh" $connect --add --allow-principal User:catalog --operation Write --topic catalog.events
 "$bin/kafka-acls.sh" $connect --add --allow-principal User:catalog --operation Read --topic inventory.commands
@@ -31,6 +32,8 @@ connect="--bootstrap-server $KAFKA_BOOTSTRAP_SERVERS --command-config $admin"
 "$bin/kafka-acls.sh" $connect --add --allow-principal User:notification --operation Read --group notification
 "$bin/kafka-acls.sh" $connect --add --allow-principal User:notification --operation Read --topic account.events
 "$bin/kafka-acls.sh" $connect --add --allow-principal User:notification --operation Write --topic account.events.dlq
+"$bin/kafka-acls.sh" $connect --add --allow-principal User:notification --operation Read --topic account.links
+"$bin/kafka-acls.sh" $connect --add --allow-principal User:notification --operation Write --topic account.links.dlq
 "$bin/kafka-acls.sh" $connect --add --allow-principal User:notification --operation Read --topic catalog.events
 "$bin/kafka-acls.sh" $connect --add --allow-principal User:notification --operation Write --topic catalog.events.dlq
 "$bin/kafka-acls.sh" $connect --add --allow-principal User:notification --operation Read --topic order.events
@@ -51,6 +54,8 @@ connect="--bootstrap-server $KAFKA_BOOTSTRAP_SERVERS --command-config $admin"
 "$bin/kafka-acls.sh" $connect --add --allow-principal User:payment --operation Write --topic payment.events
 "$bin/kafka-acls.sh" $connect --add --allow-principal User:topics --operation Create --operation Describe --topic account.events
 "$bin/kafka-acls.sh" $connect --add --allow-principal User:topics --operation Create --operation Describe --topic account.events.dlq
+"$bin/kafka-acls.sh" $connect --add --allow-principal User:topics --operation Create --operation Describe --topic account.links
+"$bin/kafka-acls.sh" $connect --add --allow-principal User:topics --operation Create --operation Describe --topic account.links.dlq
 "$bin/kafka-acls.sh" $connect --add --allow-principal User:topics --operation Create --operation Describe --topic catalog.events
 "$bin/kafka-acls.sh" $connect --add --allow-principal User:topics --operation Create --operation Describe --topic catalog.events.dlq
 "$bin/kafka-acls.sh" $connect --add --allow-principal User:topics --operation Create --operation Describe --topic inventory.commands
