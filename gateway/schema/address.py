@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, TypedDict
 
 import strawberry
 
 from ecommerce.account.v1 import account_pb2
+from ecommerce.order.v1 import order_pb2
 from gateway.context import Context, Info
 from gateway.errors import ApiError
 from gateway.read_models import to_datetime
@@ -31,20 +32,41 @@ class Address:
 
     @classmethod
     def from_proto(cls, message: account_pb2.Address) -> Address:
-        f = message.fields
         return cls(
             id=strawberry.ID(message.id),
-            name=f.name,
-            line1=f.line1,
-            line2=f.line2 or None,
-            city=f.city,
-            region=f.region or None,
-            postal_code=f.postal_code,
-            country=f.country,
+            **postal_fields(message.fields),
             is_default=message.is_default,
             created_at=to_datetime(message.created_at),
             updated_at=to_datetime(message.updated_at),
         )
+
+
+# The address book's fields and an order's copy of them share their names.
+PostalMessage = account_pb2.AddressFields | order_pb2.ShippingAddress
+
+
+class PostalFields(TypedDict):
+    name: str
+    line1: str
+    line2: str | None
+    city: str
+    region: str | None
+    postal_code: str
+    country: str
+
+
+def postal_fields(message: PostalMessage) -> PostalFields:
+    """The seven fields of a postal address, as saved in the address book or copied into an order;
+    the optional ones None when empty."""
+    return PostalFields(
+        name=message.name,
+        line1=message.line1,
+        line2=message.line2 or None,
+        city=message.city,
+        region=message.region or None,
+        postal_code=message.postal_code,
+        country=message.country,
+    )
 
 
 @strawberry.input(description="A postal address to save.")

@@ -19,7 +19,7 @@ from ecommerce.order.v1 import order_pb2
 from gateway.context import Context, Info
 from gateway.errors import bad_input
 from gateway.read_models import Money, Payment, to_datetime
-from gateway.schema.address import saved_address
+from gateway.schema.address import postal_fields, saved_address
 from gateway.schema.catalog import Product, load_product
 from gateway.schema.common import After, Connection, First, arguments, connection_from, paged
 
@@ -169,15 +169,7 @@ class Order:
                 )
                 for change in message.history
             ],
-            shipping_address=ShippingAddress(
-                name=address.name,
-                line1=address.line1,
-                line2=address.line2 or None,
-                city=address.city,
-                region=address.region or None,
-                postal_code=address.postal_code,
-                country=address.country,
-            ),
+            shipping_address=ShippingAddress(**postal_fields(address)),
             created_at=to_datetime(message.created_at),
             updated_at=to_datetime(message.updated_at),
         )
