@@ -25,6 +25,7 @@ from google.protobuf.message import Message
 from ecommerce.events.v1 import envelope_pb2
 from servicekit import topics
 from servicekit.settings import PlatformSettings
+from servicekit.topics import TOPIC_CONFIGS
 
 log = logging.getLogger(__name__)
 
@@ -286,7 +287,12 @@ async def ensure_topics(
         with contextlib.suppress(TopicAlreadyExistsError):
             await admin.create_topics(
                 [
-                    NewTopic(t, num_partitions=partitions, replication_factor=replication_factor)
+                    NewTopic(
+                        t,
+                        num_partitions=partitions,
+                        replication_factor=replication_factor,
+                        topic_configs=TOPIC_CONFIGS.get(t, {}),
+                    )
                     for t in missing
                 ]
             )

@@ -34,6 +34,10 @@ ALL = (
     NOTIFICATION_EVENTS,
 )
 
+# Settings a topic is created with, beyond the broker's defaults. A link on account.links opens
+# nothing after 7 days (the longest-lived link), so the log keeps it no longer.
+TOPIC_CONFIGS: dict[str, dict[str, str]] = {ACCOUNT_LINKS: {"retention.ms": str(7 * 24 * 3600 * 1000)}}
+
 # The gateway's own topic: `/status` produces a ping there and reads it back.
 STATUS_PING = "platform.status-ping"
 

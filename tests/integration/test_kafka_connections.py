@@ -5,11 +5,15 @@ ends their background tasks for good (aio-libs/aiokafka#1038)."""
 from __future__ import annotations
 
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.conn import create_conn
 from aiokafka.errors import KafkaConnectionError
 from aiokafka.protocol.metadata import MetadataRequest
 
 import servicekit.kafka  # noqa: F401  (what every service imports; it guards the connections)
+from servicekit.kafka import ensure_topics
+from servicekit.topics import ACCOUNT_LINKS
 
 UVLOOP_CLOSED = (
     "unable to perform operation on <TCPTransport closed=True reading=False>; the handler is closed"
@@ -61,3 +65,19 @@ async def test_other_runtime_errors_are_not_taken_for_a_closed_connection(infra)
             conn.send(MetadataRequest([]))
     finally:
         conn.close()
+
+
+async def test_the_links_topic_is_created_keeping_a_link_no_longer_than_it_opens_anything(infra):
+    """account.links carries one-time links that open nothing after 7 days: its log keeps them no longer."""
+    await ensure_topics(infra.kafka_bootstrap_servers, [ACCOUNT_LINKS], partitions=1)
+    admin = AIOKafkaAdminClient(bootstrap_servers=infra.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        [response] = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, ACCOUNT_LINKS)])
+    finally:
+        await admin.close()
+    [(error_code, *_rest, entries)] = response.resources
+    settings = {entry[0]: entry[1] for entry in entries}
+
+    assert error_code == 0
+    assert settings["retention.ms"] == str(7 * 24 * 3600 * 1000)
