@@ -67,6 +67,7 @@ async def test_a_service_in_production_serves_no_reflection(account, infra, data
         jwt_private_key_file=account.settings.jwt_private_key_file,
         cursor_secret=secrets.token_urlsafe(32),
         internal_service_token=secrets.token_urlsafe(32),
+        kafka_security_protocol="PLAINTEXT",  # production asks for a chosen protocol
     )
     service = harness.InProcess(
         lambda: build(settings), account_pb2_grpc.AccountServiceStub, background=False
