@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from account import grpc_api
 from account.addresses import AddressBook
+from account.erasure import AccountErasure
 from account.links import LinkPolicy
 from account.models import outbox
 from account.quota import RequestQuota
@@ -29,6 +30,7 @@ class AccountApp(ServiceApp):
     service: AccountService
     recovery: AccountRecovery
     addresses: AddressBook
+    erasure: AccountErasure
 
 
 def signing_keys(settings: AccountSettings) -> list[SigningKey]:
@@ -111,6 +113,8 @@ def build(settings: AccountSettings) -> AccountApp:
         ),
     )
 
+    erasure = AccountErasure(sessions=runtime.sessions, outbox=runtime.outbox, accounts=service)
+
     async def own_keys() -> dict:
         return service.jwks()
 
@@ -119,13 +123,14 @@ def build(settings: AccountSettings) -> AccountApp:
 
     return AccountApp(
         runtime=runtime,
-        registration=grpc_api.registration(grpc_api.AccountServicer(service, recovery, addresses)),
+        registration=grpc_api.registration(grpc_api.AccountServicer(service, recovery, addresses, erasure)),
         service_name=grpc_api.SERVICE_NAME,
         authenticator=runtime.authenticator(own_keys),
         background=[Background("restore-token-cutoffs", restore_cutoffs)],
         service=service,
         recovery=recovery,
         addresses=addresses,
+        erasure=erasure,
     )
 
 

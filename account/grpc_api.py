@@ -13,6 +13,7 @@ from account.convert import (
     fields_from_proto,
     tokens_to_proto,
 )
+from account.erasure import AccountErasure
 from account.recovery import AccountRecovery
 from account.service import AccountService
 from ecommerce.account.v1 import account_pb2 as pb
@@ -24,10 +25,17 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["AccountService"].full_name
 
 
 class AccountServicer(account_pb2_grpc.AccountServiceServicer):
-    def __init__(self, service: AccountService, recovery: AccountRecovery, addresses: AddressBook) -> None:
+    def __init__(
+        self,
+        service: AccountService,
+        recovery: AccountRecovery,
+        addresses: AddressBook,
+        erasure: AccountErasure,
+    ) -> None:
         self.service = service
         self.recovery = recovery
         self.addresses = addresses
+        self.erasure = erasure
 
     async def Register(
         self, request: pb.RegisterRequest, context: grpc.aio.ServicerContext
@@ -179,6 +187,14 @@ class AccountServicer(account_pb2_grpc.AccountServiceServicer):
         return pb.ExportMyDataResponse(
             account=account_to_proto(account), addresses=[address_to_proto(a) for a in addresses]
         )
+
+    async def DeleteMyAccount(
+        self, request: pb.DeleteMyAccountRequest, context: grpc.aio.ServicerContext
+    ) -> pb.DeleteMyAccountResponse:
+        await self.erasure.delete_my_account(
+            current_caller(), password=request.password, client=current_client_address()
+        )
+        return pb.DeleteMyAccountResponse()
 
 
 def registration(servicer: AccountServicer) -> Registration:

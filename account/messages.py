@@ -65,3 +65,13 @@ def password_reset_requested(account: Account, link: str, expires_at: datetime) 
             account_id=str(account.id), link=link, expires_at=to_timestamp(expires_at)
         ),
     )
+
+
+def deleted(account: Account) -> Message:
+    """No personal data: the id is what every other service needs to erase its copies."""
+    return Message(
+        ACCOUNT_EVENTS,
+        AccountEvent.DELETED,
+        str(account.id),
+        account_events_pb2.AccountDeleted(account_id=str(account.id), deleted_at=now_timestamp()),
+    )

@@ -36,6 +36,8 @@ class Account(Base):
     tokens_valid_after: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # Set when the owner follows a verification (or password-reset) link sent to `email`.
     email_verified: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Set when the owner deleted the account: the row stays, anonymised (account/erasure.py).
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class RefreshToken(Base):

@@ -418,7 +418,9 @@ class AccountService:
         if not wanted:
             return []
         async with self.sessions() as session:
-            return list((await session.scalars(select(Account).where(Account.id.in_(wanted)))).all())
+            # A deleted account is not found: nothing may be sent to its placeholder e-mail.
+            found = select(Account).where(Account.id.in_(wanted), Account.deleted_at.is_(None))
+            return list((await session.scalars(found)).all())
 
     async def create_or_promote_admin(self, *, email: str, name: str, password: str) -> bool:
         """For the operator's `create-admin` command. True when the account was created."""

@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from notification import consumers, grpc_api
+from notification import consumers, erasure, grpc_api
 from notification.delivery import Backoff
 from notification.mailer import Mailer, SmtpConfig
 from notification.models import inbox, outbox
@@ -117,7 +117,11 @@ def build(settings: NotificationSettings) -> NotificationApp:
         registration=grpc_api.registration(grpc_api.NotificationServicer(service)),
         service_name=grpc_api.SERVICE_NAME,
         authenticator=runtime.authenticator(),
-        consumers=[runtime.consumer(consumers.CONSUMER, consumers.TOPICS, consumers.handlers(service))],
+        consumers=[
+            runtime.consumer(
+                consumers.CONSUMER, consumers.TOPICS, {**consumers.handlers(service), **erasure.handlers()}
+            )
+        ],
         background=[
             Background("mail-delivery", lambda: service.run_mail_loop(poll)),
             Background("webhook-delivery", lambda: service.run_webhook_loop(poll)),

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from order import consumers, grpc_api
+from order import consumers, erasure, grpc_api
 from order.models import inbox, outbox
 from order.peers import CatalogClient, PaymentClient
 from order.service import OrderService, policy_from
@@ -71,7 +71,9 @@ def build(settings: OrderSettings) -> OrderApp:
         authenticator=runtime.authenticator(),
         consumers=[
             runtime.consumer(
-                consumers.CONSUMER_NAME, consumers.REPLY_TOPICS, consumers.handlers(service.handle_reply)
+                consumers.CONSUMER_NAME,
+                consumers.TOPICS,
+                {**consumers.handlers(service.handle_reply), **erasure.handlers()},
             )
         ],
         background=[

@@ -1,7 +1,10 @@
-"""What the order service consumes: the saga's replies on `inventory.events` and `payment.events`.
+"""What the order service consumes: the saga's replies on `inventory.events` and `payment.events`,
+and `account.deleted` on `account.events`.
 
 Each reply is translated into a `domain` event and handed to the saga (`OrderService.handle_reply`)
-in the consumer's transaction, with its inbox row.
+in the consumer's transaction, with its inbox row. `account.deleted` is read by the same consumer
+(order/erasure.py): its handler is one update in the batch's transaction with no follow-up, so it
+fits the saga consumer's batching; the other account events have no handler and cost nothing.
 """
 
 from __future__ import annotations
@@ -17,9 +20,10 @@ from ecommerce.payment.v1 import payment_pb2
 from order import domain
 from servicekit.inbox import Handler
 from servicekit.kafka import unpack
-from servicekit.topics import INVENTORY_EVENTS, PAYMENT_EVENTS, InventoryEvent, PaymentEvent
+from servicekit.topics import ACCOUNT_EVENTS, INVENTORY_EVENTS, PAYMENT_EVENTS, InventoryEvent, PaymentEvent
 
 REPLY_TOPICS = (INVENTORY_EVENTS, PAYMENT_EVENTS)
+TOPICS = (*REPLY_TOPICS, ACCOUNT_EVENTS)
 CONSUMER_NAME = "order-saga"
 
 REJECTION_NAMES = {

@@ -71,7 +71,8 @@ ACCESS: dict[str, Access] = {
     ),
     "order": Access(
         publishes=(ORDER_EVENTS, INVENTORY_COMMANDS, PAYMENT_COMMANDS),
-        consumes=(INVENTORY_EVENTS, PAYMENT_EVENTS),
+        # account.events for account.deleted alone: the order snapshots' personal fields are erased.
+        consumes=(INVENTORY_EVENTS, PAYMENT_EVENTS, ACCOUNT_EVENTS),
         group="order-saga",
     ),
     "payment": Access(publishes=(PAYMENT_EVENTS,), consumes=(PAYMENT_COMMANDS,), group="payment"),
@@ -98,6 +99,8 @@ class AccountEvent(StrEnum):
     REGISTERED = "account.registered"
     ROLE_CHANGED = "account.role_changed"
     REGISTRATION_ATTEMPTED = "account.registration_attempted"
+    # The owner deleted the account: every service erases the personal data it copied.
+    DELETED = "account.deleted"
 
 
 class AccountLink(StrEnum):

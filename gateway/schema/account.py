@@ -210,6 +210,23 @@ class AccountMutation:
         )
         return True
 
+    @strawberry.mutation(
+        description="Delete the signed-in account once its password is confirmed: its personal data "
+        "is erased in every service and every sign-in ends; its orders stay, without the personal "
+        "data, and its e-mail may register again."
+    )
+    async def delete_my_account(
+        self,
+        info: Info,
+        password: Annotated[str, strawberry.argument(description="The account's password.")],
+    ) -> bool:
+        ctx = info.context
+        ctx.require_caller()
+        await ctx.call(
+            ctx.services.account.DeleteMyAccount, account_pb2.DeleteMyAccountRequest(password=password)
+        )
+        return True
+
     @strawberry.mutation(description="Make an account a CUSTOMER or an ADMIN. ADMIN only.")
     async def set_account_role(
         self,

@@ -1,14 +1,17 @@
 """An account's life through GraphQL and the platform's local mailbox: a forgotten password reset
-by the e-mailed link, an e-mail address verified by its link, and a checkout to a saved address."""
+by the e-mailed link, an e-mail address verified by its link, a checkout to a saved address, and
+the account deleted with no copy of its e-mail or address left in any service's database."""
 
 from __future__ import annotations
 
 import json
 import re
+import uuid
 from typing import Any
 
 import pytest
 
+from tests.e2e.personal_data import copies_everywhere
 from tests.e2e.test_account_graphql import LOGIN, PASSWORD, admin_session, codes, first_error, sign_up
 from tests.e2e.test_catalog_graphql import new_category, new_product
 from tests.e2e.test_notifications import CREATE_ORDER, mail_to
@@ -173,3 +176,45 @@ async def test_a_checkout_ships_to_a_saved_address_named_by_id_and_the_export_ho
     assert order["payment"]["orderId"] == order["id"]
     assert [n["template"] for n in document["notifications"]].count("welcome") == 1
     assert codes(await gateway.post(EXPORT)) == ["UNAUTHENTICATED"]
+
+
+DELETE_ACCOUNT = "mutation Delete($password: String!) { deleteMyAccount(password: $password) }"
+
+
+async def test_a_deleted_account_leaves_no_copy_of_its_email_or_address_in_any_database(gateway, product_id):
+    signed_up = await sign_up(gateway, name="Erin Erasable")
+    customer, email = signed_up["accessToken"], signed_up["account"]["email"]
+    street = f"{uuid.uuid4().hex[:10]} Erasure Street"
+    added = await gateway.post(ADD_ADDRESS, {"input": {**SAVED, "line1": street}}, token=customer)
+    items = [{"productId": product_id, "quantity": 1}]
+    order_input = {"items": items, "paymentToken": "tok_visa", "addressId": added["data"]["addAddress"]["id"]}
+    placed = await gateway.post(CREATE_ORDER, {"input": order_input}, token=customer)
+    assert "errors" not in placed, placed
+
+    async def mailed() -> Any:
+        subjects = [m["Subject"] for m in mail_to(gateway, email)]
+        return subjects if any(s.endswith("is confirmed") for s in subjects) and len(subjects) >= 2 else None
+
+    await eventually(mailed, timeout=30, what="the welcome and order e-mails")
+    held = await copies_everywhere(gateway.platform, [email, street])
+    assert {"account", "order", "notification"} <= held.keys(), held
+
+    wrong = await gateway.post(DELETE_ACCOUNT, {"password": "not the password"}, token=customer)
+    assert codes(wrong) == ["BAD_USER_INPUT"]
+    assert codes(await gateway.post(DELETE_ACCOUNT, {"password": PASSWORD})) == ["UNAUTHENTICATED"]
+    deleted = await gateway.post(DELETE_ACCOUNT, {"password": PASSWORD}, token=customer)
+    assert "errors" not in deleted, deleted
+    assert deleted["data"] == {"deleteMyAccount": True}
+
+    async def erased() -> bool:
+        return await copies_everywhere(gateway.platform, [email, street]) == {}
+
+    await eventually(erased, timeout=30, what="no copy of the e-mail or the street in any database")
+    assert codes(await gateway.post(ME, token=customer)) == ["UNAUTHENTICATED"]
+    assert codes(await gateway.post(REFRESH, {"token": signed_up["refreshToken"]})) == ["UNAUTHENTICATED"]
+    again = await gateway.post(DELETE_ACCOUNT, {"password": PASSWORD}, token=customer)
+    assert codes(again) == ["UNAUTHENTICATED"]
+    assert codes(await gateway.post(LOGIN, {"email": email, "password": PASSWORD})) == ["UNAUTHENTICATED"]
+    # The shop's books keep the order: the customer may register again, as a new account.
+    registered_again = await sign_up(gateway, email=email)
+    assert registered_again["account"]["id"] != signed_up["account"]["id"]

@@ -41,6 +41,8 @@ connect="--bootstrap-server $KAFKA_BOOTSTRAP_SERVERS --command-config $admin"
 "$bin/kafka-acls.sh" $connect --add --allow-principal User:notification --operation Read --topic payment.events
 "$bin/kafka-acls.sh" $connect --add --allow-principal User:notification --operation Write --topic payment.events.dlq
 "$bin/kafka-acls.sh" $connect --add --allow-principal User:order --operation Read --group order-saga
+"$bin/kafka-acls.sh" $connect --add --allow-principal User:order --operation Read --topic account.events
+"$bin/kafka-acls.sh" $connect --add --allow-principal User:order --operation Write --topic account.events.dlq
 "$bin/kafka-acls.sh" $connect --add --allow-principal User:order --operation Write --topic inventory.commands
 "$bin/kafka-acls.sh" $connect --add --allow-principal User:order --operation Read --topic inventory.events
 "$bin/kafka-acls.sh" $connect --add --allow-principal User:order --operation Write --topic inventory.events.dlq
