@@ -14,7 +14,7 @@ import pytest
 from tests.e2e.personal_data import copies_everywhere
 from tests.e2e.test_account_graphql import LOGIN, PASSWORD, admin_session, codes, first_error, sign_up
 from tests.e2e.test_catalog_graphql import new_category, new_product
-from tests.e2e.test_notifications import CREATE_ORDER, mail_to
+from tests.e2e.test_notifications import CREATE_ORDER, ORDER, mail_to
 from tests.helpers import eventually
 
 pytestmark = pytest.mark.e2e
@@ -164,7 +164,13 @@ async def test_a_checkout_ships_to_a_saved_address_named_by_id_and_the_export_ho
     async def welcomed() -> Any:
         return mail_to(gateway, signed_up["account"]["email"]) or None
 
+    async def confirmed() -> bool:
+        # The payment exists once the saga has taken it; the export is read after that.
+        answer = await gateway.post(ORDER, {"id": placed["data"]["createOrder"]["id"]}, token=customer)
+        return answer["data"]["order"]["status"] == "CONFIRMED"
+
     await eventually(welcomed, timeout=30, what="the welcome e-mail")
+    await eventually(confirmed, timeout=30, what="the order confirmed")
     exported = await gateway.post(EXPORT, token=customer)
     assert "errors" not in exported, exported
     document = json.loads(exported["data"]["exportMyData"])
