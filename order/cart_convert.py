@@ -66,7 +66,7 @@ def coupons_to_proto(page: pages.Page[Coupon]) -> order_pb2.ListCouponsResponse:
     )
 
 
-def cart_to_proto(view: carts.CartView) -> order_pb2.CartResponse:
+def cart_to_proto(view: carts.CartView) -> order_pb2.Cart:
     cart, currency, amounts = view.cart, view.currency, view.breakdown
 
     def cash(amount: int) -> money_pb2.Money:
@@ -103,7 +103,7 @@ def cart_to_proto(view: carts.CartView) -> order_pb2.CartResponse:
         message.shipping_address.CopyFrom(order_pb2.ShippingAddress(**cart.shipping_address))
     if view.method is not None:
         message.shipping_method.CopyFrom(method_to_proto(view.method))
-    return order_pb2.CartResponse(cart=message)
+    return message
 
 
 def change_from_proto(request: order_pb2.UpdateCartRequest) -> carts.Change:

@@ -90,31 +90,32 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
 
     async def CreateCart(
         self, request: order_pb2.CreateCartRequest, context: grpc.aio.ServicerContext
-    ) -> order_pb2.CartResponse:
-        return cart_convert.cart_to_proto(await self.service.carts.create(current_caller()))
+    ) -> order_pb2.CreateCartResponse:
+        view = await self.service.carts.create(current_caller())
+        return order_pb2.CreateCartResponse(cart=cart_convert.cart_to_proto(view))
 
     async def GetCart(
         self, request: order_pb2.GetCartRequest, context: grpc.aio.ServicerContext
-    ) -> order_pb2.CartResponse:
-        return cart_convert.cart_to_proto(await self.service.carts.get(current_caller(), request.cart_token))
+    ) -> order_pb2.GetCartResponse:
+        view = await self.service.carts.get(current_caller(), request.cart_token)
+        return order_pb2.GetCartResponse(cart=cart_convert.cart_to_proto(view))
 
     async def UpdateCart(
         self, request: order_pb2.UpdateCartRequest, context: grpc.aio.ServicerContext
-    ) -> order_pb2.CartResponse:
+    ) -> order_pb2.UpdateCartResponse:
         change = cart_convert.change_from_proto(request)
         view = await self.service.carts.update(current_caller(), request.cart_token, change)
-        return cart_convert.cart_to_proto(view)
+        return order_pb2.UpdateCartResponse(cart=cart_convert.cart_to_proto(view))
 
     async def MergeCart(
         self, request: order_pb2.MergeCartRequest, context: grpc.aio.ServicerContext
-    ) -> order_pb2.CartResponse:
-        return cart_convert.cart_to_proto(
-            await self.service.carts.merge(current_caller(), request.cart_token)
-        )
+    ) -> order_pb2.MergeCartResponse:
+        view = await self.service.carts.merge(current_caller(), request.cart_token)
+        return order_pb2.MergeCartResponse(cart=cart_convert.cart_to_proto(view))
 
     async def Checkout(
         self, request: order_pb2.CheckoutRequest, context: grpc.aio.ServicerContext
-    ) -> order_pb2.CreateOrderResponse:
+    ) -> order_pb2.CheckoutResponse:
         placed = await self.service.check_out(
             current_caller(),
             CheckoutRequest(
@@ -125,15 +126,15 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
             ),
             time_left=context.time_remaining(),
         )
-        return order_pb2.CreateOrderResponse(
+        return order_pb2.CheckoutResponse(
             order=convert.order_to_proto(placed.order), idempotent_replay=placed.replay
         )
 
     async def GetGuestOrder(
         self, request: order_pb2.GetGuestOrderRequest, context: grpc.aio.ServicerContext
-    ) -> order_pb2.GetOrderResponse:
+    ) -> order_pb2.GetGuestOrderResponse:
         order = await self.service.get_guest_order(order_id=request.order_id, email=request.email)
-        return order_pb2.GetOrderResponse(order=convert.order_to_proto(order))
+        return order_pb2.GetGuestOrderResponse(order=convert.order_to_proto(order))
 
     # -- the shop's pricing terms ------------------------------------------------------------
 
@@ -147,7 +148,7 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
 
     async def CreateShippingMethod(
         self, request: order_pb2.CreateShippingMethodRequest, context: grpc.aio.ServicerContext
-    ) -> order_pb2.ShippingMethod:
+    ) -> order_pb2.CreateShippingMethodResponse:
         method = await self.service.shop.create_shipping_method(
             current_caller(),
             NewShippingMethod(
@@ -159,15 +160,15 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
                 countries=tuple(request.countries),
             ),
         )
-        return cart_convert.method_to_proto(method)
+        return order_pb2.CreateShippingMethodResponse(shipping_method=cart_convert.method_to_proto(method))
 
     async def SetTaxRate(
         self, request: order_pb2.SetTaxRateRequest, context: grpc.aio.ServicerContext
-    ) -> order_pb2.TaxRate:
+    ) -> order_pb2.SetTaxRateResponse:
         rate = await self.service.shop.set_tax_rate(
             current_caller(), country=request.country, rate=request.rate
         )
-        return cart_convert.tax_rate_to_proto(rate)
+        return order_pb2.SetTaxRateResponse(tax_rate=cart_convert.tax_rate_to_proto(rate))
 
     async def ListTaxRates(
         self, request: order_pb2.ListTaxRatesRequest, context: grpc.aio.ServicerContext
@@ -177,7 +178,7 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
 
     async def CreateCoupon(
         self, request: order_pb2.CreateCouponRequest, context: grpc.aio.ServicerContext
-    ) -> order_pb2.Coupon:
+    ) -> order_pb2.CreateCouponResponse:
         coupon = await self.service.shop.create_coupon(
             current_caller(),
             NewCoupon(
@@ -192,7 +193,7 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
                 per_customer_limit=request.per_customer_limit,
             ),
         )
-        return cart_convert.coupon_to_proto(coupon)
+        return order_pb2.CreateCouponResponse(coupon=cart_convert.coupon_to_proto(coupon))
 
     async def ListCoupons(
         self, request: order_pb2.ListCouponsRequest, context: grpc.aio.ServicerContext

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from enum import Enum
-from typing import Annotated
+from typing import Annotated, Any
 
 import strawberry
 from google.protobuf.message import Message
@@ -240,9 +240,7 @@ class CouponInput:
     per_customer_limit: int | None = strawberry.field(default=None, description="Uses per customer.")
 
 
-async def _cart_call(
-    ctx: Context, method: Callable[..., Awaitable[order_pb2.CartResponse]], request: Message
-) -> Cart:
+async def _cart_call(ctx: Context, method: Callable[..., Awaitable[Any]], request: Message) -> Cart:
     with arguments(**CART_ARGUMENTS):
         response = await ctx.call(method, request)
     return Cart.from_proto(response.cart)
@@ -475,7 +473,8 @@ class CartMutation:
             free_over=input.free_over or "",
             countries=input.countries or [],
         )
-        return ShippingMethod.from_proto(await ctx.call(ctx.services.order.CreateShippingMethod, request))
+        response = await ctx.call(ctx.services.order.CreateShippingMethod, request)
+        return ShippingMethod.from_proto(response.shipping_method)
 
     @strawberry.mutation(description='Set a country\'s tax rate, "20" = 20%. ADMIN only.')
     async def set_tax_rate(
@@ -486,9 +485,8 @@ class CartMutation:
     ) -> TaxRate:
         ctx = info.context
         ctx.require_admin()
-        r = await ctx.call(
-            ctx.services.order.SetTaxRate, order_pb2.SetTaxRateRequest(country=country, rate=rate)
-        )
+        request = order_pb2.SetTaxRateRequest(country=country, rate=rate)
+        r = (await ctx.call(ctx.services.order.SetTaxRate, request)).tax_rate
         return TaxRate(country=r.country, rate=r.rate)
 
     @strawberry.mutation(description="A new coupon. ADMIN only.")
@@ -506,4 +504,4 @@ class CartMutation:
             usage_limit=input.usage_limit or 0,
             per_customer_limit=input.per_customer_limit or 0,
         )
-        return Coupon.from_proto(await ctx.call(ctx.services.order.CreateCoupon, request))
+        return Coupon.from_proto((await ctx.call(ctx.services.order.CreateCoupon, request)).coupon)

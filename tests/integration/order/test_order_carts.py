@@ -267,9 +267,8 @@ async def test_bad_coupons_are_refused(orders, request_, field):
 
 async def test_tax_rates_are_decimal_strings(orders):
     _, admin = orders.token(role=ADMIN_ROLE)
-    rate = await orders.stub.SetTaxRate(
-        order_pb2.SetTaxRateRequest(country="de", rate="19.00"), metadata=admin
-    )
+    set_rate = order_pb2.SetTaxRateRequest(country="de", rate="19.00")
+    rate = (await orders.stub.SetTaxRate(set_rate, metadata=admin)).tax_rate
     assert (rate.country, rate.rate) == ("DE", "19")
     for bad in ("abc", "-1", "100.5", "NaN", "1.00001"):
         code, fields = await rpc_error(
