@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -20,6 +21,7 @@ from servicekit.runtime import ServiceRuntime
 log = logging.getLogger(__name__)
 
 GAUGE_INTERVAL = 5.0
+CART_SWEEP_INTERVAL = 300.0
 
 
 @dataclass(kw_only=True)
@@ -46,6 +48,16 @@ async def count_orders(service: OrderService) -> None:
         await asyncio.sleep(GAUGE_INTERVAL)
 
 
+async def sweep_carts(service: OrderService) -> None:
+    """Delete the carts left alone past ORDER_CART_TTL (they are refused from then on anyway)."""
+    while True:
+        try:
+            await service.carts.sweep_expired()
+        except (OSError, SQLAlchemyError) as exc:
+            log.warning("cannot sweep the expired carts: %s", exc)
+        await asyncio.sleep(CART_SWEEP_INTERVAL)
+
+
 def build(settings: OrderSettings) -> OrderApp:
     runtime = ServiceRuntime(settings, "order", outbox_table=outbox, inbox_table=inbox)
     assert runtime.outbox is not None
@@ -53,7 +65,11 @@ def build(settings: OrderSettings) -> OrderApp:
         sessions=runtime.sessions,
         outbox=runtime.outbox,
         catalog=CatalogClient(runtime.channel(settings.catalog_addr), timeout=settings.peer_timeout),
-        payments=PaymentClient(runtime.channel(settings.payment_addr), timeout=settings.peer_timeout),
+        payments=PaymentClient(
+            runtime.channel(settings.payment_addr),
+            timeout=settings.peer_timeout,
+            service_token=settings.internal_service_token,
+        ),
         policy=policy_from(
             settings.step_deadline_seconds, settings.step_retry_budget, settings.payment_retry_delay_seconds
         ),
@@ -63,6 +79,9 @@ def build(settings: OrderSettings) -> OrderApp:
         max_quantity=settings.max_quantity,
         tick_batch=settings.saga_tick_batch,
         require_email_verification=settings.account_require_email_verification,
+        cart_ttl=timedelta(seconds=settings.cart_ttl),
+        max_cart_lines=settings.max_cart_lines,
+        prices_include_tax=settings.prices_include_tax,
     )
     return OrderApp(
         runtime=runtime,
@@ -79,6 +98,7 @@ def build(settings: OrderSettings) -> OrderApp:
         background=[
             Background("saga-timer", lambda: run_saga_timer(service, settings.saga_tick_interval)),
             Background("order-gauges", lambda: count_orders(service)),
+            Background("cart-sweeper", lambda: sweep_carts(service)),
             # Wakes the CreateOrder calls waiting for their order to settle (waitSeconds).
             Background("settled-order-listener", service.settled.run),
         ],

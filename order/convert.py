@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from ecommerce.order.v1 import order_pb2
 from order import domain
@@ -69,10 +69,29 @@ def reason_proto(reason: str | None) -> order_pb2.CancellationReason.ValueType:
     return REASON_TO_PROTO[domain.CancellationReason(reason)]
 
 
+def account_text(order: Order) -> str:
+    """The owner's id; empty for a guest's order."""
+    return str(order.account_id) if order.account_id is not None else ""
+
+
+def breakdown_fields(order: Order) -> dict[str, Any]:
+    """The order's e-mail and price breakdown, as the fields of its messages name them."""
+    return {
+        "email": order.email or "",
+        "subtotal": money.to_proto(order.subtotal_minor, order.currency),
+        "discount": money.to_proto(order.discount_minor, order.currency),
+        "shipping": money.to_proto(order.shipping_minor, order.currency),
+        "tax": money.to_proto(order.tax_minor, order.currency),
+    }
+
+
 def order_to_proto(order: Order) -> order_pb2.Order:
     return order_pb2.Order(
         id=str(order.id),
-        account_id=str(order.account_id),
+        account_id=account_text(order),
+        shipping_method=order.shipping_method or "",
+        coupon_code=order.coupon_code or "",
+        **breakdown_fields(order),
         status=status_proto(order.status),
         cancellation_reason=reason_proto(order.cancellation_reason),
         items=items_to_proto(order),

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hmac
 import uuid
 from typing import Any
 
@@ -38,6 +39,21 @@ class OrderReads:
         caller = require_caller(caller)
         order = await queries.load(self.sessions, parse_id(order_id, "order_id"))
         if not caller.is_admin and str(order.account_id) != caller.account_id:
+            raise NotFound("order not found")
+        return order
+
+    async def get_guest_order(self, *, order_id: str, email: str) -> Order:
+        """A guest's order, for whoever knows its id and e-mail; any mismatch is NOT_FOUND."""
+        try:
+            order_uuid = uuid.UUID(order_id)
+        except (ValueError, AttributeError, TypeError):
+            raise NotFound("order not found") from None
+        async with snapshot(self.sessions) as session:
+            order = await session.scalar(queries.with_details().where(Order.id == order_uuid))
+        known = (order.email or "") if order is not None and order.account_id is None else ""
+        given = email.strip().lower()
+        # Compared in constant time, and compared even for an unknown order.
+        if not hmac.compare_digest(known.lower().encode(), given.encode()) or not known or order is None:
             raise NotFound("order not found")
         return order
 

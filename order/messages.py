@@ -14,7 +14,14 @@ from google.protobuf.message import Message as Payload
 from ecommerce.events.v1 import inventory_events_pb2, order_events_pb2, payment_events_pb2
 from ecommerce.order.v1 import order_pb2
 from order import domain
-from order.convert import address_to_proto, items_to_proto, reason_proto, status_proto
+from order.convert import (
+    account_text,
+    address_to_proto,
+    breakdown_fields,
+    items_to_proto,
+    reason_proto,
+    status_proto,
+)
 from order.models import Order
 from servicekit import money
 from servicekit.messages import Cause, Message
@@ -32,6 +39,9 @@ from servicekit.topics import (
 def _message(topic: str, event_type: str, order: Order, payload: Payload, causation_id: str = "") -> Message:
     """A message of this order's flow, caused by the event `causation_id` (if any)."""
     return Message(topic, event_type, str(order.id), payload, Cause(causation_id, str(order.id)))
+
+
+GUEST_PAYER = "00000000-0000-0000-0000-000000000000"
 
 
 def payment_idempotency_key(order: Order) -> str:
@@ -61,7 +71,8 @@ def command(order: Order, cmd: domain.Command, *, causation_id: str = "") -> Mes
                 raise ValueError(f"order {order_id} has no payment token to authorize with")
             payload = payment_events_pb2.AuthorizePayment(
                 order_id=order_id,
-                account_id=str(order.account_id),
+                # A guest's payment belongs to no account: the nil id stands for "a guest".
+                account_id=account_text(order) or GUEST_PAYER,
                 amount=money.to_proto(order.total_minor, order.currency),
                 payment_token=order.payment_token,
                 idempotency_key=payment_idempotency_key(order),
@@ -79,11 +90,12 @@ def command(order: Order, cmd: domain.Command, *, causation_id: str = "") -> Mes
 def created(order: Order) -> Message:
     payload = order_events_pb2.OrderCreated(
         order_id=str(order.id),
-        account_id=str(order.account_id),
+        account_id=account_text(order),
         items=items_to_proto(order),
         total=money.to_proto(order.total_minor, order.currency),
         shipping_address=address_to_proto(order),
         created_at=to_timestamp(order.created_at),
+        **breakdown_fields(order),
     )
     return _message(ORDER_EVENTS, OrderEvent.CREATED, order, payload)
 
@@ -92,7 +104,7 @@ def transition(
     order: Order, old_status: str | None, entry: domain.HistoryEntry, at: datetime, *, causation_id: str = ""
 ) -> list[Message]:
     """order.status_changed, and the milestone fact of the status entered, if it has one."""
-    order_id, account_id = str(order.id), str(order.account_id)
+    order_id, account_id = str(order.id), account_text(order)
     messages = [
         _message(
             ORDER_EVENTS,
@@ -117,6 +129,7 @@ def transition(
         money.to_proto(order.total_minor, order.currency),
         address_to_proto(order),
     )
+    extras = breakdown_fields(order)
     milestone: Payload | None = None
     match entry.status:
         case domain.Status.CONFIRMED:
@@ -128,6 +141,7 @@ def transition(
                 payment_id=order.payment_id or "",
                 shipping_address=address,
                 confirmed_at=to_timestamp(at),
+                **extras,
             )
         case domain.Status.CANCELLED:
             milestone = order_events_pb2.OrderCancelled(
@@ -140,6 +154,7 @@ def transition(
                 previous_status=status_proto(old_status),
                 refund_expected=old_status == domain.Status.CONFIRMED,
                 cancelled_at=to_timestamp(at),
+                **extras,
             )
         case domain.Status.SHIPPED:
             milestone = order_events_pb2.OrderShipped(
@@ -149,6 +164,7 @@ def transition(
                 total=total,
                 shipping_address=address,
                 shipped_at=to_timestamp(at),
+                **extras,
             )
         case domain.Status.DELIVERED:
             milestone = order_events_pb2.OrderDelivered(
@@ -158,6 +174,7 @@ def transition(
                 total=total,
                 shipping_address=address,
                 delivered_at=to_timestamp(at),
+                **extras,
             )
     if milestone is not None:
         event_type = OrderEvent(f"order.{entry.status.value.lower()}")

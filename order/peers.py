@@ -1,6 +1,7 @@
 """The order service's gRPC clients of its peers: catalog (prices, names) and payment (tokens).
 
-Only CreateOrder calls them, synchronously and with a deadline, forwarding the caller's token.
+CreateOrder, carts and Checkout call them, synchronously and with a deadline, forwarding the
+caller's token (a guest's checkout checks its payment token as the order service itself).
 The use cases see plain data (`ProductInfo`) and domain errors, never gRPC types.
 """
 
@@ -29,10 +30,17 @@ class ProductInfo:
     price_minor: int
     currency: str
     archived: bool
+    # Units that can still be bought.
+    stock: int = 0
 
 
-def _metadata(caller: Caller) -> list[tuple[str, str]]:
-    return [("authorization", f"Bearer {caller.token}")] if caller.token else []
+def _metadata(caller: Caller | None, service_token: str = "") -> list[tuple[str, str]]:
+    """The caller's token; a guest has none, and the service then calls as itself (if it may)."""
+    if caller is not None and caller.token:
+        return [("authorization", f"Bearer {caller.token}")]
+    if service_token:
+        return [("x-service-token", service_token), ("x-service-name", "order")]
+    return []
 
 
 def _unavailable(peer: str, error: grpc.aio.AioRpcError) -> Unavailable:
@@ -46,7 +54,7 @@ class CatalogClient:
         self.stub = catalog_pb2_grpc.CatalogServiceStub(channel)
         self.timeout = timeout
 
-    async def products(self, caller: Caller, ids: list[str]) -> dict[str, ProductInfo]:
+    async def products(self, caller: Caller | None, ids: list[str]) -> dict[str, ProductInfo]:
         """The products of these ids that exist (archived ones included), by id."""
         try:
             response = await self.stub.BatchGetProducts(
@@ -66,23 +74,26 @@ class CatalogClient:
                 price_minor=p.price.amount_minor,
                 currency=p.price.currency,
                 archived=p.archived,
+                stock=p.stock,
             )
             for p in response.products
         }
 
 
 class PaymentClient:
-    def __init__(self, channel: grpc.aio.Channel, *, timeout: float) -> None:
+    def __init__(self, channel: grpc.aio.Channel, *, timeout: float, service_token: str = "") -> None:
         self.stub = payment_pb2_grpc.PaymentServiceStub(channel)
         self.timeout = timeout
+        # A guest's checkout checks the payment token as the order service itself.
+        self.service_token = service_token
 
-    async def validate_token(self, caller: Caller, token: str) -> tuple[bool, str]:
+    async def validate_token(self, caller: Caller | None, token: str) -> tuple[bool, str]:
         """Whether the provider accepts the token, and why not."""
         try:
             response = await self.stub.ValidatePaymentToken(
                 payment_pb2.ValidatePaymentTokenRequest(payment_token=token),
                 timeout=self.timeout,
-                metadata=_metadata(caller),
+                metadata=_metadata(caller, self.service_token),
                 wait_for_ready=True,
             )
         except grpc.aio.AioRpcError as error:

@@ -16,7 +16,7 @@ import orjson
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from order import queries
+from order import pricing, queries
 from order.checks import account_of
 from order.models import Order, OrderItem
 from order.peers import ProductInfo
@@ -37,11 +37,11 @@ IDEMPOTENCY_CONSTRAINT = "uq_orders_account_id_idempotency_key"
 
 
 class ProductSource(Protocol):
-    async def products(self, caller: Caller, ids: list[str]) -> dict[str, ProductInfo]: ...
+    async def products(self, caller: Caller | None, ids: list[str]) -> dict[str, ProductInfo]: ...
 
 
 class PaymentTokens(Protocol):
-    async def validate_token(self, caller: Caller, token: str) -> tuple[bool, str]: ...
+    async def validate_token(self, caller: Caller | None, token: str) -> tuple[bool, str]: ...
 
 
 @dataclass(frozen=True)
@@ -89,11 +89,7 @@ class Placement:
 
     async def create_order(self, caller: Caller | None, request: PlaceOrder) -> Placed:
         caller = require_caller(caller)
-        if self.require_email_verification and caller.role == CUSTOMER and not caller.email_verified:
-            raise PermissionDenied(
-                "verify your e-mail address before checking out (requestEmailVerification)",
-                reason="EMAIL_NOT_VERIFIED",
-            )
+        self.check_verified(caller)
         account_id = account_of(caller)
         lines, address = self._validate(request)
         key = request.idempotency_key or None
@@ -102,7 +98,7 @@ class Placement:
             # A retry of a finished request answers at once, without asking the peers again.
             earlier = await self._by_key(account_id, key)
             if earlier is not None:
-                return _replay(earlier, request_hash)
+                return replay(earlier, request_hash)
 
         products = await self.catalog.products(caller, [str(line.product_id) for line in lines])
         priced = _price(lines, products)
@@ -113,29 +109,16 @@ class Placement:
         order_id = uuid.uuid4()
         try:
             async with transaction(self.sessions) as session:
-                order = Order(
-                    id=order_id,
+                order = build_order(
+                    order_id,
                     account_id=account_id,
-                    currency=priced[0][1].currency,
-                    total_minor=sum(product.price_minor * line.quantity for line, product in priced),
+                    lines=[(line.product_id, line.quantity, product) for line, product in priced],
+                    amounts=pricing.breakdown(sum(p.price_minor * line.quantity for line, p in priced)),
                     payment_token=request.payment_token,
-                    shipping_address=address,
-                    idempotency_key=key,
+                    address=address,
+                    key=key,
                     request_hash=request_hash,
-                    saga_pending=[],
                 )
-                order.items = [
-                    OrderItem(
-                        line_no=number,
-                        product_id=line.product_id,
-                        sku=product.sku,
-                        name=product.name,
-                        unit_price_minor=product.price_minor,
-                        quantity=line.quantity,
-                        line_total_minor=product.price_minor * line.quantity,
-                    )
-                    for number, (line, product) in enumerate(priced, start=1)
-                ]
                 await self.saga.start(session, order, datetime.now(UTC))
         except IntegrityError as exc:
             if key is None or IDEMPOTENCY_CONSTRAINT not in str(exc.orig):
@@ -144,9 +127,16 @@ class Placement:
             earlier = await self._by_key(account_id, key)
             if earlier is None:
                 raise
-            return _replay(earlier, request_hash)
+            return replay(earlier, request_hash)
         log.info("order placed", extra={"order_id": str(order_id), "lines": len(priced)})
         return Placed(await queries.load(self.sessions, order_id), replay=False)
+
+    def check_verified(self, caller: Caller) -> None:
+        if self.require_email_verification and caller.role == CUSTOMER and not caller.email_verified:
+            raise PermissionDenied(
+                "verify your e-mail address before checking out (requestEmailVerification)",
+                reason="EMAIL_NOT_VERIFIED",
+            )
 
     def _validate(self, request: PlaceOrder) -> tuple[list[_MergedLine], dict[str, str]]:
         violations = Violations()
@@ -179,21 +169,9 @@ class Placement:
                 )
             merged[product_id] = _MergedLine(first.index, product_id, total)
 
-        token = request.payment_token
-        if not token.strip():
-            violations.add("payment_token", "is required")
-        elif len(token) > MAX_PAYMENT_TOKEN_LENGTH or has_control_characters(token):
-            violations.add("payment_token", "is not a valid payment token")
-
+        check_payment_token(request.payment_token, violations)
         address = _validate_address(request.shipping_address, violations)
-
-        key = request.idempotency_key
-        if len(key) > MAX_IDEMPOTENCY_KEY_LENGTH:
-            violations.add("idempotency_key", f"must be at most {MAX_IDEMPOTENCY_KEY_LENGTH} characters")
-        elif has_control_characters(key):
-            violations.add("idempotency_key", "must not contain control characters")
-        if not 0 <= request.wait_seconds <= MAX_WAIT_SECONDS:
-            violations.add("wait_seconds", f"must be between 0 and {MAX_WAIT_SECONDS}")
+        check_key_and_wait(request.idempotency_key, request.wait_seconds, violations)
         violations.raise_if_any()
         return list(merged.values()), address
 
@@ -202,6 +180,72 @@ class Placement:
             return await session.scalar(
                 queries.with_details().where(Order.account_id == account_id, Order.idempotency_key == key)
             )
+
+
+def build_order(
+    order_id: uuid.UUID,
+    *,
+    lines: Sequence[tuple[uuid.UUID, int, ProductInfo]],
+    amounts: pricing.Breakdown,
+    payment_token: str,
+    address: dict[str, str],
+    key: str | None,
+    request_hash: str | None,
+    account_id: uuid.UUID | None,
+    email: str | None = None,
+    cart_id: uuid.UUID | None = None,
+    shipping_method: str | None = None,
+    coupon_code: str | None = None,
+) -> Order:
+    """A new order and its lines, priced as given (one currency: the first line's)."""
+    order = Order(
+        id=order_id,
+        account_id=account_id,
+        email=email,
+        cart_id=cart_id,
+        currency=lines[0][2].currency,
+        subtotal_minor=amounts.subtotal,
+        discount_minor=amounts.discount,
+        shipping_minor=amounts.shipping,
+        tax_minor=amounts.tax,
+        total_minor=amounts.total,
+        shipping_method=shipping_method,
+        coupon_code=coupon_code,
+        payment_token=payment_token,
+        shipping_address=address,
+        idempotency_key=key,
+        request_hash=request_hash,
+        saga_pending=[],
+    )
+    order.items = [
+        OrderItem(
+            line_no=number,
+            product_id=product_id,
+            sku=product.sku,
+            name=product.name,
+            unit_price_minor=product.price_minor,
+            quantity=quantity,
+            line_total_minor=product.price_minor * quantity,
+        )
+        for number, (product_id, quantity, product) in enumerate(lines, start=1)
+    ]
+    return order
+
+
+def check_payment_token(token: str, violations: Violations) -> None:
+    if not token.strip():
+        violations.add("payment_token", "is required")
+    elif len(token) > MAX_PAYMENT_TOKEN_LENGTH or has_control_characters(token):
+        violations.add("payment_token", "is not a valid payment token")
+
+
+def check_key_and_wait(key: str, wait_seconds: int, violations: Violations) -> None:
+    if len(key) > MAX_IDEMPOTENCY_KEY_LENGTH:
+        violations.add("idempotency_key", f"must be at most {MAX_IDEMPOTENCY_KEY_LENGTH} characters")
+    elif has_control_characters(key):
+        violations.add("idempotency_key", "must not contain control characters")
+    if not 0 <= wait_seconds <= MAX_WAIT_SECONDS:
+        violations.add("wait_seconds", f"must be between 0 and {MAX_WAIT_SECONDS}")
 
 
 def _validate_address(raw: dict[str, str], violations: Violations) -> dict[str, str]:
@@ -241,7 +285,7 @@ def _price(
     return priced
 
 
-def _replay(earlier: Order, request_hash: str | None) -> Placed:
+def replay(earlier: Order, request_hash: str | None) -> Placed:
     if earlier.request_hash != request_hash:
         raise AlreadyExists(
             "this idempotency key was already used for a different order", field="idempotency_key"

@@ -15,7 +15,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
-from order import domain, messages, queries, saga_metrics
+from order import domain, messages, queries, saga_metrics, shop
 from order.models import Order, OrderHistory
 from order.waiting import SETTLED, notify_settled
 from servicekit.db import transaction
@@ -184,6 +184,9 @@ class Saga:
             previous = entry.status.value
         if any(entry.status.value in SETTLED for entry in outcome.history):
             await notify_settled(session, order.id)
+        if any(entry.status is domain.Status.CANCELLED for entry in outcome.history):
+            # A cancelled order gives its coupon use back, in the cancelling transaction.
+            await shop.give_back_coupon(session, order.id)
         if outcome.history:
             log.info(
                 "order status changed",

@@ -14,10 +14,13 @@ from datetime import timedelta
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from order import domain, queries, saga_metrics
+from order.carts import Carts
+from order.checkout import Checkout, CheckoutRequest
 from order.listing import OrderPage, OrderReads
 from order.models import Order
 from order.placing import PaymentTokens, Placed, Placement, PlaceOrder, ProductSource
 from order.saga import Saga
+from order.shop import Shop
 from order.transitions import Transitions
 from order.waiting import SETTLED, SettledOrders
 from servicekit.context import Caller
@@ -42,6 +45,9 @@ class OrderService:
         max_quantity: int = 1000,
         tick_batch: int = 100,
         require_email_verification: bool = False,
+        cart_ttl: timedelta = timedelta(days=30),
+        max_cart_lines: int = 100,
+        prices_include_tax: bool = False,
     ) -> None:
         self.sessions = sessions
         self.tick_batch = tick_batch
@@ -58,6 +64,16 @@ class OrderService:
         self.reads = OrderReads(sessions=sessions, cursor_secret=cursor_secret)
         self.transitions = Transitions(sessions=sessions, saga=self.saga)
         self.settled = settled
+        self.shop = Shop(sessions=sessions, cursor_secret=cursor_secret)
+        self.carts = Carts(
+            sessions=sessions,
+            catalog=catalog,
+            ttl=cart_ttl,
+            max_lines=max_cart_lines,
+            max_quantity=max_quantity,
+            prices_include_tax=prices_include_tax,
+        )
+        self.checkout = Checkout(carts=self.carts, placement=self.placement)
 
     async def create_order(
         self, caller: Caller | None, request: PlaceOrder, *, time_left: float | None = None
@@ -66,7 +82,18 @@ class OrderService:
         `request.wait_seconds`, answer it once CONFIRMED or CANCELLED, or as it is when that wait,
         or the `time_left` of the call less `ANSWER_RESERVE_SECONDS`, runs out."""
         placed = await self.placement.create_order(caller, request)
-        seconds = float(request.wait_seconds)
+        return await self.settle(placed, request.wait_seconds, time_left)
+
+    async def check_out(
+        self, caller: Caller | None, request: CheckoutRequest, *, time_left: float | None = None
+    ) -> Placed:
+        """Place the cart's order through the saga; waits as `create_order` does."""
+        placed = await self.checkout.checkout(caller, request)
+        return await self.settle(placed, request.wait_seconds, time_left)
+
+    async def settle(self, placed: Placed, wait_seconds: int, time_left: float | None) -> Placed:
+        """The placed order once CONFIRMED or CANCELLED, or as it is when the wait runs out."""
+        seconds = float(wait_seconds)
         if time_left is not None:
             seconds = min(seconds, time_left - ANSWER_RESERVE_SECONDS)
         if seconds <= 0 or placed.order.status in SETTLED:
@@ -79,6 +106,9 @@ class OrderService:
 
     async def get_order(self, caller: Caller | None, *, order_id: str) -> Order:
         return await self.reads.get_order(caller, order_id=order_id)
+
+    async def get_guest_order(self, *, order_id: str, email: str) -> Order:
+        return await self.reads.get_guest_order(order_id=order_id, email=email)
 
     async def list_my_orders(self, caller: Caller | None, *, page_size: int, page_token: str) -> OrderPage:
         return await self.reads.list_my_orders(caller, page_size=page_size, page_token=page_token)

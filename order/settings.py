@@ -28,6 +28,15 @@ class OrderSettings(ServiceSettings):
     saga_tick_batch: int = Field(100, ge=1, le=10_000, description="Sagas handled per timer transaction.")
     max_lines: int = Field(50, ge=1, le=100, description="Lines per order (after merging duplicates).")
     max_quantity: int = Field(1000, ge=1, description="Units per line.")
+    cart_ttl: int = Field(
+        30 * 24 * 3600,
+        ge=60,
+        description="Seconds a cart left alone lives (ORDER_CART_TTL); default 30 days.",
+    )
+    prices_include_tax: bool = Field(
+        False, description="Whether catalog prices already include the destination's tax."
+    )
+    max_cart_lines: int = Field(100, ge=1, le=1000, description="Lines per cart.")
     peer_timeout: float = Field(
         5.0, gt=0, le=60, description="Deadline of the calls to catalog and payment while placing an order."
     )

@@ -24,6 +24,7 @@ from gateway.extensions import batching_config, protection_extensions
 from gateway.metrics import Observability
 from gateway.schema.account import AccountMutation, AccountQuery
 from gateway.schema.address import AddressMutation
+from gateway.schema.cart import CartMutation, CartQuery
 from gateway.schema.catalog import CatalogMutation, CatalogQuery
 from gateway.schema.export import ExportMutation
 from gateway.schema.notification import NotificationMutation, NotificationQuery
@@ -33,7 +34,9 @@ from gateway.schema.ratelimit import RateLimitQuery
 from gateway.schema.subscription import OrderSubscription, WebSocketSubscriptions
 from gateway.settings import GatewaySettings
 
-Query = merge_types("Query", (AccountQuery, CatalogQuery, OrderQuery, RateLimitQuery, NotificationQuery))
+Query = merge_types(
+    "Query", (AccountQuery, CatalogQuery, OrderQuery, CartQuery, RateLimitQuery, NotificationQuery)
+)
 Mutation = merge_types(
     "Mutation",
     (
@@ -43,6 +46,7 @@ Mutation = merge_types(
         CatalogMutation,
         PaymentMutation,
         OrderMutation,
+        CartMutation,
         NotificationMutation,
     ),
 )

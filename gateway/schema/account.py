@@ -10,7 +10,9 @@ from typing import Annotated
 import strawberry
 
 from ecommerce.account.v1 import account_pb2
-from gateway.context import Info
+from ecommerce.order.v1 import order_pb2
+from gateway import clients
+from gateway.context import Context, Info
 from gateway.read_models import to_datetime
 from gateway.schema.address import Address, saved_addresses
 from gateway.schema.common import After, Connection, First, connection_from, paged
@@ -145,11 +147,20 @@ class AccountMutation:
         info: Info,
         email: Annotated[str, strawberry.argument(description="The account's e-mail.")],
         password: Annotated[str, strawberry.argument(description="The account's password.")],
+        cart_token: Annotated[
+            str | None,
+            strawberry.argument(
+                description="A guest cart to take into the account's cart once signed in (its lines are "
+                "added, the guest cart goes). An unknown token is NOT_FOUND, after the sign-in."
+            ),
+        ] = None,
     ) -> AuthPayload:
         ctx = info.context
         response = await ctx.call(
             ctx.services.account.Login, account_pb2.LoginRequest(email=email, password=password)
         )
+        if cart_token:
+            await merge_cart(ctx, cart_token, response.tokens.access_token)
         return AuthPayload.from_proto(response.account, response.tokens)
 
     @strawberry.mutation(
@@ -305,3 +316,15 @@ class AccountMutation:
             ctx.services.account.VerifyEmail, account_pb2.VerifyEmailRequest(token=token)
         )
         return Account.from_proto(response.account)
+
+
+async def merge_cart(ctx: Context, cart_token: str, access_token: str) -> None:
+    """The guest cart taken into the account's cart, as the account just signed in."""
+    metadata = [item for item in ctx.metadata() if item[0] != "authorization"]
+    metadata.append(("authorization", f"Bearer {access_token}"))
+    await clients.call(
+        ctx.services.order.MergeCart,
+        order_pb2.MergeCartRequest(cart_token=cart_token),
+        metadata=metadata,
+        timeout=ctx.settings.grpc_timeout,
+    )

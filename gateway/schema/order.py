@@ -132,13 +132,26 @@ class ShippingAddress:
 @strawberry.type(description="An order and the history of its way through stock reservation and payment.")
 class Order:
     id: strawberry.ID = strawberry.field(description="Order id (UUID).")
-    account_id: strawberry.ID = strawberry.field(description="The customer who placed it.")
+    account_id: strawberry.ID | None = strawberry.field(
+        description="The customer who placed it; null for a guest's order."
+    )
+    email: str | None = strawberry.field(
+        description="The guest's e-mail (or the checkout cart's); null for an order placed without one."
+    )
     status: OrderStatus = strawberry.field(description="Where the order stands.")
     cancellation_reason: CancellationReason | None = strawberry.field(
         description="Why it was cancelled; null unless status is CANCELLED."
     )
     items: list[OrderItem] = strawberry.field(description="The lines, one per product.")
-    total: Money = strawberry.field(description="Sum of the line totals; one currency per order.")
+    subtotal: Money = strawberry.field(description="Sum of the line totals; one currency per order.")
+    discount: Money = strawberry.field(description="What the coupon took off.")
+    shipping: Money = strawberry.field(description="The shipping method's price.")
+    tax: Money = strawberry.field(
+        description="The destination's tax on (subtotal - discount + shipping); inside the total either way."
+    )
+    total: Money = strawberry.field(description="What was charged: subtotal - discount + shipping (+ tax).")
+    shipping_method: str | None = strawberry.field(description="The shipping method's code, if any.")
+    coupon_code: str | None = strawberry.field(description="The coupon used, if any.")
     history: list[OrderStatusChange] = strawberry.field(
         description="Every status the order entered, oldest first; the first is PENDING."
     )
@@ -155,11 +168,18 @@ class Order:
         address = message.shipping_address
         return cls(
             id=strawberry.ID(message.id),
-            account_id=strawberry.ID(message.account_id),
+            account_id=strawberry.ID(message.account_id) if message.account_id else None,
+            email=message.email or None,
             status=STATUS_FROM_PROTO.get(message.status, OrderStatus.PENDING),
             cancellation_reason=REASON_FROM_PROTO.get(message.cancellation_reason),
             items=[OrderItem.from_proto(item) for item in message.items],
+            subtotal=Money.from_proto(message.subtotal),
+            discount=Money.from_proto(message.discount),
+            shipping=Money.from_proto(message.shipping),
+            tax=Money.from_proto(message.tax),
             total=Money.from_proto(message.total),
+            shipping_method=message.shipping_method or None,
+            coupon_code=message.coupon_code or None,
             history=[
                 OrderStatusChange(
                     status=STATUS_FROM_PROTO.get(change.status, OrderStatus.PENDING),
@@ -220,18 +240,26 @@ async def _shipping_address(ctx: Context, input: CreateOrderInput) -> order_pb2.
     if (input.shipping_address is None) == (input.address_id is None):
         raise bad_input("shippingAddress", "give either shippingAddress or addressId, not both")
     if input.address_id is not None:
-        saved = (await saved_address(ctx, str(input.address_id))).fields
-        return order_pb2.ShippingAddress(
-            name=saved.name,
-            line1=saved.line1,
-            line2=saved.line2,
-            city=saved.city,
-            region=saved.region,
-            postal_code=saved.postal_code,
-            country=saved.country,
-        )
-    address = input.shipping_address
-    assert address is not None
+        return await saved_shipping_address(ctx, str(input.address_id))
+    assert input.shipping_address is not None
+    return address_proto(input.shipping_address)
+
+
+async def saved_shipping_address(ctx: Context, address_id: str) -> order_pb2.ShippingAddress:
+    """The caller's saved address as an order's; NOT_FOUND for another account's."""
+    saved = (await saved_address(ctx, address_id)).fields
+    return order_pb2.ShippingAddress(
+        name=saved.name,
+        line1=saved.line1,
+        line2=saved.line2,
+        city=saved.city,
+        region=saved.region,
+        postal_code=saved.postal_code,
+        country=saved.country,
+    )
+
+
+def address_proto(address: ShippingAddressInput) -> order_pb2.ShippingAddress:
     return order_pb2.ShippingAddress(
         name=address.name,
         line1=address.line1,
@@ -264,7 +292,7 @@ async def _order_call(ctx: Context, method: Callable[..., Awaitable[Any]], reque
     return Order.from_proto(response.order)
 
 
-def _idempotency_key(info: Info, argument: str | None) -> str:
+def idempotency_key_of(info: Info, argument: str | None) -> str:
     """The `idempotencyKey` argument or the `Idempotency-Key` header; both must agree when both are sent."""
     header = info.context.request.headers.get(IDEMPOTENCY_HEADER)
     if argument is not None and header is not None and argument != header:
@@ -364,7 +392,7 @@ class OrderMutation:
         ctx.require_caller()
         wait_seconds = wait_seconds or 0
         address = await _shipping_address(ctx, input)
-        request = _create_request(input, address, _idempotency_key(info, idempotency_key), wait_seconds)
+        request = _create_request(input, address, idempotency_key_of(info, idempotency_key), wait_seconds)
         # The call's deadline covers the wait; the service refuses an out-of-range wait at once.
         waited = min(max(wait_seconds, 0), MAX_WAIT_SECONDS)
         response = await ctx.call(

@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, Iterator
-from typing import Annotated
+from typing import Annotated, Any
 
 import strawberry
+from google.protobuf.message import Message
 from graphql import ExecutionResult as GraphQLExecutionResult
 from starlette.requests import Request
 from strawberry.extensions import SchemaExtension
@@ -56,23 +57,37 @@ class OrderSubscription:
         description="An order's status as it changes. First the transitions it has made so far (each "
         "as the order was right after it), then each new one as it happens; the stream ends after "
         "DELIVERED or CANCELLED. The order's owner and ADMINs only: NOT_FOUND for anyone else and for "
-        'an unknown id. Send the token in `connection_init` as `{Authorization: "Bearer <token>"}`.'
+        'an unknown id. Send the token in `connection_init` as `{Authorization: "Bearer <token>"}`. '
+        "A guest follows their order without a token by giving its `email` instead."
     )
     async def order_status_changed(
         self,
         info: Info,
         order_id: Annotated[strawberry.ID, strawberry.argument(description="The order to watch.")],
+        email: Annotated[
+            str | None,
+            strawberry.argument(
+                description="A guest's order: the e-mail it was placed with (no token needed)."
+            ),
+        ] = None,
     ) -> AsyncGenerator[Order, None]:
         ctx = info.context
-        ctx.require_caller()
+        if email is None:
+            ctx.require_caller()
         wanted = canonical_id(order_id, "orderId")
         hub = ctx.order_events
         if hub is None or not await hub.wait_ready(READY_TIMEOUT):
             raise ApiError("live order status is temporarily unavailable", "SERVICE_UNAVAILABLE")
-        request = order_pb2.GetOrderRequest(order_id=wanted)
+        read: Any = ctx.services.order.GetOrder
+        request: Message = order_pb2.GetOrderRequest(order_id=wanted)
+        if email is not None:
+            read, request = (
+                ctx.services.order.GetGuestOrder,
+                order_pb2.GetGuestOrderRequest(order_id=wanted, email=email),
+            )
         # Listen before the first read, so that no transition falls between the two.
         with hub.subscribe(wanted) as signals:
-            order = (await ctx.call(ctx.services.order.GetOrder, request)).order
+            order = (await ctx.call(read, request)).order
             seen = 0
             while True:
                 for index in range(seen, max(len(order.history), 1)):
@@ -84,7 +99,7 @@ class OrderSubscription:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(RESYNC_SECONDS):
                         await signals.get()
-                order = (await ctx.call(ctx.services.order.GetOrder, request)).order
+                order = (await ctx.call(read, request)).order
 
 
 class WebSocketSubscriptions(SchemaExtension):

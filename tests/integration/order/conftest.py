@@ -268,7 +268,10 @@ async def order_harness(infra, data_dir: Path, order_broker: EmbeddedBroker) -> 
 @pytest.fixture
 async def orders(order_harness: OrderHarness) -> OrderHarness:
     """Each test starts with no orders and an empty outbox."""
-    await order_harness.execute("TRUNCATE orders, order_items, order_history, outbox, inbox CASCADE")
+    await order_harness.execute(
+        "TRUNCATE orders, order_items, order_history, outbox, inbox, carts, coupons, shipping_methods, "
+        "tax_rates CASCADE"
+    )
     order_harness.catalog.calls.clear()
     order_harness.payments.calls.clear()
     return order_harness

@@ -50,3 +50,63 @@ async def rpc_error(call: Any) -> tuple[grpc.StatusCode, list[str]]:
         )
         return error.code(), fields
     raise AssertionError("the call succeeded")
+
+
+# -- carts -------------------------------------------------------------------------------------------
+
+
+ADMIN_ROLE = "ADMIN"
+
+
+async def shop_terms(orders: Any, *, coupon: order_pb2.CreateCouponRequest | None = None) -> None:
+    """Two shipping methods (one free over 50.00), GB's 20% tax and, if given, a coupon."""
+    _, admin = orders.token(role=ADMIN_ROLE)
+    await orders.stub.CreateShippingMethod(
+        order_pb2.CreateShippingMethodRequest(
+            code="standard", name="Standard", price="4.90", currency="EUR", free_over="50.00"
+        ),
+        metadata=admin,
+    )
+    await orders.stub.CreateShippingMethod(
+        order_pb2.CreateShippingMethodRequest(
+            code="express", name="Express", price="12.00", currency="EUR", countries=["GB", "DE"]
+        ),
+        metadata=admin,
+    )
+    await orders.stub.SetTaxRate(order_pb2.SetTaxRateRequest(country="GB", rate="20"), metadata=admin)
+    if coupon is not None:
+        await orders.stub.CreateCoupon(coupon, metadata=admin)
+
+
+async def guest_cart(
+    orders: Any,
+    lines: list[tuple[str, int]],
+    *,
+    email: str = "guest@example.com",
+    method: str = "standard",
+    coupon: str = "",
+) -> str:
+    """A guest cart with these lines, an e-mail, a GB address and a shipping method; its token."""
+    cart = (await orders.stub.CreateCart(order_pb2.CreateCartRequest())).cart
+    token = cart.token
+    for product_id, quantity in lines:
+        await update(orders, token, add_line=order_pb2.AddCartLine(product_id=product_id, quantity=quantity))
+    if email:
+        await update(orders, token, email=email)
+    await update(orders, token, shipping_address=address())
+    if method:
+        await update(orders, token, shipping_method=method)
+    if coupon:
+        await update(orders, token, coupon_code=coupon)
+    return token
+
+
+async def update(orders: Any, token: str, metadata: Any = None, **change: Any) -> order_pb2.Cart:
+    request = order_pb2.UpdateCartRequest(cart_token=token, **change)
+    return (await orders.stub.UpdateCart(request, metadata=metadata)).cart
+
+
+def checkout_request(token: str, **fields: Any) -> order_pb2.CheckoutRequest:
+    return order_pb2.CheckoutRequest(
+        cart_token=token, payment_token=fields.pop("payment_token", "tok_visa"), **fields
+    )
