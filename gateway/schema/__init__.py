@@ -31,9 +31,12 @@ from gateway.schema.order import OrderMutation, OrderQuery
 from gateway.schema.payment import PaymentMutation
 from gateway.schema.ratelimit import RateLimitQuery
 from gateway.schema.subscription import OrderSubscription, WebSocketSubscriptions
+from gateway.schema.variants import VariantMutation, VariantQuery
 from gateway.settings import GatewaySettings
 
-Query = merge_types("Query", (AccountQuery, CatalogQuery, OrderQuery, RateLimitQuery, NotificationQuery))
+Query = merge_types(
+    "Query", (AccountQuery, CatalogQuery, VariantQuery, OrderQuery, RateLimitQuery, NotificationQuery)
+)
 Mutation = merge_types(
     "Mutation",
     (
@@ -41,6 +44,7 @@ Mutation = merge_types(
         AddressMutation,
         ExportMutation,
         CatalogMutation,
+        VariantMutation,
         PaymentMutation,
         OrderMutation,
         NotificationMutation,
