@@ -7,7 +7,7 @@ The use cases see plain data (`ProductInfo`) and domain errors, never gRPC types
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import grpc
 
@@ -22,6 +22,14 @@ _UNREACHABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, 
 
 
 @dataclass(frozen=True)
+class VariantInfo:
+    id: str
+    sku: str
+    name: str
+    price_minor: int
+
+
+@dataclass(frozen=True)
 class ProductInfo:
     id: str
     sku: str
@@ -29,6 +37,8 @@ class ProductInfo:
     price_minor: int
     currency: str
     archived: bool
+    # Its variants that can be ordered, by id.
+    variants: dict[str, VariantInfo] = field(default_factory=dict)
 
 
 def _metadata(caller: Caller) -> list[tuple[str, str]]:
@@ -66,6 +76,10 @@ class CatalogClient:
                 price_minor=p.price.amount_minor,
                 currency=p.price.currency,
                 archived=p.archived,
+                variants={
+                    v.id: VariantInfo(id=v.id, sku=v.sku, name=v.name, price_minor=v.price.amount_minor)
+                    for v in p.variants
+                },
             )
             for p in response.products
         }
