@@ -529,6 +529,12 @@ async def test_the_demo_catalog_loads_on_an_empty_catalog_once_and_reloading_add
     assert (products, categories) == (first.products, first.categories)
     assert 3 <= featured < products
     assert priced == products
+    # Some products come in sizes and colours, with pictures (addresses only).
+    [(multi_variant, pictured)] = await catalog.execute(
+        "SELECT (SELECT count(*) FROM (SELECT product_id FROM product_variants GROUP BY product_id "
+        "HAVING count(*) > 1) m), (SELECT count(DISTINCT product_id) FROM product_images)"
+    )
+    assert multi_variant >= 3 and pictured >= 3
     assert await catalog.execute(
         "SELECT count(*) FROM outbox WHERE event_type = 'catalog.product_created'"
     ) == [(products,)]
