@@ -10,10 +10,14 @@ from catalog.cache import CatalogCache
 from catalog.inventory import Inventory
 from catalog.models import inbox, outbox
 from catalog.seed import CATEGORIES, PRODUCTS
-from catalog.service import CatalogService, SeedResult
+from catalog.seeding import SeedResult
+from catalog.service import CatalogService
 from catalog.settings import CatalogSettings
+from catalog.stock_levels import StockLevels
+from catalog.variants import VariantService
 from servicekit.app import Background, ServiceApp, service_main
 from servicekit.auth import JwksFetcher
+from servicekit.cursor import CursorCodec
 from servicekit.runtime import ServiceRuntime
 
 CONSUMER_NAME = "catalog"
@@ -47,9 +51,13 @@ def build(settings: CatalogSettings, *, jwks: JwksFetcher | None = None) -> Cata
         reservation_ttl=settings.reservation_ttl,
         sweeper_batch_size=settings.sweeper_batch_size,
     )
+    variants = VariantService(sessions=runtime.sessions, outbox=runtime.outbox, cache=cache)
+    stock_levels = StockLevels(
+        sessions=runtime.sessions, cursors=CursorCodec(settings.cursor_secret, purpose="low-stock")
+    )
     return CatalogApp(
         runtime=runtime,
-        registration=grpc_api.registration(grpc_api.CatalogServicer(service)),
+        registration=grpc_api.registration(grpc_api.CatalogServicer(service, variants, stock_levels)),
         service_name=grpc_api.SERVICE_NAME,
         authenticator=runtime.authenticator(jwks),
         consumers=[runtime.consumer(CONSUMER_NAME, consumers.TOPICS, consumers.handlers(inventory))],

@@ -11,6 +11,7 @@ from typing import cast
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from catalog.inventory import Inventory
+from catalog.views import Line
 from ecommerce.events.v1 import inventory_events_pb2
 from servicekit.inbox import Envelope, Handler
 from servicekit.kafka import unpack
@@ -29,7 +30,7 @@ def handlers(inventory: Inventory) -> dict[str, Handler]:
         await inventory.reserve(
             session,
             order_id=command.order_id,
-            lines=[(line.product_id, line.quantity) for line in command.lines],
+            lines=[Line(line.product_id, line.quantity, line.variant_id) for line in command.lines],
             cause=Cause.of(envelope),
         )
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from catalog.views import CategoryView, ProductView
+from catalog.views import CategoryView, InventoryView, ProductView, VariantView
 from ecommerce.catalog.v1 import catalog_pb2
 from servicekit import money
 from servicekit.timestamps import to_timestamp
@@ -30,7 +30,33 @@ def product_to_proto(product: ProductView) -> catalog_pb2.Product:
     return message
 
 
+def variant_to_proto(variant: VariantView, currency: str) -> catalog_pb2.ProductVariant:
+    return catalog_pb2.ProductVariant(
+        id=variant.id,
+        sku=variant.sku,
+        name=variant.name,
+        options=[catalog_pb2.VariantOption(group=g, value=v) for g, v in variant.options],
+        price=money.to_proto(variant.price_minor, currency),
+        stock=variant.stock,
+        low_stock_threshold=variant.low_stock_threshold,
+        product_id=variant.product_id,
+    )
+
+
+def inventory_to_proto(inventory: InventoryView) -> catalog_pb2.Inventory:
+    return catalog_pb2.Inventory(
+        variant_id=inventory.variant_id,
+        product_id=inventory.product_id,
+        sku=inventory.sku,
+        on_hand=inventory.on_hand,
+        reserved=inventory.reserved,
+        available=inventory.available,
+        low_stock_threshold=inventory.low_stock_threshold,
+    )
+
+
 def _product_message(product: ProductView) -> catalog_pb2.Product:
+    low, high = product.price_range
     return catalog_pb2.Product(
         id=product.id,
         sku=product.sku,
@@ -44,4 +70,9 @@ def _product_message(product: ProductView) -> catalog_pb2.Product:
         low_stock_threshold=product.low_stock_threshold,
         created_at=to_timestamp(product.created_at),
         updated_at=to_timestamp(product.updated_at),
+        variants=[variant_to_proto(v, product.currency) for v in product.variants],
+        option_groups=[catalog_pb2.OptionGroup(name=g.name, values=g.values) for g in product.option_groups],
+        images=[catalog_pb2.ProductImage(url=i.url, alt=i.alt, position=i.position) for i in product.images],
+        min_price=money.to_proto(low, product.currency),
+        max_price=money.to_proto(high, product.currency),
     )

@@ -7,10 +7,13 @@ from typing import Any
 from google.protobuf.message import Message
 from grpc import aio
 
-from catalog.convert import category_to_proto, product_to_proto
+from catalog.convert import category_to_proto, inventory_to_proto, product_to_proto, variant_to_proto
 from catalog.listing import ProductFilter
 from catalog.service import CatalogService
-from catalog.views import ProductPage
+from catalog.stock_levels import StockLevels
+from catalog.variant_rules import VariantInput
+from catalog.variants import VariantChange, VariantService
+from catalog.views import ProductPage, ProductView, VariantView
 from ecommerce.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 from servicekit import money
 from servicekit.context import current_caller
@@ -61,9 +64,32 @@ def _page(page: ProductPage) -> dict[str, Any]:
     }
 
 
+def _options(options: Any) -> list[tuple[str, str]]:
+    return [(o.group, o.value) for o in options]
+
+
+def variant_from_proto(message: catalog_pb2.VariantInput) -> VariantInput:
+    price_minor, currency = money.from_proto(message.price) if message.HasField("price") else (None, None)
+    return VariantInput(
+        sku=message.sku,
+        name=message.name,
+        options=_options(message.options),
+        price_minor=price_minor,
+        currency=currency,
+        stock=message.stock,
+        low_stock_threshold=_optional(message, "low_stock_threshold"),
+    )
+
+
+def _with_variant(product: ProductView, variant: VariantView) -> dict[str, Any]:
+    return {"product": product_to_proto(product), "variant": variant_to_proto(variant, product.currency)}
+
+
 class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
-    def __init__(self, service: CatalogService) -> None:
+    def __init__(self, service: CatalogService, variants: VariantService, stock_levels: StockLevels) -> None:
         self.service = service
+        self.variants = variants
+        self.stock_levels = stock_levels
 
     async def CreateProduct(
         self, request: catalog_pb2.CreateProductRequest, context: aio.ServicerContext
@@ -80,6 +106,9 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
             stock=request.stock,
             featured=request.featured,
             low_stock_threshold=_optional(request, "low_stock_threshold"),
+            option_groups=[(g.name, list(g.values)) for g in request.option_groups],
+            variants=[variant_from_proto(v) for v in request.variants],
+            images=[(i.url, i.alt) for i in request.images],
         )
         return catalog_pb2.CreateProductResponse(product=product_to_proto(product))
 
@@ -160,7 +189,11 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
         self, request: catalog_pb2.AdjustStockRequest, context: aio.ServicerContext
     ) -> catalog_pb2.AdjustStockResponse:
         product = await self.service.adjust_stock(
-            current_caller(), product_id=request.product_id, delta=request.delta, reason=request.reason
+            current_caller(),
+            product_id=request.product_id,
+            delta=request.delta,
+            reason=request.reason,
+            variant_id=request.variant_id,
         )
         return catalog_pb2.AdjustStockResponse(product=product_to_proto(product))
 
@@ -179,6 +212,68 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
                 for level in levels
             ]
         )
+
+    async def AddProductVariant(
+        self, request: catalog_pb2.AddProductVariantRequest, context: aio.ServicerContext
+    ) -> catalog_pb2.AddProductVariantResponse:
+        product, variant = await self.variants.add(
+            current_caller(), product_id=request.product_id, variant=variant_from_proto(request.variant)
+        )
+        return catalog_pb2.AddProductVariantResponse(**_with_variant(product, variant))
+
+    async def UpdateProductVariant(
+        self, request: catalog_pb2.UpdateProductVariantRequest, context: aio.ServicerContext
+    ) -> catalog_pb2.UpdateProductVariantResponse:
+        price_minor, currency = money.from_proto(request.price) if request.HasField("price") else (None, None)
+        change = VariantChange(
+            sku=_optional(request, "sku"),
+            name=_optional(request, "name"),
+            options=_options(request.options.options) if request.HasField("options") else None,
+            price_minor=price_minor,
+            currency=currency,
+            low_stock_threshold=_optional(request, "low_stock_threshold"),
+        )
+        product, variant = await self.variants.update(
+            current_caller(), variant_id=request.variant_id, change=change
+        )
+        return catalog_pb2.UpdateProductVariantResponse(**_with_variant(product, variant))
+
+    async def DeleteProductVariant(
+        self, request: catalog_pb2.DeleteProductVariantRequest, context: aio.ServicerContext
+    ) -> catalog_pb2.DeleteProductVariantResponse:
+        product = await self.variants.delete(current_caller(), variant_id=request.variant_id)
+        return catalog_pb2.DeleteProductVariantResponse(product=product_to_proto(product))
+
+    async def SetProductImages(
+        self, request: catalog_pb2.SetProductImagesRequest, context: aio.ServicerContext
+    ) -> catalog_pb2.SetProductImagesResponse:
+        product = await self.variants.set_images(
+            current_caller(), product_id=request.product_id, images=[(i.url, i.alt) for i in request.images]
+        )
+        return catalog_pb2.SetProductImagesResponse(product=product_to_proto(product))
+
+    async def ListLowStock(
+        self, request: catalog_pb2.ListLowStockRequest, context: aio.ServicerContext
+    ) -> catalog_pb2.ListLowStockResponse:
+        page = await self.stock_levels.low_stock(
+            current_caller(), page_size=request.page_size, page_token=request.page_token
+        )
+        currency = self.service.currency
+        return catalog_pb2.ListLowStockResponse(
+            variants=[
+                catalog_pb2.LowStockVariant(variant=variant_to_proto(v, currency), product_name=name)
+                for name, v in page.variants
+            ],
+            cursors=page.cursors,
+            has_next_page=page.has_next_page,
+            total_count=page.total_count,
+        )
+
+    async def GetInventory(
+        self, request: catalog_pb2.GetInventoryRequest, context: aio.ServicerContext
+    ) -> catalog_pb2.GetInventoryResponse:
+        inventory = await self.stock_levels.inventory(current_caller(), variant_id=request.variant_id)
+        return catalog_pb2.GetInventoryResponse(inventory=inventory_to_proto(inventory))
 
 
 def registration(servicer: CatalogServicer) -> Registration:

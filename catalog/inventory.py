@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -23,10 +23,11 @@ from catalog.models import (
     RELEASED,
     RESERVED,
     Product,
+    ProductVariant,
     Reservation,
     StockOrder,
 )
-from catalog.views import Line, RejectedLine
+from catalog.views import Line, RejectedLine, StockMove
 from servicekit.db import transaction
 from servicekit.messages import NO_CAUSE, Cause
 from servicekit.outbox import Outbox
@@ -39,16 +40,37 @@ def _crossed_threshold(old: int, new: int, threshold: int) -> bool:
     return threshold > 0 and old > threshold >= new
 
 
+# What an UPDATE of a variant's stock returns, for its StockMove.
+MOVED = (
+    ProductVariant.product_id,
+    ProductVariant.id,
+    ProductVariant.stock,
+    func.coalesce(ProductVariant.low_stock_threshold, Product.low_stock_threshold).label("threshold"),
+    ProductVariant.sku,
+    Product.name,
+    ProductVariant.name.label("variant_name"),
+)
+
+
+def moved(row: Any, delta: int) -> StockMove:
+    """The StockMove of a MOVED row whose stock changed by delta."""
+    return StockMove(
+        product_id=str(row.product_id),
+        variant_id=str(row.id),
+        sku=row.sku,
+        name=row.name,
+        variant_name=row.variant_name,
+        old=row.stock - delta,
+        new=row.stock,
+        threshold=row.threshold,
+    )
+
+
 async def record_stock_change(
     outbox: Outbox,
     session: AsyncSession,
+    move: StockMove,
     *,
-    product_id: str,
-    sku: str,
-    name: str,
-    old: int,
-    new: int,
-    threshold: int,
     cause: str,
     order_id: str = "",
     changed_by: str = "",
@@ -57,21 +79,10 @@ async def record_stock_change(
     """catalog.stock_changed for every change, and catalog.stock_low when it crosses the threshold."""
     await outbox.add(
         session,
-        messages.stock_changed(
-            product_id=product_id,
-            old_stock=old,
-            new_stock=new,
-            cause=cause,
-            order_id=order_id,
-            changed_by=changed_by,
-            reason=reason,
-        ),
+        messages.stock_changed(move, cause=cause, order_id=order_id, changed_by=changed_by, reason=reason),
     )
-    if _crossed_threshold(old, new, threshold):
-        await outbox.add(
-            session,
-            messages.stock_low(product_id=product_id, sku=sku, name=name, stock=new, threshold=threshold),
-        )
+    if _crossed_threshold(move.old, move.new, move.threshold):
+        await outbox.add(session, messages.stock_low(move))
 
 
 @dataclass(kw_only=True, eq=False, slots=True)
@@ -80,7 +91,7 @@ class Inventory:
 
     Every command for an order first takes that order's `stock_orders` row (insert or lock),
     which serialises commands of one order and remembers the first outcome for repeats.
-    Stock rows are then updated in product-id order, so two orders never deadlock.
+    Stock rows (one per variant) are then updated in variant-id order, so two orders never deadlock.
     """
 
     # The INT columns and the int32 quantities of the commands and answers.
@@ -110,49 +121,38 @@ class Inventory:
             return await self._replay_reservation(session, oid, cause)
 
         rejected: list[RejectedLine] = []
-        merged: dict[str, int] = {}
-        for product_id, quantity in lines:
-            # Each line as sent: a line below one must not hide inside a valid total.
-            if quantity < 1:
-                rejected.append(RejectedLine(product_id, quantity, 0, "INVALID_QUANTITY"))
-                continue
-            merged[product_id] = merged.get(product_id, 0) + quantity
-        wanted: list[tuple[uuid.UUID, int]] = []
-        for product_id, quantity in merged.items():
-            try:
-                pid = uuid.UUID(product_id)
-            except ValueError:
-                rejected.append(RejectedLine(product_id, quantity, 0, "PRODUCT_NOT_FOUND"))
-                continue
-            if quantity > self.MAX_QUANTITY:
-                # Lines adding up beyond what the stock column (or the answer) can hold.
-                rejected.append(RejectedLine(product_id, self.MAX_QUANTITY, 0, "INVALID_QUANTITY"))
-                continue
-            wanted.append((pid, quantity))
-        wanted.sort()
+        wanted = await self._resolve(session, lines, rejected)
 
-        taken: list[tuple[uuid.UUID, int, Any]] = []
+        taken: list[tuple[uuid.UUID, int, StockMove]] = []
         savepoint = await session.begin_nested()
-        for pid, quantity in wanted:
+        for (pid, vid), quantity in wanted:
             if rejected:
                 # Already refused: only find out which other lines would fail, without locking.
-                failure = await self._why_not(session, pid, quantity)
+                failure = await self._why_not(session, pid, vid, quantity)
                 if failure is not None:
                     rejected.append(failure)
                 continue
             row = (
                 await session.execute(
-                    update(Product)
-                    .where(Product.id == pid, Product.archived_at.is_(None), Product.stock >= quantity)
-                    .values(stock=Product.stock - quantity, updated_at=func.now())
-                    .returning(Product.stock, Product.low_stock_threshold, Product.sku, Product.name)
+                    update(ProductVariant)
+                    .where(
+                        ProductVariant.id == vid,
+                        ProductVariant.archived_at.is_(None),
+                        ProductVariant.product_id == Product.id,
+                        Product.archived_at.is_(None),
+                        ProductVariant.stock >= quantity,
+                    )
+                    .values(stock=ProductVariant.stock - quantity, updated_at=func.now())
+                    .returning(*MOVED)
                 )
             ).first()
             if row is None:
-                failure = await self._why_not(session, pid, quantity)
-                rejected.append(failure or RejectedLine(str(pid), quantity, 0, "INSUFFICIENT_STOCK"))
+                failure = await self._why_not(session, pid, vid, quantity)
+                rejected.append(
+                    failure or RejectedLine(str(pid), quantity, 0, "INSUFFICIENT_STOCK", str(vid))
+                )
             else:
-                taken.append((pid, quantity, row))
+                taken.append((pid, quantity, moved(row, -quantity)))
 
         if rejected or not wanted:
             await savepoint.rollback()
@@ -174,27 +174,85 @@ class Inventory:
         )
         session.add_all(
             Reservation(
-                order_id=oid, product_id=pid, quantity=quantity, status=RESERVED, expires_at=expires_at
+                order_id=oid,
+                product_id=pid,
+                variant_id=uuid.UUID(move.variant_id),
+                quantity=quantity,
+                status=RESERVED,
+                expires_at=expires_at,
             )
-            for pid, quantity, _ in taken
+            for pid, quantity, move in taken
         )
-        for pid, quantity, row in taken:
-            await record_stock_change(
-                self.outbox,
-                session,
-                product_id=str(pid),
-                sku=row.sku,
-                name=row.name,
-                old=row.stock + quantity,
-                new=row.stock,
-                threshold=row.low_stock_threshold,
-                cause="RESERVATION",
-                order_id=order_id,
-            )
-        lines_out = [(str(pid), quantity) for pid, quantity, _ in taken]
+        for _, _, move in taken:
+            await record_stock_change(self.outbox, session, move, cause="RESERVATION", order_id=order_id)
+        lines_out = [Line(str(pid), quantity, move.variant_id) for pid, quantity, move in taken]
         await self.outbox.add(session, messages.stock_reserved(order_id, lines_out, expires_at, cause))
         self.cache.invalidate_after_commit(session)
         return RESERVED
+
+    async def _resolve(
+        self, session: AsyncSession, lines: Sequence[Line], rejected: list[RejectedLine]
+    ) -> list[tuple[tuple[uuid.UUID, uuid.UUID], int]]:
+        """The variant of every line, merged, in variant-id order (the order stock rows are locked in,
+        so that two orders never deadlock). A line without a variant means the product's only one;
+        lines that cannot be resolved are added to `rejected`."""
+        valid: list[tuple[Line, uuid.UUID | None, uuid.UUID | None]] = []
+        for line in lines:
+            # Each line as sent: a line below one must not hide inside a valid total.
+            if line.quantity < 1:
+                rejected.append(
+                    RejectedLine(line.product_id, line.quantity, 0, "INVALID_QUANTITY", line.variant_id)
+                )
+                continue
+            pid = _uuid(line.product_id)
+            vid = _uuid(line.variant_id)
+            if pid is None and vid is None:
+                reason = "VARIANT_NOT_FOUND" if line.variant_id else "PRODUCT_NOT_FOUND"
+                rejected.append(RejectedLine(line.product_id, line.quantity, 0, reason, line.variant_id))
+                continue
+            valid.append((line, pid, vid))
+        products = {pid for _, pid, vid in valid if vid is None and pid is not None}
+        named = {vid for _, _, vid in valid if vid is not None}
+        variants: dict[uuid.UUID, uuid.UUID] = {}  # variant -> product
+        by_product: dict[uuid.UUID, list[uuid.UUID]] = {}
+        if products or named:
+            for vid, pid in (
+                await session.execute(
+                    select(ProductVariant.id, ProductVariant.product_id).where(
+                        or_(ProductVariant.product_id.in_(products), ProductVariant.id.in_(named)),
+                        ProductVariant.archived_at.is_(None),
+                    )
+                )
+            ).all():
+                variants[vid] = pid
+                by_product.setdefault(pid, []).append(vid)
+        merged: dict[tuple[uuid.UUID, uuid.UUID], int] = {}
+        for line, pid, vid in valid:
+            if vid is None:
+                assert pid is not None
+                choices = by_product.get(pid, [])
+                if len(choices) != 1:
+                    reason = "VARIANT_REQUIRED" if choices else "PRODUCT_NOT_FOUND"
+                    rejected.append(RejectedLine(line.product_id, line.quantity, 0, reason))
+                    continue
+                vid = choices[0]
+            owner = variants.get(vid)
+            if owner is None or (pid is not None and owner != pid):
+                rejected.append(
+                    RejectedLine(line.product_id, line.quantity, 0, "VARIANT_NOT_FOUND", line.variant_id)
+                )
+                continue
+            key = (owner, vid)
+            merged[key] = merged.get(key, 0) + line.quantity
+        wanted: list[tuple[tuple[uuid.UUID, uuid.UUID], int]] = []
+        for (pid, vid), quantity in merged.items():
+            if quantity > self.MAX_QUANTITY:
+                # Lines adding up beyond what the stock column (or the answer) can hold.
+                rejected.append(RejectedLine(str(pid), self.MAX_QUANTITY, 0, "INVALID_QUANTITY", str(vid)))
+                continue
+            wanted.append(((pid, vid), quantity))
+        wanted.sort(key=lambda item: item[0][1])
+        return wanted
 
     async def release(self, session: AsyncSession, *, order_id: str, reason: str, cause: Cause) -> str:
         """ReleaseStock: give the order's units back, exactly once (also after CommitStock: a
@@ -331,38 +389,44 @@ class Inventory:
         await self.outbox.add(session, messages.stock_reserved(order_id, lines, order.expires_at, cause))
         return RESERVED
 
-    async def _why_not(self, session: AsyncSession, pid: uuid.UUID, quantity: int) -> RejectedLine | None:
+    async def _why_not(
+        self, session: AsyncSession, pid: uuid.UUID, vid: uuid.UUID, quantity: int
+    ) -> RejectedLine | None:
         row = (
-            await session.execute(select(Product.stock, Product.archived_at).where(Product.id == pid))
+            await session.execute(
+                select(ProductVariant.stock, Product.archived_at)
+                .join(Product, ProductVariant.product_id == Product.id)
+                .where(ProductVariant.id == vid, ProductVariant.archived_at.is_(None))
+            )
         ).first()
         if row is None:
-            return RejectedLine(str(pid), quantity, 0, "PRODUCT_NOT_FOUND")
+            return RejectedLine(str(pid), quantity, 0, "VARIANT_NOT_FOUND", str(vid))
         if row.archived_at is not None:
-            return RejectedLine(str(pid), quantity, row.stock, "PRODUCT_ARCHIVED")
+            return RejectedLine(str(pid), quantity, row.stock, "PRODUCT_ARCHIVED", str(vid))
         if row.stock < quantity:
-            return RejectedLine(str(pid), quantity, row.stock, "INSUFFICIENT_STOCK")
+            return RejectedLine(str(pid), quantity, row.stock, "INSUFFICIENT_STOCK", str(vid))
         return None
 
     async def _lines(self, session: AsyncSession, oid: uuid.UUID) -> list[Line]:
         rows = (
             await session.execute(
-                select(Reservation.product_id, Reservation.quantity)
+                select(Reservation.product_id, Reservation.quantity, Reservation.variant_id)
                 .where(Reservation.order_id == oid)
-                .order_by(Reservation.product_id)
+                .order_by(Reservation.product_id, Reservation.variant_id)
             )
         ).all()
-        return [(str(pid), quantity) for pid, quantity in rows]
+        return [Line(str(pid), quantity, str(vid)) for pid, quantity, vid in rows]
 
     async def _restore(
         self, session: AsyncSession, order_ids: list[uuid.UUID], *, cause: str, new_status: str
     ) -> dict[uuid.UUID, list[Line]]:
-        """Put the held units of these orders back, locking products in id order across all of them."""
+        """Put the held units of these orders back, locking variants in id order across all of them."""
         held = (
             (
                 await session.execute(
                     select(Reservation)
                     .where(Reservation.order_id.in_(order_ids), Reservation.status.in_((RESERVED, COMMITTED)))
-                    .order_by(Reservation.product_id, Reservation.order_id)
+                    .order_by(Reservation.variant_id, Reservation.order_id)
                 )
             )
             .scalars()
@@ -372,25 +436,27 @@ class Inventory:
         for line in held:
             row = (
                 await session.execute(
-                    update(Product)
-                    .where(Product.id == line.product_id)
-                    .values(stock=Product.stock + line.quantity, updated_at=func.now())
-                    .returning(Product.stock, Product.low_stock_threshold, Product.sku, Product.name)
+                    update(ProductVariant)
+                    .where(ProductVariant.id == line.variant_id, ProductVariant.product_id == Product.id)
+                    .values(stock=ProductVariant.stock + line.quantity, updated_at=func.now())
+                    .returning(*MOVED)
                 )
             ).one()
             await record_stock_change(
-                self.outbox,
-                session,
-                product_id=str(line.product_id),
-                sku=row.sku,
-                name=row.name,
-                old=row.stock - line.quantity,
-                new=row.stock,
-                threshold=row.low_stock_threshold,
-                cause=cause,
-                order_id=str(line.order_id),
+                self.outbox, session, moved(row, line.quantity), cause=cause, order_id=str(line.order_id)
             )
             line.status = new_status
             line.updated_at = func.now()
-            restored[line.order_id].append((str(line.product_id), line.quantity))
+            restored[line.order_id].append(Line(str(line.product_id), line.quantity, str(line.variant_id)))
+        for lines in restored.values():
+            lines.sort()
         return restored
+
+
+def _uuid(value: str) -> uuid.UUID | None:
+    if not value:
+        return None
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None

@@ -31,9 +31,10 @@ from sqlalchemy.dialects.postgresql import REGCONFIG
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from catalog.cache import CatalogCache
-from catalog.models import Category, Product
+from catalog.loading import product_views
+from catalog.models import Category, Product, ProductVariant
 from catalog.validation import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, MAX_SLUG_LENGTH, SLUG, WORD
-from catalog.views import ProductPage, ProductView, read_page, weight
+from catalog.views import ProductPage, read_page, weight
 from servicekit import pages
 from servicekit.context import Caller
 from servicekit.cursor import CursorCodec
@@ -263,7 +264,11 @@ class ProductListing:
         if filter.max_price_minor is not None:
             conditions.append(Product.price_minor <= filter.max_price_minor)
         if filter.in_stock_only:
-            conditions.append(Product.stock > 0)
+            conditions.append(
+                select(ProductVariant.id)
+                .where(ProductVariant.product_id == Product.id, ProductVariant.stock > 0)
+                .exists()
+            )
         if filter.featured_only:
             conditions.append(Product.featured.is_(True))
         return conditions
@@ -301,7 +306,7 @@ class ProductListing:
         if listing.after is not None:
             query = query.where(_after(keys, listing.after))
         rows, has_next_page = pages.split_page((await session.execute(query)).all(), listing.page_size)
-        products = [ProductView.of(row[0], row[1]) for row in rows]
+        products = await product_views(session, [(row[0], row[1]) for row in rows])
         cursors = [
             self.cursors.encode(
                 {

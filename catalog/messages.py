@@ -13,7 +13,7 @@ from datetime import datetime
 from google.protobuf.message import Message as Payload
 
 from catalog.convert import product_to_proto
-from catalog.views import Line, ProductView, RejectedLine
+from catalog.views import Line, ProductView, RejectedLine, StockMove
 from ecommerce.events.v1 import catalog_events_pb2, inventory_events_pb2
 from servicekit.messages import Cause, Message
 from servicekit.timestamps import to_timestamp
@@ -29,12 +29,19 @@ REJECTION_REASONS = {
     "INSUFFICIENT_STOCK": inventory_events_pb2.STOCK_REJECTION_REASON_INSUFFICIENT_STOCK,
     "PRODUCT_NOT_FOUND": inventory_events_pb2.STOCK_REJECTION_REASON_PRODUCT_NOT_FOUND,
     "PRODUCT_ARCHIVED": inventory_events_pb2.STOCK_REJECTION_REASON_PRODUCT_ARCHIVED,
+    "VARIANT_REQUIRED": inventory_events_pb2.STOCK_REJECTION_REASON_VARIANT_REQUIRED,
+    "VARIANT_NOT_FOUND": inventory_events_pb2.STOCK_REJECTION_REASON_VARIANT_NOT_FOUND,
     "INVALID_QUANTITY": inventory_events_pb2.STOCK_REJECTION_REASON_UNSPECIFIED,
 }
 
 
 def _lines(lines: Sequence[Line]) -> list[inventory_events_pb2.StockLine]:
-    return [inventory_events_pb2.StockLine(product_id=pid, quantity=qty) for pid, qty in lines]
+    return [
+        inventory_events_pb2.StockLine(
+            product_id=line.product_id, quantity=line.quantity, variant_id=line.variant_id
+        )
+        for line in lines
+    ]
 
 
 def _fact(event_type: CatalogEvent, product_id: str, payload: Payload) -> Message:
@@ -75,38 +82,39 @@ def product_archived(product_id: str, sku: str, archived_at: datetime) -> Messag
 
 
 def stock_changed(
-    *,
-    product_id: str,
-    old_stock: int,
-    new_stock: int,
-    cause: str,
-    order_id: str = "",
-    changed_by: str = "",
-    reason: str = "",
+    move: StockMove, *, cause: str, order_id: str = "", changed_by: str = "", reason: str = ""
 ) -> Message:
     """`cause` is one of CAUSES: ADJUSTMENT, RESERVATION, RELEASE or EXPIRY."""
     return _fact(
         CatalogEvent.STOCK_CHANGED,
-        product_id,
+        move.product_id,
         catalog_events_pb2.StockChanged(
-            product_id=product_id,
-            old_stock=old_stock,
-            new_stock=new_stock,
-            delta=new_stock - old_stock,
+            product_id=move.product_id,
+            old_stock=move.old,
+            new_stock=move.new,
+            delta=move.new - move.old,
             cause=CAUSES[cause],
             order_id=order_id,
             changed_by=changed_by,
             reason=reason,
+            variant_id=move.variant_id,
+            sku=move.sku,
         ),
     )
 
 
-def stock_low(*, product_id: str, sku: str, name: str, stock: int, threshold: int) -> Message:
+def stock_low(move: StockMove) -> Message:
     return _fact(
         CatalogEvent.STOCK_LOW,
-        product_id,
+        move.product_id,
         catalog_events_pb2.StockLow(
-            product_id=product_id, sku=sku, name=name, stock=stock, low_stock_threshold=threshold
+            product_id=move.product_id,
+            sku=move.sku,
+            name=move.name,
+            stock=move.new,
+            low_stock_threshold=move.threshold,
+            variant_id=move.variant_id,
+            variant_name=move.variant_name,
         ),
     )
 
@@ -130,6 +138,7 @@ def rejection(order_id: str, rejected: Sequence[RejectedLine]) -> bytes:
                 requested=line.requested,
                 available=line.available,
                 reason=REJECTION_REASONS[line.reason],
+                variant_id=line.variant_id,
             )
             for line in rejected
         ],

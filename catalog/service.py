@@ -5,20 +5,20 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import InitVar, dataclass, field
-from datetime import timedelta
 from typing import Any
 
 import orjson
 from sqlalchemy import func, select, update
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from catalog import messages
 from catalog.cache import CatalogCache
-from catalog.inventory import record_stock_change
+from catalog.inventory import MOVED, moved, record_stock_change
 from catalog.listing import ProductFilter, ProductListing, category_by_slug, search_terms
-from catalog.models import RESERVED, Category, Product, Reservation
+from catalog.loading import product_view, product_views
+from catalog.models import RESERVED, Category, Product, ProductVariant, Reservation
+from catalog.seeding import SeedResult, seed_catalog
 from catalog.validation import (
     MAX_BATCH,
     MAX_CATEGORY_NAME_LENGTH,
@@ -35,6 +35,21 @@ from catalog.validation import (
     clean_sku,
     slugify,
 )
+from catalog.variant_rules import (
+    DEFAULT_VARIANT_NAME,
+    VariantDraft,
+    VariantInput,
+    clean_images,
+    clean_option_groups,
+    clean_variants,
+)
+from catalog.variant_store import (
+    claim_skus,
+    insert_variants,
+    refresh_search_terms,
+    replace_images,
+    sku_conflict_field,
+)
 from catalog.views import (
     CategoryView,
     ProductPage,
@@ -50,15 +65,8 @@ from servicekit.cursor import CursorCodec
 from servicekit.db import transaction
 from servicekit.errors import AlreadyExists, Conflict, InvalidArgument, NotFound, Violations
 from servicekit.ids import parse_id
-from servicekit.money import to_minor
 from servicekit.outbox import Outbox
 from servicekit.text import clean_text
-
-
-@dataclass(frozen=True)
-class SeedResult:
-    categories: int
-    products: int
 
 
 @dataclass(kw_only=True, eq=False, slots=True)
@@ -100,7 +108,12 @@ class CatalogService:
         stock: int,
         featured: bool,
         low_stock_threshold: int | None,
+        option_groups: Sequence[tuple[str, Sequence[str]]] = (),
+        variants: Sequence[VariantInput] = (),
+        images: Sequence[tuple[str, str]] = (),
     ) -> ProductView:
+        """A product and its variants; without variants given, one "Default" variant with the
+        product's SKU and stock."""
         require_admin(caller)
         violations = Violations()
         sku = clean_sku(sku, violations)
@@ -122,28 +135,43 @@ class CatalogService:
         check_stock(threshold, "low_stock_threshold", violations)
         category_slug = category_slug.strip()
         violations.check(bool(category_slug), "category_slug", "is required")
+        groups = clean_option_groups(option_groups, violations)
+        drafts = clean_variants(variants, currency=currency, groups=groups, violations=violations)
+        if drafts:
+            violations.check(stock == 0, "stock", "give the stock of each variant instead")
+        elif not violations.items:
+            drafts = [VariantDraft(sku, DEFAULT_VARIANT_NAME, [], "", None, stock, None)]
+        cleaned_images = clean_images(images, violations)
         violations.raise_if_any()
         try:
             async with transaction(self.sessions) as session:
                 category = await category_by_slug(session, category_slug, "category_slug")
+                product_id = uuid.uuid4()
+                claims = [("sku", sku)]
+                if variants:
+                    claims += [(f"variants[{i}].sku", d.sku) for i, d in enumerate(drafts)]
+                await claim_skus(session, claims, product_id)
                 product = Product(
-                    id=uuid.uuid4(),
+                    id=product_id,
                     sku=sku,
                     name=name,
                     description=description,
                     price_minor=price_minor,
                     currency=currency,
                     category_id=category.id,
-                    stock=stock,
                     low_stock_threshold=threshold,
+                    option_groups=groups,
                     featured=featured,
                 )
                 session.add(product)
                 await session.flush()
-                view = await self._view(session, product.id)
+                await insert_variants(session, product_id, drafts)
+                await replace_images(session, product_id, cleaned_images)
+                await refresh_search_terms(session, product_id)
+                view = await self._view(session, product_id)
                 await self.outbox.add(session, messages.product_created(view))
         except IntegrityError as exc:
-            raise self._conflict(exc) from None
+            raise self._conflict(exc, "variants[]." if variants else "") from None
         await self.cache.invalidate()
         return view
 
@@ -205,11 +233,20 @@ class CatalogService:
                     changes["category_id"] = (
                         await category_by_slug(session, category_slug, "category_slug")
                     ).id
+                if "sku" in changes and changes["sku"] != product.sku:
+                    await claim_skus(session, [("sku", changes["sku"])], pid)
+                    # A variant that carries the product's SKU (its default one) keeps carrying it.
+                    await session.execute(
+                        update(ProductVariant)
+                        .where(ProductVariant.product_id == pid, ProductVariant.sku == product.sku)
+                        .values(sku=changes["sku"], updated_at=func.now())
+                    )
                 changed = self._apply(product, changes)
                 if not changed:
                     return await self._view(session, pid)
                 product.updated_at = func.now()
                 await session.flush()
+                await refresh_search_terms(session, pid)
                 view = await self._view(session, pid)
                 await self.outbox.add(session, messages.product_updated(view, changed))
         except IntegrityError as exc:
@@ -238,11 +275,13 @@ class CatalogService:
         return view
 
     async def adjust_stock(
-        self, caller: Caller | None, *, product_id: str, delta: int, reason: str = ""
+        self, caller: Caller | None, *, product_id: str, delta: int, reason: str = "", variant_id: str = ""
     ) -> ProductView:
-        """Add (or remove) units in one conditional update; stock never goes below zero."""
+        """Add (or remove) units of a variant in one conditional update; stock never goes below zero.
+        A product with one variant needs no variant named."""
         caller = require_admin(caller)
         pid = parse_id(product_id, "product_id")
+        vid = parse_id(variant_id, "variant_id") if variant_id else None
         violations = Violations()
         violations.check(delta != 0, "delta", "must not be zero")
         violations.check(
@@ -253,41 +292,60 @@ class CatalogService:
         )
         violations.raise_if_any()
         async with transaction(self.sessions) as session:
+            vid = await self._variant_of(session, pid, vid)
             row = (
                 await session.execute(
-                    update(Product)
+                    update(ProductVariant)
                     .where(
-                        Product.id == pid,
-                        Product.stock + delta >= 0,
-                        Product.stock + delta <= MAX_STOCK,
+                        ProductVariant.id == vid,
+                        ProductVariant.product_id == Product.id,
+                        ProductVariant.stock + delta >= 0,
+                        ProductVariant.stock + delta <= MAX_STOCK,
                     )
-                    .values(stock=Product.stock + delta, updated_at=func.now())
-                    .returning(Product.stock, Product.low_stock_threshold, Product.sku, Product.name)
+                    .values(stock=ProductVariant.stock + delta, updated_at=func.now())
+                    .returning(*MOVED)
                 )
             ).first()
             if row is None:
-                current = await session.scalar(select(Product.stock).where(Product.id == pid))
-                if current is None:
-                    raise NotFound("product not found")
+                current = await session.scalar(select(ProductVariant.stock).where(ProductVariant.id == vid))
+                assert current is not None
                 if current + delta < 0:
                     raise InvalidArgument.field("delta", f"would take stock below zero ({current} available)")
                 raise InvalidArgument.field("delta", f"would take stock above {MAX_STOCK:,}")
             await record_stock_change(
                 self.outbox,
                 session,
-                product_id=str(pid),
-                sku=row.sku,
-                name=row.name,
-                old=row.stock - delta,
-                new=row.stock,
-                threshold=row.low_stock_threshold,
+                moved(row, delta),
                 cause="ADJUSTMENT",
                 changed_by=caller.account_id,
                 reason=reason,
             )
+            await session.execute(update(Product).where(Product.id == pid).values(updated_at=func.now()))
             view = await self._view(session, pid)
         await self.cache.invalidate()
         return view
+
+    @staticmethod
+    async def _variant_of(session: AsyncSession, pid: uuid.UUID, vid: uuid.UUID | None) -> uuid.UUID:
+        """The named variant of the product, or its only active one."""
+        found = list(
+            (
+                await session.scalars(
+                    select(ProductVariant.id).where(
+                        ProductVariant.product_id == pid,
+                        ProductVariant.archived_at.is_(None),
+                        *([ProductVariant.id == vid] if vid is not None else []),
+                    )
+                )
+            ).all()
+        )
+        if len(found) == 1:
+            return found[0]
+        if vid is not None:
+            raise NotFound("variant not found")
+        if not found:
+            raise NotFound("product not found")
+        raise InvalidArgument.field("variant_id", "the product has several variants; name one")
 
     # -- products: reads (public) ---------------------------------------------------------------------
 
@@ -405,15 +463,20 @@ class CatalogService:
             .where(Reservation.product_id == Product.id, Reservation.status == RESERVED)
             .scalar_subquery()
         )
+        available = (
+            select(func.coalesce(func.sum(ProductVariant.stock), 0))
+            .where(ProductVariant.product_id == Product.id, ProductVariant.archived_at.is_(None))
+            .scalar_subquery()
+        )
         async with self.sessions() as session:
             rows = (
                 await session.execute(
-                    select(Product.id, Product.stock, reserved, Product.low_stock_threshold).where(
+                    select(Product.id, available, reserved, Product.low_stock_threshold).where(
                         Product.id.in_(wanted)
                     )
                 )
             ).all()
-        by_id = {row[0]: StockLevel(str(row[0]), row[1], int(row[2]), row[3]) for row in rows}
+        by_id = {row[0]: StockLevel(str(row[0]), int(row[1]), int(row[2]), row[3]) for row in rows}
         return [by_id[i] for i in wanted if i in by_id]
 
     # -- demo data ------------------------------------------------------------------------------------------
@@ -426,48 +489,18 @@ class CatalogService:
         self, categories: Sequence[dict[str, str]], products: Sequence[dict[str, Any]]
     ) -> SeedResult:
         """For the operator's `ecommerce seed`: add what is missing, by slug and SKU; run it twice, no harm."""
-        created_categories = created_products = 0
         async with transaction(self.sessions) as session:
-            for values in categories:
-                inserted = await session.scalar(
-                    insert(Category)
-                    .values(id=uuid.uuid4(), slug=values["slug"], name=values["name"])
-                    .on_conflict_do_nothing(index_elements=["slug"])
-                    .returning(Category.id)
-                )
-                created_categories += inserted is not None
-            ids = {
-                slug: cid for slug, cid in (await session.execute(select(Category.slug, Category.id))).all()
-            }
-            # Spread creation times so that "newest first" shows the demo data in a stable order.
-            for age, values in enumerate(reversed(products)):
-                inserted = await session.scalar(
-                    insert(Product)
-                    .values(
-                        id=uuid.uuid4(),
-                        sku=values["sku"],
-                        name=values["name"],
-                        description=values["description"],
-                        price_minor=to_minor(values["price"], self.currency),
-                        currency=self.currency,
-                        category_id=ids[values["category"]],
-                        stock=values["stock"],
-                        low_stock_threshold=values.get("low_stock_threshold", self.low_stock_threshold),
-                        featured=values.get("featured", False),
-                        created_at=func.now() - timedelta(minutes=age),
-                        updated_at=func.now(),
-                    )
-                    .on_conflict_do_nothing(index_elements=["sku"])
-                    .returning(Product.id)
-                )
-                if inserted is not None:
-                    created_products += 1
-                    await self.outbox.add(
-                        session, messages.product_created(await self._view(session, inserted))
-                    )
-        if created_categories or created_products:
+            created = await seed_catalog(
+                session,
+                self.outbox,
+                categories,
+                products,
+                currency=self.currency,
+                low_stock_threshold=self.low_stock_threshold,
+            )
+        if created.categories or created.products:
             await self.cache.invalidate()
-        return SeedResult(created_categories, created_products)
+        return created
 
     async def _lock(self, session: AsyncSession, product_id: uuid.UUID) -> Product:
         product = await session.get(Product, product_id, with_for_update=True)
@@ -476,15 +509,7 @@ class CatalogService:
         return product
 
     async def _view(self, session: AsyncSession, product_id: uuid.UUID) -> ProductView:
-        product, category = (
-            await session.execute(
-                select(Product, Category)
-                .join(Category, Product.category_id == Category.id)
-                .where(Product.id == product_id)
-                .execution_options(populate_existing=True)
-            )
-        ).one()
-        return ProductView.of(product, category)
+        return await product_view(session, product_id)
 
     @staticmethod
     def _apply(product: Product, changes: dict[str, Any]) -> list[str]:
@@ -500,10 +525,10 @@ class CatalogService:
         return changed
 
     @staticmethod
-    def _conflict(error: IntegrityError) -> Exception:
+    def _conflict(error: IntegrityError, variant_field: str = "") -> Exception:
         if "uq_products_sku" in str(error.orig):
             return AlreadyExists("a product with this SKU already exists", field="sku")
-        return error
+        return sku_conflict_field(error, variant_field) or error
 
     async def _cached_products(self, ids: list[uuid.UUID]) -> list[ProductView]:
         if not ids:
@@ -526,7 +551,8 @@ class CatalogService:
                         .where(Product.id.in_(missing))
                     )
                 ).all()
-            loaded = {product.id: ProductView.of(product, category) for product, category in rows}
+                loaded_views = await product_views(session, [(p, c) for p, c in rows])
+            loaded = {uuid.UUID(v.id): v for v in loaded_views}
             found.update(loaded)
             if version is not None:
                 await self.cache.set_decoded(

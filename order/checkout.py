@@ -146,7 +146,7 @@ class Checkout:
             account_id=account_id,
             email=cart.email,
             cart_id=cart.id,
-            lines=[(p.line.product_id, p.line.quantity, p.product) for p in view.lines if p.product],
+            lines=[(p.line.product_id, p.line.quantity, p.product, None) for p in view.lines if p.product],
             amounts=view.breakdown,
             payment_token=request.payment_token,
             address=cart.shipping_address,

@@ -42,6 +42,7 @@ def items_to_proto(order: Order) -> list[order_pb2.OrderItem]:
             unit_price=money.to_proto(item.unit_price_minor, order.currency),
             quantity=item.quantity,
             line_total=money.to_proto(item.line_total_minor, order.currency),
+            variant_id=str(item.variant_id) if item.variant_id else "",
         )
         for item in order.items
     ]

@@ -28,7 +28,7 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
         placed = await self.service.create_order(
             current_caller(),
             PlaceOrder(
-                items=[LineRequest(i.product_id, i.quantity) for i in request.items],
+                items=[LineRequest(i.product_id, i.quantity, i.variant_id) for i in request.items],
                 payment_token=request.payment_token,
                 shipping_address={name: getattr(address, name) for name, _, _ in ADDRESS_FIELDS},
                 idempotency_key=request.idempotency_key,

@@ -55,7 +55,11 @@ def command(order: Order, cmd: domain.Command, *, causation_id: str = "") -> Mes
     match cmd:
         case domain.ReserveStock():
             lines = [
-                inventory_events_pb2.StockLine(product_id=str(i.product_id), quantity=i.quantity)
+                inventory_events_pb2.StockLine(
+                    product_id=str(i.product_id),
+                    quantity=i.quantity,
+                    variant_id=str(i.variant_id) if i.variant_id else "",
+                )
                 for i in order.items
             ]
             payload: Payload = inventory_events_pb2.ReserveStock(order_id=order_id, lines=lines)

@@ -141,7 +141,10 @@ class OrderItem(Base):
         CheckConstraint(
             "unit_price_minor >= 0 AND line_total_minor = unit_price_minor * quantity", name="line_total"
         ),
-        UniqueConstraint("order_id", "product_id", name="uq_order_items_order_id_product_id"),
+        # One line per product variant (orders placed before variants: per product, variant NULL).
+        UniqueConstraint(
+            "order_id", "product_id", "variant_id", name="uq_order_items_order_id_product_id_variant_id"
+        ),
     )
 
     order_id: Mapped[uuid.UUID] = mapped_column(
@@ -149,6 +152,8 @@ class OrderItem(Base):
     )
     line_no: Mapped[int] = mapped_column(Integer, primary_key=True)
     product_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    # The catalog's variant ordered; NULL for orders placed before products had variants.
+    variant_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     sku: Mapped[str] = mapped_column(Text)
     name: Mapped[str] = mapped_column(Text)
     unit_price_minor: Mapped[int] = mapped_column(BigInteger)

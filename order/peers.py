@@ -8,7 +8,7 @@ The use cases see plain data (`ProductInfo`) and domain errors, never gRPC types
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import grpc
 
@@ -23,6 +23,14 @@ _UNREACHABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, 
 
 
 @dataclass(frozen=True)
+class VariantInfo:
+    id: str
+    sku: str
+    name: str
+    price_minor: int
+
+
+@dataclass(frozen=True)
 class ProductInfo:
     id: str
     sku: str
@@ -32,6 +40,8 @@ class ProductInfo:
     archived: bool
     # Units that can still be bought.
     stock: int = 0
+    # Its variants that can be ordered, by id.
+    variants: dict[str, VariantInfo] = field(default_factory=dict)
 
 
 def _metadata(caller: Caller | None, service_token: str = "") -> list[tuple[str, str]]:
@@ -75,6 +85,10 @@ class CatalogClient:
                 currency=p.price.currency,
                 archived=p.archived,
                 stock=p.stock,
+                variants={
+                    v.id: VariantInfo(id=v.id, sku=v.sku, name=v.name, price_minor=v.price.amount_minor)
+                    for v in p.variants
+                },
             )
             for p in response.products
         }

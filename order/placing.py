@@ -8,7 +8,7 @@ import hashlib
 import logging
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -48,6 +48,8 @@ class PaymentTokens(Protocol):
 class LineRequest:
     product_id: str
     quantity: int
+    # Empty: the product's only variant.
+    variant_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,7 @@ class _MergedLine:
     index: int  # of its first occurrence in the request, for error messages
     product_id: uuid.UUID
     quantity: int
+    variant_id: uuid.UUID | None = None
 
 
 @dataclass(kw_only=True, slots=True, eq=False)
@@ -112,7 +115,9 @@ class Placement:
                 order = build_order(
                     order_id,
                     account_id=account_id,
-                    lines=[(line.product_id, line.quantity, product) for line, product in priced],
+                    lines=[
+                        (line.product_id, line.quantity, product, line.variant_id) for line, product in priced
+                    ],
                     amounts=pricing.breakdown(sum(p.price_minor * line.quantity for line, p in priced)),
                     payment_token=request.payment_token,
                     address=address,
@@ -146,20 +151,23 @@ class Placement:
         elif len(items) > self.max_lines:
             violations.add("items", f"must contain at most {self.max_lines} lines")
             items = []
-        merged: dict[uuid.UUID, _MergedLine] = {}
+        merged: dict[tuple[uuid.UUID, uuid.UUID | None], _MergedLine] = {}
         for index, item in enumerate(items):
             try:
                 product_id = uuid.UUID(item.product_id)
             except (ValueError, AttributeError, TypeError):
                 violations.add(f"items[{index}].product_id", "is not a valid product id")
                 continue
+            valid, variant_id = _variant_id(item.variant_id, f"items[{index}].variant_id", violations)
+            if not valid:
+                continue
             if not 1 <= item.quantity <= self.max_quantity:
                 violations.add(f"items[{index}].quantity", f"must be between 1 and {self.max_quantity}")
                 continue
-            # The same product twice is one line with the quantities added up.
-            first = merged.get(product_id)
+            # The same product (variant) twice is one line with the quantities added up.
+            first = merged.get((product_id, variant_id))
             if first is None:
-                merged[product_id] = _MergedLine(index, product_id, item.quantity)
+                merged[(product_id, variant_id)] = _MergedLine(index, product_id, item.quantity, variant_id)
                 continue
             total = first.quantity + item.quantity
             if total > self.max_quantity:
@@ -167,7 +175,7 @@ class Placement:
                     f"items[{index}].quantity",
                     f"the lines for this product add up to {total}, more than {self.max_quantity}",
                 )
-            merged[product_id] = _MergedLine(first.index, product_id, total)
+            merged[(product_id, variant_id)] = _MergedLine(first.index, product_id, total, variant_id)
 
         check_payment_token(request.payment_token, violations)
         address = _validate_address(request.shipping_address, violations)
@@ -185,7 +193,7 @@ class Placement:
 def build_order(
     order_id: uuid.UUID,
     *,
-    lines: Sequence[tuple[uuid.UUID, int, ProductInfo]],
+    lines: Sequence[tuple[uuid.UUID, int, ProductInfo, uuid.UUID | None]],
     amounts: pricing.Breakdown,
     payment_token: str,
     address: dict[str, str],
@@ -197,7 +205,8 @@ def build_order(
     shipping_method: str | None = None,
     coupon_code: str | None = None,
 ) -> Order:
-    """A new order and its lines, priced as given (one currency: the first line's)."""
+    """A new order and its lines (product, quantity, the product or variant's price and name, the
+    variant), priced as given (one currency: the first line's)."""
     order = Order(
         id=order_id,
         account_id=account_id,
@@ -221,13 +230,14 @@ def build_order(
         OrderItem(
             line_no=number,
             product_id=product_id,
+            variant_id=variant_id,
             sku=product.sku,
             name=product.name,
             unit_price_minor=product.price_minor,
             quantity=quantity,
             line_total_minor=product.price_minor * quantity,
         )
-        for number, (product_id, quantity, product) in enumerate(lines, start=1)
+        for number, (product_id, quantity, product, variant_id) in enumerate(lines, start=1)
     ]
     return order
 
@@ -255,34 +265,88 @@ def _validate_address(raw: dict[str, str], violations: Violations) -> dict[str, 
 def _request_hash(lines: list[_MergedLine], token: str, address: dict[str, str]) -> str:
     """The payload's fingerprint: what must match for a key's retry to be the same request."""
     canonical = {
-        "items": sorted([str(line.product_id), line.quantity] for line in lines),
+        "items": sorted(
+            [str(line.product_id), line.quantity, *([str(line.variant_id)] if line.variant_id else [])]
+            for line in lines
+        ),
         "payment_token": token,
         "shipping_address": address,
     }
     return hashlib.sha256(orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
+def _variant_id(raw: str, field: str, violations: Violations) -> tuple[bool, uuid.UUID | None]:
+    """Whether the variant a line names is well-formed (a violation recorded when not), and it
+    (None when the line names none)."""
+    if not raw:
+        return True, None
+    try:
+        return True, uuid.UUID(raw)
+    except (ValueError, AttributeError, TypeError):
+        violations.add(field, "is not a valid variant id")
+        return False, None
+
+
+def _variant(
+    line: _MergedLine, product: ProductInfo, violations: Violations
+) -> tuple[uuid.UUID | None, ProductInfo] | None:
+    """The variant a line orders (the product's only one when it names none) and the product as
+    that variant prices it; None with a violation when there is no such variant. A catalog that
+    lists no variants (one older than variants) sells the product itself."""
+    field = f"items[{line.index}].variant_id"
+    if not product.variants:
+        if line.variant_id is not None:
+            violations.add(field, "is not a variant of this product that is sold")
+            return None
+        return None, product
+    if line.variant_id is None:
+        if len(product.variants) != 1:
+            violations.add(field, "the product has several variants; choose one")
+            return None
+        [variant] = product.variants.values()
+    else:
+        found = product.variants.get(str(line.variant_id))
+        if found is None:
+            violations.add(field, "is not a variant of this product that is sold")
+            return None
+        variant = found
+    name = product.name if len(product.variants) == 1 else f"{product.name} ({variant.name})"
+    return uuid.UUID(variant.id), replace(
+        product, sku=variant.sku, name=name, price_minor=variant.price_minor
+    )
+
+
 def _price(
     lines: list[_MergedLine], products: dict[str, ProductInfo]
 ) -> list[tuple[_MergedLine, ProductInfo]]:
+    """Every line priced by its variant (the product's only one when it names none), as a
+    ProductInfo of that variant; lines of one variant merged."""
     violations = Violations()
-    priced: list[tuple[_MergedLine, ProductInfo]] = []
+    priced: dict[tuple[uuid.UUID, uuid.UUID | None], tuple[_MergedLine, ProductInfo]] = {}
     for line in lines:
         product = products.get(str(line.product_id))
         field = f"items[{line.index}].product_id"
         if product is None:
             violations.add(field, "no such product")
-        elif product.archived:
+            continue
+        if product.archived:
             violations.add(field, "this product is no longer sold")
-        else:
-            priced.append((line, product))
+            continue
+        chosen = _variant(line, product, violations)
+        if chosen is None:
+            continue
+        vid, info = chosen
+        earlier = priced.get((line.product_id, vid))
+        quantity = line.quantity + (earlier[0].quantity if earlier else 0)
+        index = earlier[0].index if earlier else line.index
+        priced[(line.product_id, vid)] = (_MergedLine(index, line.product_id, quantity, vid), info)
     violations.raise_if_any()
-    currencies = {product.currency for _, product in priced}
+    currencies = {product.currency for _, product in priced.values()}
     if len(currencies) > 1:
         raise InvalidArgument.field(
             "items", f"the products are priced in {len(currencies)} currencies; one order takes one"
         )
-    return priced
+    return list(priced.values())
 
 
 def replay(earlier: Order, request_hash: str | None) -> Placed:

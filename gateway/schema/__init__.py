@@ -32,10 +32,12 @@ from gateway.schema.order import OrderMutation, OrderQuery
 from gateway.schema.payment import PaymentMutation
 from gateway.schema.ratelimit import RateLimitQuery
 from gateway.schema.subscription import OrderSubscription, WebSocketSubscriptions
+from gateway.schema.variants import VariantMutation, VariantQuery
 from gateway.settings import GatewaySettings
 
 Query = merge_types(
-    "Query", (AccountQuery, CatalogQuery, OrderQuery, CartQuery, RateLimitQuery, NotificationQuery)
+    "Query",
+    (AccountQuery, CatalogQuery, VariantQuery, OrderQuery, CartQuery, RateLimitQuery, NotificationQuery),
 )
 Mutation = merge_types(
     "Mutation",
@@ -44,6 +46,7 @@ Mutation = merge_types(
         AddressMutation,
         ExportMutation,
         CatalogMutation,
+        VariantMutation,
         PaymentMutation,
         OrderMutation,
         CartMutation,

@@ -12,16 +12,24 @@ import strawberry
 from google.protobuf import timestamp_pb2
 
 from ecommerce.catalog.v1 import catalog_pb2
-from ecommerce.common.v1 import money_pb2
 from gateway.context import Context, Info
 from gateway.errors import ApiError, bad_input
 from gateway.ids import canonical_id
 from gateway.read_models import Money, to_datetime
 from gateway.schema.common import Connection, First, arguments, connection_from, paged
-from servicekit.money import to_minor
-
-# Beyond int64 the request could not even be encoded; anything this large is refused by the catalog.
-MAX_MINOR = 2**63 - 1
+from gateway.schema.variant_types import (
+    OptionGroup,
+    OptionGroupInput,
+    PriceRange,
+    ProductImage,
+    ProductImageInput,
+    ProductVariant,
+    ProductVariantInput,
+    images_from_proto,
+    images_to_proto,
+    money,
+    option_groups_from_proto,
+)
 
 
 @strawberry.enum(description="Orders of a product listing.")
@@ -86,6 +94,38 @@ class Product:
     # Converted only when asked for: a listing of 20 products rarely shows when each was made.
     created: strawberry.Private[timestamp_pb2.Timestamp]
     updated: strawberry.Private[timestamp_pb2.Timestamp]
+    message: strawberry.Private[catalog_pb2.Product]
+
+    @strawberry.field(description="What is bought: its variants, at least one. `price` is the product's own.")
+    def variants(self) -> list[ProductVariant]:
+        return [ProductVariant.from_proto(v) for v in self.message.variants]
+
+    @strawberry.field(description="The option groups its variants choose from, e.g. Size and Colour.")
+    def option_groups(self) -> list[OptionGroup]:
+        return option_groups_from_proto(self.message)
+
+    @strawberry.field(description="Its pictures, in display order.")
+    def images(self) -> list[ProductImage]:
+        return images_from_proto(self.message)
+
+    @strawberry.field(description="The first image; null when it has none.")
+    def featured_image(self) -> ProductImage | None:
+        images = images_from_proto(self.message)
+        return images[0] if images else None
+
+    @strawberry.field(description="The lowest and highest price of its variants.")
+    def price_range(self) -> PriceRange:
+        return PriceRange(
+            min=Money.from_proto(self.message.min_price), max=Money.from_proto(self.message.max_price)
+        )
+
+    @strawberry.field(
+        description="Stock at or below which its variants raise a low-stock alert (unless a variant has its "
+        "own); 0 turns alerts off. ADMIN only: null for anyone else."
+    )
+    def low_stock_threshold(self, info: Info) -> int | None:
+        caller = info.context.caller
+        return self.message.low_stock_threshold if caller is not None and caller.is_admin else None
 
     @strawberry.field(description="When it was added to the catalog.")
     def created_at(self) -> datetime:
@@ -110,6 +150,7 @@ class Product:
             archived=message.archived,
             created=message.created_at,
             updated=message.updated_at,
+            message=message,
         )
 
 
@@ -160,6 +201,17 @@ class CreateProductInput:
         default=None,
         description="Stock at or below which the shop is warned; the shop's default when left out.",
     )
+    option_groups: list[OptionGroupInput] = strawberry.field(
+        default_factory=list, description="At most 10 groups its variants choose from, e.g. Size and Colour."
+    )
+    variants: list[ProductVariantInput] = strawberry.field(
+        default_factory=list,
+        description="At most 100. Left out: one variant with the product's SKU and stock. Given: `stock` "
+        "stays 0 and each variant has its own.",
+    )
+    images: list[ProductImageInput] = strawberry.field(
+        default_factory=list, description="At most 20 pictures, in display order."
+    )
 
 
 @strawberry.input(
@@ -177,18 +229,6 @@ class UpdateProductInput:
     category_slug: str | None = strawberry.field(default=None, description="Move it to this category.")
     featured: bool | None = strawberry.field(default=None, description="Highlight it, or not.")
     low_stock_threshold: int | None = strawberry.field(default=None, description="New low-stock threshold.")
-
-
-def money(price: Decimal, currency: str) -> money_pb2.Money:
-    """A decimal price as minor units of its currency; the catalog judges the range and the code."""
-    code = currency.strip().upper()
-    try:
-        amount = to_minor(price, code)
-    except ValueError as exc:
-        raise bad_input("price", str(exc)) from None
-    if abs(amount) > MAX_MINOR:
-        raise bad_input("price", "must be at most 1,000,000")
-    return money_pb2.Money(amount_minor=amount, currency=code)
 
 
 def product_connection(
@@ -297,6 +337,11 @@ class CatalogMutation:
             category_slug=input.category_slug,
             stock=input.stock,
             featured=input.featured,
+            option_groups=[
+                catalog_pb2.OptionGroup(name=g.name, values=g.values) for g in input.option_groups
+            ],
+            variants=[v.to_proto(input.currency, f"variants[{i}]") for i, v in enumerate(input.variants)],
+            images=images_to_proto(input.images),
         )
         if input.low_stock_threshold is not None:
             request.low_stock_threshold = input.low_stock_threshold
@@ -371,7 +416,7 @@ class CatalogMutation:
         return Category.from_proto(response.category, counted=True)
 
     @strawberry.mutation(
-        description="Add units to (or, with a negative delta, remove units from) a product's stock. ADMIN "
+        description="Add units to (or, with a negative delta, remove units from) a variant's stock. ADMIN "
         "only. Stock never goes below zero: such a delta is BAD_USER_INPUT and changes nothing."
     )
     async def adjust_stock(
@@ -386,13 +431,20 @@ class CatalogMutation:
         reason: Annotated[
             str | None, strawberry.argument(description='Why, for the audit trail, e.g. "delivery".')
         ] = None,
+        variant_id: Annotated[
+            strawberry.ID | None,
+            strawberry.argument(description="The variant whose stock changes; needed when it has several."),
+        ] = None,
     ) -> Product:
         ctx = info.context
         ctx.require_admin()
         response = await ctx.call(
             ctx.services.catalog.AdjustStock,
             catalog_pb2.AdjustStockRequest(
-                product_id=canonical_id(product_id, "productId"), delta=delta, reason=reason or ""
+                product_id=canonical_id(product_id, "productId"),
+                delta=delta,
+                reason=reason or "",
+                variant_id=canonical_id(variant_id, "variantId") if variant_id else "",
             ),
         )
         return Product.from_proto(response.product)

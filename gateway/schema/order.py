@@ -91,6 +91,9 @@ class OrderItem:
     unit_price: Money = strawberry.field(description="Price of one unit when the order was placed.")
     quantity: int = strawberry.field(description="Units ordered.")
     line_total: Money = strawberry.field(description="`unitPrice` times `quantity`.")
+    variant_id: strawberry.ID | None = strawberry.field(
+        default=None, description="The product's variant ordered; null for orders placed before variants."
+    )
 
     @strawberry.field(description="The product as it is now; null if it no longer exists.")
     async def product(self, info: Info) -> Product | None:
@@ -105,6 +108,7 @@ class OrderItem:
             unit_price=Money.from_proto(message.unit_price),
             quantity=message.quantity,
             line_total=Money.from_proto(message.line_total),
+            variant_id=strawberry.ID(message.variant_id) if message.variant_id else None,
         )
 
 
@@ -199,6 +203,11 @@ class Order:
 class OrderLineInput:
     product_id: strawberry.ID = strawberry.field(description="The product to order.")
     quantity: int = strawberry.field(description="Units, 1 to 1,000.")
+    variant_id: strawberry.ID | None = strawberry.field(
+        default=None,
+        description="Its variant; may be left out when the product has only one (BAD_USER_INPUT naming "
+        "`variantId` when it has several).",
+    )
 
 
 @strawberry.input(description="Where to ship an order.")
@@ -276,7 +285,10 @@ def _create_request(
 ) -> order_pb2.CreateOrderRequest:
     return order_pb2.CreateOrderRequest(
         items=[
-            order_pb2.CreateOrderItem(product_id=str(i.product_id), quantity=i.quantity) for i in input.items
+            order_pb2.CreateOrderItem(
+                product_id=str(i.product_id), quantity=i.quantity, variant_id=str(i.variant_id or "")
+            )
+            for i in input.items
         ],
         payment_token=input.payment_token,
         shipping_address=address,

@@ -138,8 +138,12 @@ class CatalogHarness:
             request.low_stock_threshold = low_stock_threshold
         return (await self.stub.CreateProduct(request, metadata=self.admin)).product
 
-    async def stock(self, product_id: str) -> int:
-        [(stock,)] = await self.execute("SELECT stock FROM products WHERE id = :id", id=uuid.UUID(product_id))
+    async def stock(self, product_or_variant_id: str) -> int:
+        """A variant's stock, or the sum of a product's variants'."""
+        [(stock,)] = await self.execute(
+            "SELECT coalesce(sum(stock), 0) FROM product_variants WHERE product_id = :id OR id = :id",
+            id=uuid.UUID(product_or_variant_id),
+        )
         return stock
 
 

@@ -171,7 +171,9 @@ async def test_writes_need_an_admin_token_and_write_nothing_otherwise(catalog):
         assert anonymous.code() == grpc.StatusCode.UNAUTHENTICATED, name
         assert forgery.code() == grpc.StatusCode.UNAUTHENTICATED, name
     assert await written(catalog) == before
-    [(name, stock)] = await catalog.execute("SELECT name, stock FROM products")
+    [(name, stock)] = await catalog.execute(
+        "SELECT p.name, v.stock FROM products p JOIN product_variants v ON v.product_id = p.id"
+    )
     assert (name, stock) == ("Desk Lamp", 3)
     [(categories,)] = await catalog.execute("SELECT count(*) FROM categories")
     assert categories == 1
@@ -521,11 +523,19 @@ async def test_the_demo_catalog_loads_on_an_empty_catalog_once_and_reloading_add
     assert (again.categories, again.products) == (0, 0)
     [(products, categories, featured, priced)] = await catalog.execute(
         "SELECT count(*), count(DISTINCT category_id), count(*) FILTER (WHERE featured), "
-        "count(*) FILTER (WHERE price_minor > 0 AND stock >= 0) FROM products"
+        "count(*) FILTER (WHERE price_minor > 0 AND EXISTS "
+        "(SELECT 1 FROM product_variants v WHERE v.product_id = products.id)) FROM products"
     )
     assert (products, categories) == (first.products, first.categories)
     assert 3 <= featured < products
     assert priced == products
+    # Some products come in sizes and colours, with pictures (addresses only).
+    [(multi_variant, pictured)] = await catalog.execute(
+        "SELECT (SELECT count(*) FROM (SELECT product_id FROM product_variants GROUP BY product_id "
+        "HAVING count(*) > 1) m), (SELECT count(DISTINCT product_id) FROM product_images)"
+    )
+    assert multi_variant >= 3
+    assert pictured >= 3
     assert await catalog.execute(
         "SELECT count(*) FROM outbox WHERE event_type = 'catalog.product_created'"
     ) == [(products,)]
