@@ -27,6 +27,7 @@ from catalog.models import (
     StockOrder,
 )
 from catalog.views import Line, RejectedLine
+from servicekit.changefeed import crosses_zero, stock_changed
 from servicekit.db import transaction
 from servicekit.messages import NO_CAUSE, Cause
 from servicekit.outbox import Outbox
@@ -72,6 +73,12 @@ async def record_stock_change(
             session,
             messages.stock_low(product_id=product_id, sku=sku, name=name, stock=new, threshold=threshold),
         )
+
+
+class Restored(dict[uuid.UUID, list[Line]]):
+    """The lines put back, by order; `availability`: some product came back in stock."""
+
+    availability: bool = False
 
 
 @dataclass(kw_only=True, eq=False, slots=True)
@@ -193,7 +200,11 @@ class Inventory:
             )
         lines_out = [(str(pid), quantity) for pid, quantity, _ in taken]
         await self.outbox.add(session, messages.stock_reserved(order_id, lines_out, expires_at, cause))
-        self.cache.invalidate_after_commit(session)
+        self.cache.invalidate_after_commit(
+            session,
+            [str(pid) for pid, _, _ in taken],
+            availability=any(row.stock == 0 for _, _, row in taken),
+        )
         return RESERVED
 
     async def release(self, session: AsyncSession, *, order_id: str, reason: str, cause: Cause) -> str:
@@ -227,7 +238,9 @@ class Inventory:
         order.reason = reason
         order.updated_at = func.now()
         await self.outbox.add(session, messages.stock_released(order_id, restored[oid], reason, cause))
-        self.cache.invalidate_after_commit(session)
+        self.cache.invalidate_after_commit(
+            session, [pid for pid, _ in restored[oid]], availability=restored.availability
+        )
         return RELEASED
 
     async def commit(self, session: AsyncSession, *, order_id: str, cause: Cause) -> str:
@@ -295,7 +308,11 @@ class Inventory:
                 )
         self.expired_total += len(expired)
         log.info("released %d expired reservations", len(expired))
-        await self.cache.invalidate()
+        await self.cache.invalidate(
+            stock_changed(
+                {pid for lines in released.values() for pid, _ in lines}, availability=released.availability
+            )
+        )
         return len(expired)
 
     async def run_sweeper(self, interval: float) -> None:
@@ -355,7 +372,7 @@ class Inventory:
 
     async def _restore(
         self, session: AsyncSession, order_ids: list[uuid.UUID], *, cause: str, new_status: str
-    ) -> dict[uuid.UUID, list[Line]]:
+    ) -> Restored:
         """Put the held units of these orders back, locking products in id order across all of them."""
         held = (
             (
@@ -368,7 +385,7 @@ class Inventory:
             .scalars()
             .all()
         )
-        restored: dict[uuid.UUID, list[Line]] = {oid: [] for oid in order_ids}
+        restored = Restored({oid: [] for oid in order_ids})
         for line in held:
             row = (
                 await session.execute(
@@ -389,6 +406,9 @@ class Inventory:
                 threshold=row.low_stock_threshold,
                 cause=cause,
                 order_id=str(line.order_id),
+            )
+            restored.availability = restored.availability or crosses_zero(
+                row.stock - line.quantity, row.stock
             )
             line.status = new_status
             line.updated_at = func.now()

@@ -45,6 +45,7 @@ from catalog.views import (
     weight,
 )
 from servicekit.auth import require_admin
+from servicekit.changefeed import crosses_zero, stock_changed
 from servicekit.context import Caller
 from servicekit.cursor import CursorCodec
 from servicekit.db import transaction
@@ -286,7 +287,9 @@ class CatalogService:
                 reason=reason,
             )
             view = await self._view(session, pid)
-        await self.cache.invalidate()
+        await self.cache.invalidate(
+            stock_changed([str(pid)], availability=crosses_zero(row.stock - delta, row.stock))
+        )
         return view
 
     # -- products: reads (public) ---------------------------------------------------------------------

@@ -17,6 +17,7 @@ from gateway.context import Context, Info
 from gateway.errors import ApiError, bad_input
 from gateway.ids import canonical_id
 from gateway.read_models import Money, to_datetime
+from gateway.responsecache import read_for_the_caller, read_product
 from gateway.schema.common import Connection, First, arguments, connection_from, paged
 from servicekit.money import to_minor
 
@@ -97,6 +98,7 @@ class Product:
 
     @classmethod
     def from_proto(cls, message: catalog_pb2.Product) -> Product:
+        read_product(message.id)  # a cached answer showing it is stale once its stock changes
         return cls(
             id=strawberry.ID(message.id),
             sku=message.sku,
@@ -133,6 +135,8 @@ class ProductFilter:
     )
 
     def to_proto(self) -> catalog_pb2.ProductFilter:
+        if self.include_archived:
+            read_for_the_caller()  # administrators only: never answered from the cache
         message = catalog_pb2.ProductFilter(
             category_slug=self.category_slug or "",
             in_stock_only=bool(self.in_stock),
