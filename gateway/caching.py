@@ -65,6 +65,7 @@ class ResponseCaching(SchemaExtension):
         if planned is None:
             yield
             return
+        cache.missed()
         tick = cache.changes.tick  # before anything is read: a change read later makes it stale
         reads = Reads()
         token = reads_of_this_execution.set(reads)

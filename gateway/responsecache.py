@@ -195,7 +195,9 @@ class ResponseCache:
         return self._documents.get(digest)
 
     def get(self, key: Key) -> Entry | None:
-        """The current entry of `key`, or None (counted as a miss)."""
+        """The current entry of `key` (counted as a hit), or None. Misses are counted by `missed`,
+        when a cacheable operation executes: a request for a document that is never cached (`me`)
+        is no miss."""
         entry = self._entries.get(key)
         if entry is not None and (
             entry.expires_at <= time.monotonic()
@@ -205,13 +207,16 @@ class ResponseCache:
             self._drop(key)
             entry = None
         if entry is None:
-            self.misses += 1
-            CACHE_MISSES.labels(cache=CACHE_NAME).inc()
             return None
         self._entries.move_to_end(key)
         self.hits += 1
         CACHE_HITS.labels(cache=CACHE_NAME).inc()
         return entry
+
+    def missed(self) -> None:
+        """A cacheable operation had to be executed."""
+        self.misses += 1
+        CACHE_MISSES.labels(cache=CACHE_NAME).inc()
 
     def put(
         self,
