@@ -8,11 +8,16 @@ from pathlib import Path
 
 from ecommerce_cli import parse_replicas
 
-SCENARIOS = ("browse", "search", "login", "me", "checkout", "mix")
+# The last two run browse and search again against the gateway with its response cache off
+# (GATEWAY_RESPONSE_CACHE=false): what the cache is worth, and what a miss costs.
+UNCACHED = "_uncached"
+SCENARIOS = ("browse", "search", "login", "me", "checkout", "mix", "browse" + UNCACHED, "search" + UNCACHED)
 # The operations each scenario's summary breaks latency down by.
 SCENARIO_OPS = {
     "browse": ("products", "product"),
     "search": ("searchProducts",),
+    "browse" + UNCACHED: ("products", "product"),
+    "search" + UNCACHED: ("searchProducts",),
     "login": ("login",),
     "me": ("me",),
     "checkout": ("createOrder",),
@@ -64,7 +69,14 @@ class Config:
             baseline_seconds=1.0,
             broker_events=500,
             bcrypt_rounds=4,
+            # One run with the cache off proves it works; the second would only take time.
+            scenarios=[s for s in SCENARIOS if s != "search" + UNCACHED],
         )
+
+    @staticmethod
+    def script_of(scenario: str) -> str:
+        """The k6 script a scenario runs (`browse_uncached` runs browse.js)."""
+        return scenario.removesuffix(UNCACHED)
 
     def levels_for(self, scenario: str) -> list[int]:
         return self.login_levels if scenario == "login" else self.levels

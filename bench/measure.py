@@ -448,3 +448,33 @@ async def process_rpcs(metrics_ports: dict[str, int]) -> dict[str, dict[str, int
         name: rpcs_by_service(response.raise_for_status().text)
         for name, response in zip(metrics_ports, responses, strict=True)
     }
+
+
+async def response_cache_counts(metrics_port: int) -> tuple[float, float]:
+    """The gateway's response cache hits and misses so far, from its metrics port."""
+    async with httpx.AsyncClient(timeout=5) as client:
+        text = (await client.get(f"http://127.0.0.1:{metrics_port}/metrics")).raise_for_status().text
+    counts = {"ecommerce_cache_hits_total": 0.0, "ecommerce_cache_misses_total": 0.0}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name in counts and sample.labels.get("cache") == "responses":
+                counts[sample.name] += sample.value
+    return counts["ecommerce_cache_hits_total"], counts["ecommerce_cache_misses_total"]
+
+
+def hit_ratio(
+    before: tuple[float, float] | None, after: tuple[float, float] | None, *, on: bool
+) -> dict[str, Any]:
+    """The response cache over one measured run: its hits, misses and hit ratio (None: no lookups)."""
+    if not on:
+        return {"enabled": False}
+    if before is None or after is None:
+        return {"enabled": True, "hits": None, "misses": None, "hit_ratio": None}
+    hits, misses = after[0] - before[0], after[1] - before[1]
+    lookups = hits + misses
+    return {
+        "enabled": True,
+        "hits": int(hits),
+        "misses": int(misses),
+        "hit_ratio": round(hits / lookups, 4) if lookups else None,
+    }

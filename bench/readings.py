@@ -8,6 +8,8 @@ from typing import Any
 BASELINE_OF = {
     "browse": "hello",
     "search": "hello",
+    "browse_uncached": "hello",
+    "search_uncached": "hello",
     "me": "hello",
     "mix": "hello",
     "login": "bcrypt",

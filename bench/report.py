@@ -56,6 +56,7 @@ def summary_rows(results: dict[str, Any]) -> list[list[str]]:
                     _n(latency["p99"], 1),
                     f"{row['error_rate']:.2%}",
                     ratio,
+                    cache_cell(row),
                     extra,
                 ]
             )
@@ -71,8 +72,20 @@ SUMMARY_HEADER = [
     "p99 ms",
     "errors",
     "vs baseline",
+    "cache hits",
     "checkout",
 ]
+
+
+def cache_cell(row: dict[str, Any]) -> str:
+    """The response cache's hit ratio over a measured run: "off", a percentage, or "-" (no lookups)."""
+    cache = row.get("response_cache")
+    if not cache:
+        return "-"
+    if not cache.get("enabled"):
+        return "off"
+    ratio = cache.get("hit_ratio")
+    return "-" if ratio is None else f"{ratio:.1%}"
 
 
 def rpc_rows(rpcs: dict[str, dict[str, int]]) -> list[list[str]]:
@@ -130,7 +143,7 @@ def markdown(results: dict[str, Any]) -> str:
         + ", ".join(f"`{k}={v}`" for k, v in budget.items())
         + ". The other settings the bench changes: "
         + ", ".join(f"`{k}={v}`" for k, v in settings.items() if k not in budget)
-        + ". Logging stays at its default (one JSON line per RPC)."
+        + ". Access lines are written for failed requests only (`LOG_ACCESS=errors`)."
     )
     parts.append("## Results")
     parts.append(_table(SUMMARY_HEADER, summary_rows(results)))
@@ -139,7 +152,11 @@ def markdown(results: dict[str, Any]) -> str:
         "waits for the saga); "
         "latencies are of all its requests; a GraphQL answer with `errors` counts as an error. `vs baseline` "
         "divides the scenario's throughput (orders accepted per second for checkout) by its baseline's at the "
-        "same concurrency: the ASGI hello for the GraphQL reads, raw bcrypt for login, the gRPC echo for checkout."
+        "same concurrency: the ASGI hello for the GraphQL reads, raw bcrypt for login, the gRPC echo for checkout. "
+        "`cache hits` is the share of the gateway's response cache lookups answered from it during the run "
+        "(`off`: the `_uncached` runs, browse and search again with `GATEWAY_RESPONSE_CACHE=false`); browse and "
+        "search ask for popular categories, sorts, terms and products more often (Zipf, exponent 1), and in mix "
+        "the checkouts change stock while they do."
     )
     per_op = []
     for scenario in results.get("scenarios", {}):

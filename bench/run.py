@@ -62,6 +62,8 @@ def _bench_settings(config: Config, data_dir: Path) -> dict[str, str]:
         "ACCOUNT_BCRYPT_ROUNDS": str(config.bcrypt_rounds),
         # A Fernet key: production refuses to start without one.
         "NOTIFICATION_WEBHOOK_SECRET_KEY": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
+        # Access lines only for failed requests: a line per request is not what a shop's logs keep.
+        "LOG_ACCESS": "errors",
         **BUDGET_SETTINGS,
     }
 
@@ -333,21 +335,24 @@ class Bench:
         entry: dict[str, Any] = {"levels": {}}
         self.results["scenarios"][scenario] = entry
         env = {"BENCH_DATA": str(self.k6_data)}
+        script = config.script_of(scenario)
         try:
+            await self._response_cache(on=script == scenario)
             with self._sampler() as warm:
-                await self._k6(scenario, max(levels), config.warmup, env)
+                await self._k6(script, max(levels), config.warmup, env)
             await self._settle()
             for vus in levels:
                 profiling = scenario in config.profile and vus == max(levels)
                 spies = self._start_profiles(scenario, warm.result()) if profiling else []
-                before = await self._offsets()
+                before, cache_before = await self._offsets(), await self._cache_counts()
                 with self._sampler() as sampler:
-                    result = await self._k6(scenario, vus, config.duration, env)
-                after = await self._offsets()
+                    result = await self._k6(script, vus, config.duration, env)
+                after, cache_after = await self._offsets(), await self._cache_counts()
                 row = measure.summarize(result, duration=config.duration, ops=ops)
                 row["processes"] = sampler.result()
                 row["machine_cpu_percent"] = sampler.machine_cpu_percent
                 row["events"] = _event_rates(before, after, sampler.elapsed)
+                row["response_cache"] = measure.hit_ratio(cache_before, cache_after, on=script == scenario)
                 if spies:
                     row["profiles"] = await asyncio.to_thread(self._finish_profiles, spies)
                 entry["levels"][str(vus)] = row
@@ -364,6 +369,29 @@ class Bench:
             log.exception("scenario %s failed", scenario)
             entry["failed"] = str(exc)
             self.results["failures"].append(f"{scenario}: {exc}")
+
+    async def _response_cache(self, *, on: bool) -> None:
+        """Restart the gateway with its response cache on or off, when it is not so already."""
+        platform = self.platform
+        assert platform is not None
+        setting = {"GATEWAY_RESPONSE_CACHE": "true" if on else "false"}
+        if (
+            platform.process_env.get("gateway", {}).get("GATEWAY_RESPONSE_CACHE", "true")
+            == setting["GATEWAY_RESPONSE_CACHE"]
+        ):
+            return
+        platform.process_env["gateway"] = {**platform.process_env.get("gateway", {}), **setting}
+        log.info("restarting the gateway with its response cache %s", "on" if on else "off")
+        await platform.restart("gateway")
+
+    async def _cache_counts(self) -> tuple[float, float] | None:
+        """The gateway's response cache hits and misses so far; None when they cannot be read."""
+        assert self.platform is not None
+        try:
+            return await measure.response_cache_counts(self.platform.metrics_port("gateway"))
+        except Exception as exc:  # a count we cannot take is not a failed scenario
+            log.warning("cannot read the response cache's counts: %s", exc)
+            return None
 
     async def _k6(self, script: str, vus: int, duration: float, env: dict[str, str]) -> measure.K6Result:
         try:

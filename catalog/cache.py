@@ -5,6 +5,10 @@ INCRs the version after its commit, so every entry written before it is unreacha
 (no scan, no per-key delete) and ages out by its TTL. A reader that raced a write at worst
 stores an old value under the old version, which nobody reads any more.
 
+Each invalidation also tells the gateway what changed, on the catalog's change feed
+(`servicekit.changefeed`), in the same round trip and after the version moved: a gateway that
+reads the change and asks again gets the new data.
+
 Redis is a help, never a dependency: when it is away every call here answers "miss" and the
 reads go to PostgreSQL, with a warning in the log (at most one every few seconds).
 
@@ -24,12 +28,15 @@ import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from servicekit import changefeed
+from servicekit.changefeed import CONTENT_CHANGED, Change
 from servicekit.db import after_commit
 from servicekit.metrics import CACHE_ERRORS, CACHE_HITS, CACHE_MISSES
 
@@ -87,6 +94,17 @@ class _Recent:
             self.weight -= entry[1]
 
 
+_PENDING_STOCK = "catalog.cache.pending_stock"
+
+
+@dataclass
+class _PendingStock:
+    """The products whose stock one transaction changed, published once it commits."""
+
+    product_ids: set[str] = field(default_factory=set)
+    availability: bool = False
+
+
 class CatalogCache:
     def __init__(
         self,
@@ -107,6 +125,7 @@ class CatalogCache:
         self._pending: set[asyncio.Task[None]] = set()
         self._seeded_version = redis.register_script(SEEDED_VERSION)
         self._seeded_increment = redis.register_script(SEEDED_INCREMENT)
+        self._append_change = redis.register_script(changefeed.APPEND)
 
     @property
     def version_key(self) -> str:
@@ -208,20 +227,36 @@ class CatalogCache:
     async def set(self, key: str, value: bytes) -> None:
         await self.set_many({key: value})
 
-    async def invalidate(self) -> None:
-        """Make every cached entry unreachable: call after a write has committed."""
+    async def invalidate(self, change: Change = CONTENT_CHANGED) -> None:
+        """Make every cached entry unreachable and publish `change`: call after a write has committed."""
         try:
-            await self._seeded_increment(keys=[self.version_key], args=[_random_start()])
+            async with self.redis.pipeline(transaction=True) as pipe:
+                await self._seeded_increment(keys=[self.version_key], args=[_random_start()], client=pipe)
+                await self._append_change(
+                    keys=[changefeed.STREAM, changefeed.SEQUENCE], args=change.arguments(), client=pipe
+                )
+                await pipe.execute()
         except (RedisError, OSError) as exc:
             # Entries of the old version stay readable until their TTL: say so loudly.
             self._unavailable(exc, during="invalidation; cached entries may be stale until their TTL")
 
-    def invalidate_after_commit(self, session: AsyncSession) -> None:
+    def invalidate_after_commit(
+        self, session: AsyncSession, stock_of: Sequence[str] = (), *, availability: bool = False
+    ) -> None:
         """For writes inside a transaction someone else commits (the event consumer's): once,
-        after that whole transaction commits."""
+        after that whole transaction commits, naming every product whose stock it changed."""
+        pending: _PendingStock = session.info.setdefault(_PENDING_STOCK, _PendingStock())
+        pending.product_ids.update(stock_of)
+        pending.availability = pending.availability or availability
 
         def committed() -> None:
-            task = asyncio.get_running_loop().create_task(self.invalidate())
+            session.info.pop(_PENDING_STOCK, None)
+            change = (
+                changefeed.stock_changed(pending.product_ids, availability=pending.availability)
+                if pending.product_ids
+                else CONTENT_CHANGED
+            )
+            task = asyncio.get_running_loop().create_task(self.invalidate(change))
             self._pending.add(task)
             task.add_done_callback(self._pending.discard)
 

@@ -28,6 +28,7 @@ from catalog.models import (
     StockOrder,
 )
 from catalog.views import Line, RejectedLine, StockMove
+from servicekit.changefeed import crosses_zero, stock_changed
 from servicekit.db import transaction
 from servicekit.messages import NO_CAUSE, Cause
 from servicekit.outbox import Outbox
@@ -83,6 +84,13 @@ async def record_stock_change(
     )
     if _crossed_threshold(move.old, move.new, move.threshold):
         await outbox.add(session, messages.stock_low(move))
+
+
+class Restored(dict[uuid.UUID, list[Line]]):
+    """The lines put back, by order; `availability`: some variant came back in stock (its product may
+    have been out of stock: listings that filter on it change)."""
+
+    availability: bool = False
 
 
 @dataclass(kw_only=True, eq=False, slots=True)
@@ -187,7 +195,11 @@ class Inventory:
             await record_stock_change(self.outbox, session, move, cause="RESERVATION", order_id=order_id)
         lines_out = [Line(str(pid), quantity, move.variant_id) for pid, quantity, move in taken]
         await self.outbox.add(session, messages.stock_reserved(order_id, lines_out, expires_at, cause))
-        self.cache.invalidate_after_commit(session)
+        self.cache.invalidate_after_commit(
+            session,
+            [str(pid) for pid, _, _ in taken],
+            availability=any(move.new == 0 for _, _, move in taken),
+        )
         return RESERVED
 
     async def _resolve(
@@ -285,7 +297,9 @@ class Inventory:
         order.reason = reason
         order.updated_at = func.now()
         await self.outbox.add(session, messages.stock_released(order_id, restored[oid], reason, cause))
-        self.cache.invalidate_after_commit(session)
+        self.cache.invalidate_after_commit(
+            session, [line.product_id for line in restored[oid]], availability=restored.availability
+        )
         return RELEASED
 
     async def commit(self, session: AsyncSession, *, order_id: str, cause: Cause) -> str:
@@ -353,7 +367,12 @@ class Inventory:
                 )
         self.expired_total += len(expired)
         log.info("released %d expired reservations", len(expired))
-        await self.cache.invalidate()
+        await self.cache.invalidate(
+            stock_changed(
+                {line.product_id for lines in released.values() for line in lines},
+                availability=released.availability,
+            )
+        )
         return len(expired)
 
     async def run_sweeper(self, interval: float) -> None:
@@ -419,7 +438,7 @@ class Inventory:
 
     async def _restore(
         self, session: AsyncSession, order_ids: list[uuid.UUID], *, cause: str, new_status: str
-    ) -> dict[uuid.UUID, list[Line]]:
+    ) -> Restored:
         """Put the held units of these orders back, locking variants in id order across all of them."""
         held = (
             (
@@ -432,7 +451,7 @@ class Inventory:
             .scalars()
             .all()
         )
-        restored: dict[uuid.UUID, list[Line]] = {oid: [] for oid in order_ids}
+        restored = Restored({oid: [] for oid in order_ids})
         for line in held:
             row = (
                 await session.execute(
@@ -444,6 +463,9 @@ class Inventory:
             ).one()
             await record_stock_change(
                 self.outbox, session, moved(row, line.quantity), cause=cause, order_id=str(line.order_id)
+            )
+            restored.availability = restored.availability or crosses_zero(
+                row.stock - line.quantity, row.stock
             )
             line.status = new_status
             line.updated_at = func.now()

@@ -60,6 +60,7 @@ from catalog.views import (
     weight,
 )
 from servicekit.auth import require_admin
+from servicekit.changefeed import crosses_zero, stock_changed
 from servicekit.context import Caller
 from servicekit.cursor import CursorCodec
 from servicekit.db import transaction
@@ -322,7 +323,9 @@ class CatalogService:
             )
             await session.execute(update(Product).where(Product.id == pid).values(updated_at=func.now()))
             view = await self._view(session, pid)
-        await self.cache.invalidate()
+        await self.cache.invalidate(
+            stock_changed([str(pid)], availability=crosses_zero(row.stock - delta, row.stock))
+        )
         return view
 
     @staticmethod

@@ -6,9 +6,11 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
+from graphql import GraphQLSchema
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
@@ -20,7 +22,9 @@ from starlette.websockets import WebSocket
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.types.unset import UNSET, UnsetType
 
-from gateway import playground
+from gateway import httpcache, playground
+from gateway.caching import CachedAnswers
+from gateway.changes import CatalogChanges
 from gateway.clients import ServiceClients
 from gateway.context import Context
 from gateway.errors import SAFE_MESSAGES, ApiError, unauthenticated
@@ -28,6 +32,7 @@ from gateway.forwarded import client_address, parse_networks
 from gateway.guard import GuardedGraphQL
 from gateway.live import OrderEventHub
 from gateway.protection import Protection
+from gateway.responsecache import ResponseCache
 from gateway.schema import create_schema
 from gateway.settings import GatewaySettings
 from gateway.status import PlatformStatus
@@ -70,8 +75,35 @@ class GatewayState:
         )
         self.authenticator = Authenticator(keys, TokenDenylist(self.redis))
         self.status = PlatformStatus(settings, self.redis, timeout=settings.status_timeout, tls=tls)
+        # The response cache: the catalog's change feed is read on a connection of its own (it blocks).
+        self.feed = (
+            aioredis.from_url(settings.cache_redis, socket_timeout=5.0, socket_connect_timeout=2.0)
+            if settings.response_cache
+            else None
+        )
+        self.changes = CatalogChanges(self.feed)
+        self.responses = ResponseCache(
+            self.changes,
+            max_bytes=settings.response_cache_max_bytes if settings.response_cache else 0,
+            ttl=settings.response_cache_ttl,
+        )
+        self.cached_answers = CachedAnswers(
+            settings,
+            self.responses,
+            authenticator=self.authenticator,
+            bucket=self.protection.bucket,
+            trusted_proxies=self.trusted_proxies,
+        )
+
+    def start(self, schema: GraphQLSchema) -> None:
+        self.protection.start(schema)
+        self.order_events.start()
+        self.changes.start()
 
     async def close(self) -> None:
+        await self.changes.stop()
+        if self.feed is not None:
+            await self.feed.aclose()
         await self.status.close()
         await self.order_events.stop()
         await self.services.close()
@@ -117,6 +149,7 @@ class GraphQLApp(GuardedGraphQL[Context]):
             ),
             protection=self.state.protection,
             order_events=self.state.order_events,
+            responses=self.state.responses,
         )
         token = bearer_token(request.headers.get("authorization"))
         if token is not None:
@@ -130,6 +163,32 @@ class GraphQLApp(GuardedGraphQL[Context]):
                 log.warning("cannot verify access token: %s", exc)
                 context.token_error = ApiError(SAFE_MESSAGES["SERVICE_UNAVAILABLE"], "SERVICE_UNAVAILABLE")
         return context
+
+    async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
+        """Public catalog reads from the response cache when it holds them; HTTP caching headers."""
+        response = await super().run(request, context, root_value)
+        if not isinstance(request, Request):
+            return response
+        return httpcache.finish(
+            response,
+            self.settings,
+            method=request.method,
+            authorized="authorization" in request.headers,
+            if_none_match=request.headers.get("if-none-match"),
+        )
+
+    async def answer_early(self, request: Request) -> Response | None:
+        if not self.settings.response_cache:
+            return None
+        return await self.state.cached_answers.answer(request)
+
+    async def execute_operation(self, *args: Any, **kwargs: Any) -> Any:
+        result = await super().execute_operation(*args, **kwargs)
+        context = kwargs.get("context")
+        sub_response = kwargs.get("sub_response")
+        if isinstance(context, Context) and context.answer_etag and isinstance(sub_response, Response):
+            sub_response.headers["ETag"] = context.answer_etag  # httpcache.finish decides on it
+        return result
 
     async def on_ws_connect(self, context: Context) -> UnsetType:
         """WebSocket clients send their token in `connection_init`: {"Authorization": "Bearer ..."}.
@@ -224,8 +283,7 @@ def create_app(settings: GatewaySettings | None = None) -> ASGIApp:
         side = SideServer()  # /metrics, /healthz, /readyz on the metrics port
         await side.start(settings.host, settings.metrics_port)
         graphql._state = GatewayState(settings, tls)
-        graphql._state.protection.start(graphql.graphql_schema)
-        graphql._state.order_events.start()
+        graphql._state.start(graphql.graphql_schema)
         side.ready = True
         try:
             yield

@@ -17,6 +17,7 @@ from gateway.errors import ApiError, unauthenticated
 from gateway.live import OrderEventHub
 from gateway.loaders import Loaders
 from gateway.protection import Protection
+from gateway.responsecache import ResponseCache
 from gateway.settings import GatewaySettings
 from servicekit.context import ADMIN, Caller
 
@@ -42,6 +43,13 @@ class Context:
     order_events: OrderEventHub | None = None
     # A WebSocket's `connection_init` payload (graphql-transport-ws), set by Strawberry.
     connection_params: dict[str, Any] | None = None
+    # -- the response cache (docs/caching.md) --
+    # The process's cached answers; None where the schema runs without them.
+    responses: ResponseCache | None = None
+    # Set by the cost limiter once the operation ran: its requested and actual cost.
+    operation_cost: tuple[int, int] | None = None
+    # The ETag of an answer of public catalog data (gateway.httpcache), once it is known.
+    answer_etag: str | None = None
     loaders: Loaders = field(init=False)
 
     def __post_init__(self) -> None:

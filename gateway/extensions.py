@@ -27,7 +27,7 @@ from gateway.errors import ApiError
 from gateway.limits import ErrorCodes, document_rules
 from gateway.protection import Protection
 from gateway.querystore import PersistedQueries, sha256
-from gateway.ratelimit import Budget, OperationBudget, current_operation_budget
+from gateway.ratelimit import Budget, OperationBudget, bucket_of, current_operation_budget
 from gateway.settings import GatewaySettings
 
 PERSISTED_QUERY_NOT_FOUND = "PERSISTED_QUERY_NOT_FOUND"
@@ -151,9 +151,9 @@ def _digest(persisted: Any) -> str:
 
 def caller_key(context: Context) -> str:
     """The bucket of a verified account, or of the client address of anyone else."""
-    if context.caller is not None:
-        return f"account:{context.caller.account_id}"
-    return f"address:{context.client_address}"
+    return bucket_of(
+        context.caller.account_id if context.caller is not None else None, context.client_address
+    )
 
 
 class CostLimiter(SchemaExtension):
@@ -216,6 +216,8 @@ class CostLimiter(SchemaExtension):
         else:
             actual = calculator.actual(ctx.graphql_document, result.data, ctx.operation_name, ctx.variables)
             self.actual = min(self.requested, actual)
+        if shared is not None:
+            shared[0].operation_cost = (self.requested, self.actual)  # what a cached answer is charged
         if shared is not None and self.actual < self.requested:
             context, protection = shared
             self.budget = await protection.bucket.refund(caller_key(context), self.requested - self.actual)

@@ -87,9 +87,17 @@ class GuardedGraphQL(GraphQL[ContextT, None]):
         await response(scope, receive, send)
 
     async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
-        if isinstance(request, Request) and request.method == "POST":
-            check_csrf(request.headers)
+        if isinstance(request, Request):
+            if request.method == "POST":
+                check_csrf(request.headers)
+            early = await self.answer_early(request)
+            if early is not None:
+                return early
         return await super().run(request, context, root_value)
+
+    async def answer_early(self, request: Request) -> Response | None:
+        """An answer given without executing anything (the response cache's); None executes."""
+        return None
 
     def _validate_batch_request(
         self, request_data: Sequence[GraphQLRequestData], protocol: GraphQLRequestProtocol

@@ -78,27 +78,31 @@ class Observability(SchemaExtension):
 
     def _record(self, span: Span | None, started: float, errors: list[GraphQLError] | None) -> None:
         context = self.execution_context
-        elapsed = time.perf_counter() - started
         name = operation_label(context.operation_name)  # known once the document is parsed
         try:
             kind = context.operation_type.value
         except Exception:  # no document, or no operation of that name: the error says so
             kind = "unknown"
-        code = result_code(errors)
-        if span is not None:
-            span.update_name(f"graphql {kind} {name}")
-            span.set_attribute("graphql.operation.name", name)
-            span.set_attribute("graphql.operation.type", kind)
-            span.set_attribute("graphql.result.code", code)
-        GRAPHQL_OPERATIONS.labels(name, kind, code).inc()
-        GRAPHQL_DURATION.labels(name, kind).observe(elapsed)
-        if access_logged(code == "OK"):
-            log.info(
-                "graphql",
-                extra={
-                    "operation": name,
-                    "operation_type": kind,
-                    "code": code,
-                    "duration_ms": round(elapsed * 1000, 2),
-                },
-            )
+        record_operation(span, name, kind, result_code(errors), time.perf_counter() - started)
+
+
+def record_operation(span: Span | None, name: str, kind: str, code: str, elapsed: float) -> None:
+    """The span's name and attributes, the RED metrics and the access line of one operation,
+    executed or answered from the response cache."""
+    if span is not None:
+        span.update_name(f"graphql {kind} {name}")
+        span.set_attribute("graphql.operation.name", name)
+        span.set_attribute("graphql.operation.type", kind)
+        span.set_attribute("graphql.result.code", code)
+    GRAPHQL_OPERATIONS.labels(name, kind, code).inc()
+    GRAPHQL_DURATION.labels(name, kind).observe(elapsed)
+    if access_logged(code == "OK"):
+        log.info(
+            "graphql",
+            extra={
+                "operation": name,
+                "operation_type": kind,
+                "code": code,
+                "duration_ms": round(elapsed * 1000, 2),
+            },
+        )

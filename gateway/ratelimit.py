@@ -29,12 +29,15 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# KEYS[1] the bucket; ARGV capacity, restore rate (points/s), cost (negative refunds, 0 peeks).
+# KEYS[1] the bucket; ARGV capacity, restore rate (points/s), cost (negative refunds, 0 peeks),
+# and optionally what an admitted operation is charged when less than its cost (a cached answer
+# whose actual cost is known: take and refund in one step).
 # Time comes from the Redis server, so that every gateway instance agrees on it.
 LEAKY_BUCKET = """
 local capacity = tonumber(ARGV[1])
 local rate = tonumber(ARGV[2])
 local cost = tonumber(ARGV[3])
+local charge = tonumber(ARGV[4] or ARGV[3])
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
 local state = redis.call('HMGET', KEYS[1], 'points', 'at')
@@ -47,7 +50,7 @@ end
 points = math.min(capacity, points + math.max(0, now - at) * rate)
 local admitted = 0
 if cost <= points then
-  points = math.min(capacity, points - cost)
+  points = math.min(capacity, points - charge)
   admitted = 1
 end
 redis.call('HSET', KEYS[1], 'points', tostring(points), 'at', tostring(now))
@@ -97,19 +100,23 @@ class CostBucket:
     async def take(self, caller: str, cost: int) -> Budget:
         return await self._run(caller, cost)
 
+    async def take_known(self, caller: str, requested: int, actual: int) -> Budget:
+        """Admit an operation of `requested` points whose actual cost is already known, and charge
+        only that: `take` and `refund` in one round trip."""
+        return await self._run(caller, requested, actual)
+
     async def refund(self, caller: str, points: int) -> Budget:
         return await self._run(caller, -points)
 
     async def peek(self, caller: str) -> Budget:
         return await self._run(caller, 0)
 
-    async def _run(self, caller: str, cost: int) -> Budget:
+    async def _run(self, caller: str, cost: int, charge: int | None = None) -> Budget:
         if time.monotonic() < self._down_until:
             return self._unknown()
+        args = [self.capacity, self.restore_rate, cost] + ([] if charge is None else [charge])
         try:
-            admitted, points = await self._script(
-                keys=[self.PREFIX + caller], args=[self.capacity, self.restore_rate, cost]
-            )
+            admitted, points = await self._script(keys=[self.PREFIX + caller], args=args)
         except (RedisError, OSError) as exc:
             self._down_until = time.monotonic() + self.RETRY_REDIS_AFTER
             log.warning("cost budgets unavailable, admitting every operation for now: %s", exc)
@@ -123,6 +130,11 @@ class CostBucket:
 
     def _unknown(self) -> Budget:
         return Budget(admitted=True, available=None, capacity=self.capacity, restore_rate=self.restore_rate)
+
+
+def bucket_of(account_id: str | None, client_address: str) -> str:
+    """The bucket of a verified account, or of the client address of anyone else."""
+    return f"account:{account_id}" if account_id is not None else f"address:{client_address}"
 
 
 @dataclass

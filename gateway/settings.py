@@ -64,6 +64,27 @@ class GatewaySettings(PlatformSettings):
         False, description="Add `extensions.rpcCalls` (gRPC calls per method) to each answer; tests only."
     )
 
+    # -- the response cache and HTTP caching (docs/caching.md) ----------------------------------
+    response_cache: bool = Field(
+        True, description="Answer public catalog reads from the response cache; false executes every one."
+    )
+    response_cache_max_bytes: int = Field(
+        32 * 1024 * 1024, ge=0, description="Memory the response cache of each gateway process may use."
+    )
+    response_cache_ttl: float = Field(
+        60.0,
+        gt=0,
+        le=3600,
+        description="Seconds a cached answer is kept at most, even unchanged: a safety net for a change "
+        "that was never published.",
+    )
+    http_max_age: int = Field(
+        1, ge=0, le=60, description="`max-age` of public catalog answers to GET, for browsers and CDNs."
+    )
+    http_stale_while_revalidate: int = Field(
+        5, ge=0, le=600, description="`stale-while-revalidate` of public catalog answers to GET."
+    )
+
     @field_validator("trusted_proxies", mode="before")
     @classmethod
     def _split_networks(cls, value: object) -> object:

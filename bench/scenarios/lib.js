@@ -13,7 +13,8 @@ import { SharedArray } from 'k6/data';
 import { Counter, Rate, Trend } from 'k6/metrics';
 
 const DATA = JSON.parse(open(__ENV.BENCH_DATA));
-export const GRAPHQL_URL = DATA.graphql_url;
+// GRAPHQL_URL points a run at another gateway (the one with its response cache off).
+export const GRAPHQL_URL = __ENV.GRAPHQL_URL || DATA.graphql_url;
 const categories = new SharedArray('categories', () => DATA.categories);
 const checkoutProducts = new SharedArray('checkout products', () => DATA.checkout_product_ids);
 const searchTerms = new SharedArray('search terms', () => DATA.search_terms);
@@ -116,24 +117,63 @@ function pick(items) {
   return items[Math.floor(Math.random() * items.length)];
 }
 
+// Shoppers do not ask for everything equally: the first items of a list (the popular categories,
+// sorts and terms, the top of a page) are asked for far more often than the last. Zipf's law with
+// exponent 1: the k-th item is asked for in proportion to 1/k. Cumulative weights per list length.
+const zipfTables = {};
+function zipfTable(n) {
+  if (!zipfTables[n]) {
+    const cumulative = [];
+    let total = 0;
+    for (let k = 1; k <= n; k += 1) {
+      total += 1 / k;
+      cumulative.push(total);
+    }
+    zipfTables[n] = cumulative.map((c) => c / total);
+  }
+  return zipfTables[n];
+}
+
+export function zipfIndex(n) {
+  const table = zipfTable(n);
+  const r = Math.random();
+  let lo = 0;
+  let hi = n - 1;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (table[mid] < r) {
+      lo = mid + 1;
+    } else {
+      hi = mid;
+    }
+  }
+  return lo;
+}
+
+function popular(items) {
+  return items[zipfIndex(items.length)];
+}
+
 export function shopper() {
   return shoppers[(__VU - 1) % shoppers.length];
 }
 
-// A category page (sometimes the next one), then one product of it.
+// A category page (sometimes the next one), then one product of it: popular categories, sorts and
+// the top of a page more often than the rest.
 export function browse() {
-  const variables = { category: pick(categories), sort: pick(SORTS), after: null };
+  const variables = { category: popular(categories), sort: popular(SORTS), after: null };
   let data = gql('products', PRODUCTS, variables);
   if (data && data.products.pageInfo.hasNextPage && Math.random() < 0.5) {
     data = gql('products', PRODUCTS, { ...variables, after: data.products.pageInfo.endCursor });
   }
   if (data && data.products.edges.length > 0) {
-    gql('product', PRODUCT, { id: pick(data.products.edges).node.id });
+    gql('product', PRODUCT, { id: popular(data.products.edges).node.id });
   }
 }
 
+// Popular terms more often than rare ones.
 export function search() {
-  gql('searchProducts', SEARCH, { query: pick(searchTerms) });
+  gql('searchProducts', SEARCH, { query: popular(searchTerms) });
 }
 
 export function login() {

@@ -19,6 +19,7 @@ from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 from strawberry.types.base import get_object_definition
 
+from gateway.caching import ResponseCaching
 from gateway.errors import should_mask
 from gateway.extensions import batching_config, protection_extensions
 from gateway.metrics import Observability
@@ -77,6 +78,7 @@ class GatewaySchema(strawberry.Schema):
 def create_schema(settings: GatewaySettings) -> strawberry.Schema:
     extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
         Observability,  # outermost: its span and timing cover everything below
+        ResponseCaching,  # keeps cacheable answers, with the costs the limiter below records
         *protection_extensions(settings),  # depth, aliases, directives, cost, budgets, persisted queries
         WebSocketSubscriptions,  # a subscription over HTTP is BAD_REQUEST, before it runs
         lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),

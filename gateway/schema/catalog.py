@@ -16,6 +16,7 @@ from gateway.context import Context, Info
 from gateway.errors import ApiError, bad_input
 from gateway.ids import canonical_id
 from gateway.read_models import Money, to_datetime
+from gateway.responsecache import read_for_the_caller, read_product
 from gateway.schema.common import Connection, First, arguments, connection_from, paged
 from gateway.schema.variant_types import (
     OptionGroup,
@@ -124,6 +125,7 @@ class Product:
         "own); 0 turns alerts off. ADMIN only: null for anyone else."
     )
     def low_stock_threshold(self, info: Info) -> int | None:
+        read_for_the_caller()  # its answer depends on who asks: never answered from the cache
         caller = info.context.caller
         return self.message.low_stock_threshold if caller is not None and caller.is_admin else None
 
@@ -137,6 +139,7 @@ class Product:
 
     @classmethod
     def from_proto(cls, message: catalog_pb2.Product) -> Product:
+        read_product(message.id)  # a cached answer showing it is stale once its stock changes
         return cls(
             id=strawberry.ID(message.id),
             sku=message.sku,
@@ -174,6 +177,8 @@ class ProductFilter:
     )
 
     def to_proto(self) -> catalog_pb2.ProductFilter:
+        if self.include_archived:
+            read_for_the_caller()  # administrators only: never answered from the cache
         message = catalog_pb2.ProductFilter(
             category_slug=self.category_slug or "",
             in_stock_only=bool(self.in_stock),

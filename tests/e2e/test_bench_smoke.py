@@ -13,7 +13,7 @@ import pytest
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
-SCENARIOS = {"browse", "search", "login", "me", "checkout", "mix"}
+SCENARIOS = {"browse", "search", "login", "me", "checkout", "mix", "browse_uncached"}
 BASELINES = {"hello", "grpc_echo", "asyncpg", "bcrypt"}
 
 

@@ -48,6 +48,19 @@ async def test_a_new_caller_starts_with_a_full_bucket_and_pays_what_it_asks(redi
     assert refused.retry_after(1) >= 1
 
 
+async def test_a_cached_answer_needs_its_requested_cost_but_is_charged_its_actual_one(redis):
+    bucket = CostBucket(redis, capacity=100, restore_rate=FROZEN)
+    who = caller()
+
+    first = await bucket.take_known(who, 60, 20)
+    second = await bucket.take_known(who, 60, 20)
+    refused = await bucket.take_known(who, 61, 1)
+
+    assert (first.admitted, round(first.available)) == (True, 80)
+    assert (second.admitted, round(second.available)) == (True, 60)
+    assert (refused.admitted, round(refused.available)) == (False, 60)
+
+
 async def test_a_refund_gives_back_what_an_operation_did_not_use_but_never_more_than_capacity(redis):
     bucket = CostBucket(redis, capacity=100, restore_rate=FROZEN)
     who = caller()

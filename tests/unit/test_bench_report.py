@@ -61,7 +61,7 @@ def test_a_missed_rate_goal_says_how_much_cpu_a_request_took_and_how_much_the_go
     results = _run({"gateway": 84.0, "catalog": 36.0, "k6": 30.0}, 160.0)
     results["scenarios"]["browse"]["levels"]["32"]["latency_ms"] = {"p95": 40.0}
 
-    [browse] = [g for g in report.goals(results) if g["goal"].startswith("browse")]
+    [browse] = [g for g in report.goals(results) if g["goal"].startswith("browse ≥")]
 
     assert browse["status"] == "miss"
     assert "the goal leaves 1.67 ms of CPU per request on 2 cores, and one took 5.00 ms" in browse["by"]

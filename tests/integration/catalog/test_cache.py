@@ -12,6 +12,8 @@ import pytest
 from catalog.__main__ import build
 from ecommerce.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 from ecommerce.common.v1 import money_pb2
+from servicekit import changefeed
+from servicekit.changefeed import Change
 from servicekit.embedded import EmbeddedRedis
 from tests.helpers import eventually
 from tests.integration.catalog.commands import RESERVE, reserve_command
@@ -156,3 +158,42 @@ async def test_memory_keeps_an_entry_no_longer_than_redis_does(catalog):
         return await cache.get_decoded([key], bytes.decode, weigh=lambda _: 1) == [None]
 
     await eventually(gone, timeout=5, what="the entry to leave memory with its Redis TTL")
+
+
+# -- the change feed the gateways read (servicekit.changefeed) ------------------------------------------
+
+
+async def feed(catalog, since: bytes) -> list[Change]:
+    """The changes published after the stream entry `since`."""
+    entries = await catalog.app.cache.redis.xrange(changefeed.STREAM, min=b"(" + since)
+    return [change for _, fields in entries if (change := Change.parse(fields)) is not None]
+
+
+async def newest(catalog) -> bytes:
+    entries = await catalog.app.cache.redis.xrevrange(changefeed.STREAM, count=1)
+    return entries[0][0] if entries else b"0-0"
+
+
+async def test_every_write_publishes_what_changed_in_order(catalog):
+    category = await catalog.category()
+    product = await catalog.product(category, stock=1)
+    since = await newest(catalog)
+
+    await catalog.stub.UpdateProduct(
+        catalog_pb2.UpdateProductRequest(product_id=product.id, name="Brass Lamp"), metadata=catalog.admin
+    )
+    await catalog.stub.AdjustStock(
+        catalog_pb2.AdjustStockRequest(product_id=product.id, delta=2), metadata=catalog.admin
+    )
+    order = "6e1f7b4a-6d2f-4b9d-8b66-1c0a4d2e3f50"
+    await catalog.handle(RESERVE, reserve_command(order, [(product.id, 3)]), order)  # sells out
+
+    async def published() -> list[Change]:
+        changes = await feed(catalog, since)
+        return changes if len(changes) == 3 else []
+
+    content, adjusted, reserved = await eventually(published, what="three changes on the feed")
+    assert (content.kind, content.product_ids) == (changefeed.CONTENT, ())
+    assert (adjusted.kind, adjusted.product_ids, adjusted.availability) == ("stock", (product.id,), False)
+    assert (reserved.kind, reserved.product_ids, reserved.availability) == ("stock", (product.id,), True)
+    assert reserved.seq == adjusted.seq + 1 == content.seq + 2
