@@ -49,10 +49,6 @@ SAGA_COLUMNS = (
 )
 # One order's SAGA_COLUMNS, as `lock` reads them.
 SagaRow = Row[*tuple[Any, ...]]
-# The statuses whose facts carry the order's items and address (`messages.transition`).
-_MILESTONES = frozenset(
-    {domain.Status.CONFIRMED, domain.Status.CANCELLED, domain.Status.SHIPPED, domain.Status.DELIVERED}
-)
 
 
 class SagaColumns(Protocol):
@@ -226,7 +222,7 @@ class Saga:
         """The order as its messages need it: read whole (items and all) only for a ReserveStock
         or a milestone fact; otherwise built from the locked row, never added to the session."""
         if any(isinstance(c, domain.ReserveStock) for c in outcome.commands) or any(
-            entry.status in _MILESTONES for entry in outcome.history
+            entry.status in messages.MILESTONES for entry in outcome.history
         ):
             order = await session.scalar(
                 select(Order)
