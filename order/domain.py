@@ -5,15 +5,25 @@ event (a reply from inventory or payment, a passed deadline, or a manual request
 persists what comes back: the new state, the commands to send through the outbox, and the
 history entries (the audit trail) of the status transitions made.
 
-    PENDING --ReserveStock--> (StockReserved) AWAITING_PAYMENT --AuthorizePayment-->
-      (PaymentSucceeded) --CommitStock--> (StockCommitted) CONFIRMED -> SHIPPED -> DELIVERED
+    PENDING ──ReserveStock + AuthorizePayment──► (both answered, in either order)
+      │  StockReserved first ─► AWAITING_PAYMENT (the stock is held, the payment outstanding)
+      ▼
+    (reserved and paid) ──CommitStock──► (StockCommitted) CONFIRMED -> SHIPPED -> DELIVERED
 
-An order is CONFIRMED only once it is paid *and* its stock is committed, so a reservation
-that expires while the payment is being taken can still cancel it (and void the payment).
-Every forward step has a deadline: when it passes without an answer the command is sent
+Reserving the stock and authorising the payment are independent (an authorisation is
+voidable), so both commands go out when the order is placed and the saga waits for both
+answers in one step, RESERVE_AND_AUTHORIZE, remembering which have arrived (`awaiting`). An
+order is CONFIRMED only once it is paid *and* its stock is committed, so a reservation that
+expires while the payment is being taken can still cancel it (and void the payment).
+
+Every forward step has a deadline: when it passes, the commands still unanswered are sent
 again (every participant is idempotent by order id), and once the step's retry budget is
 spent the saga cancels the order and compensates. Compensations (release the stock, void
-or refund the payment) are re-sent until they are answered; they are never abandoned.
+or refund the payment) are re-sent until they are answered; they are never abandoned. A
+cancellation during RESERVE_AND_AUTHORIZE always releases *and* voids: either command may
+still be on its way, and both participants remember a compensation that arrives before the
+command it undoes (a later ReserveStock holds nothing, a later AuthorizePayment charges
+nothing). A reservation or a charge reported after the order was cancelled is compensated.
 
 Replies are matched to the step the saga is in, not to one command: a late, duplicate or
 out-of-order reply for another step changes nothing.
@@ -48,10 +58,16 @@ class CancellationReason(StrEnum):
 class Step(StrEnum):
     """What the saga waits for; None once it waits for nothing."""
 
-    RESERVE_STOCK = "RESERVE_STOCK"
-    AUTHORIZE_PAYMENT = "AUTHORIZE_PAYMENT"
+    RESERVE_AND_AUTHORIZE = "RESERVE_AND_AUTHORIZE"
     COMMIT_STOCK = "COMMIT_STOCK"
     COMPENSATE = "COMPENSATE"
+
+
+class Part(StrEnum):
+    """The two commands of RESERVE_AND_AUTHORIZE, each answered on its own."""
+
+    RESERVE_STOCK = "RESERVE_STOCK"
+    AUTHORIZE_PAYMENT = "AUTHORIZE_PAYMENT"
 
 
 class Compensation(StrEnum):
@@ -72,6 +88,9 @@ class Saga:
     deadline_at: datetime | None = None
     # Compensations sent and not yet answered (only while step is COMPENSATE).
     pending: frozenset[Compensation] = frozenset()
+    # The commands of RESERVE_AND_AUTHORIZE not yet answered (only while in that step). A
+    # payment that failed with a retryable error is still awaited: it is tried again.
+    awaiting: frozenset[Part] = frozenset()
     cancellation_reason: CancellationReason | None = None
     payment_id: str = ""
 
@@ -247,14 +266,17 @@ class IllegalTransition(Exception):
 
 
 def place(now: datetime, policy: Policy) -> Outcome:
-    """A new order: PENDING, and reserve its stock."""
+    """A new order: PENDING, reserving its stock and authorising its payment at once."""
     saga = Saga(
         status=Status.PENDING,
-        step=Step.RESERVE_STOCK,
+        step=Step.RESERVE_AND_AUTHORIZE,
         attempts=1,
         deadline_at=now + policy.step_deadline,
+        awaiting=frozenset(Part),
     )
-    return Outcome(saga, (ReserveStock(),), (HistoryEntry(Status.PENDING, "order placed"),))
+    return Outcome(
+        saga, (ReserveStock(), AuthorizePayment()), (HistoryEntry(Status.PENDING, "order placed"),)
+    )
 
 
 def decide(saga: Saga, event: Event, now: datetime, policy: Policy) -> Outcome:
@@ -268,10 +290,8 @@ def decide(saga: Saga, event: Event, now: datetime, policy: Policy) -> Outcome:
             return _manual(saga, Status.SHIPPED, Status.DELIVERED, "delivered", event.by)
         case DeadlinePassed():
             return _deadline_passed(saga, now, policy)
-    if saga.step is Step.RESERVE_STOCK:
-        return _reserving(saga, event, now, policy)
-    if saga.step is Step.AUTHORIZE_PAYMENT:
-        return _authorizing(saga, event, now, policy)
+    if saga.step is Step.RESERVE_AND_AUTHORIZE:
+        return _reserving_and_authorizing(saga, event, now, policy)
     if saga.step is Step.COMMIT_STOCK:
         return _committing(saga, event, now, policy)
     if saga.step is Step.COMPENSATE:
@@ -283,42 +303,38 @@ def _ignore(saga: Saga, event: Event, why: str = "") -> Outcome:
     return Outcome(saga, ignored=why or f"{type(event).__name__} does not apply to step {saga.step}")
 
 
-def _advance(saga: Saga, step: Step, now: datetime, policy: Policy) -> Saga:
-    """The next forward step, with its first command counted and its deadline set."""
-    return replace(saga, step=step, attempts=1, deadline_at=now + policy.step_deadline)
-
-
-def _reserving(saga: Saga, event: Event, now: datetime, policy: Policy) -> Outcome:
+def _reserving_and_authorizing(saga: Saga, event: Event, now: datetime, policy: Policy) -> Outcome:
     match event:
-        case StockReserved():
-            new = replace(_advance(saga, Step.AUTHORIZE_PAYMENT, now, policy), status=Status.AWAITING_PAYMENT)
-            return Outcome(
-                new,
-                (AuthorizePayment(),),
-                (HistoryEntry(Status.AWAITING_PAYMENT, "stock reserved"),),
-            )
-        case StockRejected():
-            # Nothing was reserved: there is nothing to compensate.
+        case StockReserved() if Part.RESERVE_STOCK in saga.awaiting:
+            return _answered(saga, Part.RESERVE_STOCK, now, policy)
+        case PaymentSucceeded() if Part.AUTHORIZE_PAYMENT in saga.awaiting:
+            paid = replace(saga, payment_id=event.payment_id or saga.payment_id)
+            return _answered(paid, Part.AUTHORIZE_PAYMENT, now, policy)
+        case StockRejected() if Part.RESERVE_STOCK in saga.awaiting:
+            # Nothing was reserved; the authorisation, made or still to come, is voided.
             detail = f"out of stock: {event.detail}" if event.detail else "out of stock"
-            return _cancel(saga, CancellationReason.OUT_OF_STOCK, detail, now, policy, compensate=())
-        case ReservationExpired():
-            # Reserved and already expired (the reply was lost): the units are back.
             return _cancel(
-                saga, CancellationReason.EXPIRED, "stock reservation expired", now, policy, compensate=()
+                saga,
+                CancellationReason.OUT_OF_STOCK,
+                detail,
+                now,
+                policy,
+                compensate=(Compensation.VOID_PAYMENT,),
             )
-    return _ignore(saga, event)
-
-
-def _authorizing(saga: Saga, event: Event, now: datetime, policy: Policy) -> Outcome:
-    match event:
-        case PaymentSucceeded():
-            new = replace(
-                _advance(saga, Step.COMMIT_STOCK, now, policy), payment_id=event.payment_id or saga.payment_id
+        case ReservationExpired():
+            # Reserved and already expired (the payment was slow, or the answer lost): the
+            # units are back, only the payment is undone.
+            return _cancel(
+                saga,
+                CancellationReason.EXPIRED,
+                "stock reservation expired before payment",
+                now,
+                policy,
+                compensate=(Compensation.VOID_PAYMENT,),
             )
-            return Outcome(new, (CommitStock(),))
-        case PaymentFailed(retryable=False):
+        case PaymentFailed(retryable=False) if Part.AUTHORIZE_PAYMENT in saga.awaiting:
             detail = f"payment declined: {event.detail}" if event.detail else "payment declined"
-            # The charge did not happen; only the stock is given back.
+            # The charge did not happen; the stock, held or still to be, is given back.
             return _cancel(
                 saga,
                 CancellationReason.PAYMENT_DECLINED,
@@ -328,24 +344,36 @@ def _authorizing(saga: Saga, event: Event, now: datetime, policy: Policy) -> Out
                 compensate=(Compensation.RELEASE_STOCK,),
                 payment_id=event.payment_id,
             )
-        case PaymentFailed(retryable=True):
+        case PaymentFailed(retryable=True) if Part.AUTHORIZE_PAYMENT in saga.awaiting:
             if saga.attempts >= policy.max_sends:
                 return _payment_unavailable(saga, now, policy)
-            # Try again after a pause that grows with each attempt; the timer sends it.
+            # Try again after a pause that grows with each attempt; the timer sends it (with
+            # the reservation, if that is still unanswered too).
             delay = policy.payment_retry_delay * (2 ** (saga.attempts - 1))
+            deadline = min(saga.deadline_at, now + delay) if saga.deadline_at else now + delay
             return Outcome(
-                replace(saga, deadline_at=now + delay, payment_id=event.payment_id or saga.payment_id)
-            )
-        case ReservationExpired():
-            return _cancel(
-                saga,
-                CancellationReason.EXPIRED,
-                "stock reservation expired before payment",
-                now,
-                policy,
-                compensate=(Compensation.VOID_PAYMENT,),
+                replace(saga, deadline_at=deadline, payment_id=event.payment_id or saga.payment_id)
             )
     return _ignore(saga, event)
+
+
+def _answered(saga: Saga, part: Part, now: datetime, policy: Policy) -> Outcome:
+    """One of the two commands answered OK: wait for the other, or commit once both are."""
+    awaiting = saga.awaiting - {part}
+    if awaiting == {Part.AUTHORIZE_PAYMENT}:
+        new = replace(saga, awaiting=awaiting, status=Status.AWAITING_PAYMENT)
+        return Outcome(new, (), (HistoryEntry(Status.AWAITING_PAYMENT, "stock reserved"),))
+    if awaiting:
+        # Paid; the reservation is still to be answered. The status stays PENDING.
+        return Outcome(replace(saga, awaiting=awaiting))
+    new = replace(
+        saga,
+        step=Step.COMMIT_STOCK,
+        attempts=1,
+        deadline_at=now + policy.step_deadline,
+        awaiting=frozenset(),
+    )
+    return Outcome(new, (CommitStock(),))
 
 
 def _committing(saga: Saga, event: Event, now: datetime, policy: Policy) -> Outcome:
@@ -379,8 +407,8 @@ def _compensating(saga: Saga, event: Event, now: datetime, policy: Policy) -> Ou
             answered = Compensation.VOID_PAYMENT
         case PaymentRefunded():
             answered = Compensation.REFUND_PAYMENT
-        case PaymentSucceeded():
-            return _late_payment(saga, event, now, policy)
+        case PaymentSucceeded() | StockReserved():
+            return _late_hold(saga, event, now, policy)
     if answered is None or answered not in saga.pending:
         return _ignore(saga, event, f"{type(event).__name__} answers no pending compensation")
     pending = saga.pending - {answered}
@@ -394,28 +422,45 @@ def _compensating(saga: Saga, event: Event, now: datetime, policy: Policy) -> Ou
 
 def _settled(saga: Saga, event: Event, now: datetime, policy: Policy) -> Outcome:
     """No step in flight: CONFIRMED, SHIPPED, DELIVERED, or a CANCELLED order fully compensated."""
-    if saga.status is Status.CANCELLED and isinstance(event, PaymentSucceeded):
-        return _late_payment(saga, event, now, policy)
+    if saga.status is Status.CANCELLED and isinstance(event, PaymentSucceeded | StockReserved):
+        return _late_hold(saga, event, now, policy)
     return _ignore(saga, event, f"{type(event).__name__} arrived after the saga settled ({saga.status})")
 
 
-def _late_payment(saga: Saga, event: PaymentSucceeded, now: datetime, policy: Policy) -> Outcome:
-    """A charge reported for a cancelled order. A known payment is already being (or has been)
-    paid back; an unknown one must not stay charged, so it is voided."""
-    if saga.pending & {Compensation.VOID_PAYMENT, Compensation.REFUND_PAYMENT} or saga.payment_id:
-        return _ignore(saga, event, "the payment of this cancelled order is already compensated")
+def _late_hold(saga: Saga, event: PaymentSucceeded | StockReserved, now: datetime, policy: Policy) -> Outcome:
+    """A charge or a reservation reported for a cancelled order. One already being (or known to
+    have been) undone is left to that; any other must not stay held, so it is undone."""
+    needed: Compensation
+    command: Command
+    if isinstance(event, PaymentSucceeded):
+        if saga.pending & {Compensation.VOID_PAYMENT, Compensation.REFUND_PAYMENT} or saga.payment_id:
+            return _ignore(saga, event, "the payment of this cancelled order is already compensated")
+        needed, command = (
+            Compensation.VOID_PAYMENT,
+            VoidPayment("payment succeeded after the order was cancelled"),
+        )
+        payment_id = event.payment_id
+    else:
+        if Compensation.RELEASE_STOCK in saga.pending:
+            return _ignore(saga, event, "the stock of this cancelled order is already being released")
+        # Releasing is idempotent: stock already given back is answered as released again.
+        needed, command = (
+            Compensation.RELEASE_STOCK,
+            ReleaseStock("stock reserved after the order was cancelled"),
+        )
+        payment_id = saga.payment_id
     if saga.step is Step.COMPENSATE:
-        new = replace(saga, pending=saga.pending | {Compensation.VOID_PAYMENT}, payment_id=event.payment_id)
+        new = replace(saga, pending=saga.pending | {needed}, payment_id=payment_id)
     else:
         new = replace(
             saga,
             step=Step.COMPENSATE,
-            pending=frozenset({Compensation.VOID_PAYMENT}),
-            payment_id=event.payment_id,
+            pending=frozenset({needed}),
+            payment_id=payment_id,
             attempts=1,
             deadline_at=now + policy.step_deadline,
         )
-    return Outcome(new, (VoidPayment("payment succeeded after the order was cancelled"),))
+    return Outcome(new, (command,))
 
 
 def _deadline_passed(saga: Saga, now: datetime, policy: Policy) -> Outcome:
@@ -430,34 +475,41 @@ def _deadline_passed(saga: Saga, now: datetime, policy: Policy) -> Outcome:
             _compensation_commands(saga.pending, _compensation_reason(saga)),
         )
     if saga.attempts >= policy.max_sends:
-        if saga.step is Step.RESERVE_STOCK:
+        if saga.step is Step.COMMIT_STOCK:
+            return _cancel(
+                saga,
+                CancellationReason.INVENTORY_UNAVAILABLE,
+                f"stock not committed after {saga.attempts} attempts",
+                now,
+                policy,
+                compensate=(Compensation.RELEASE_STOCK, Compensation.VOID_PAYMENT),
+            )
+        if Part.RESERVE_STOCK in saga.awaiting:
             return _cancel(
                 saga,
                 CancellationReason.INVENTORY_UNAVAILABLE,
                 f"no answer from inventory after {saga.attempts} attempts",
                 now,
                 policy,
-                # It may have been reserved with the answer lost.
-                compensate=(Compensation.RELEASE_STOCK,),
+                # It may have been reserved (and paid) with the answers lost.
+                compensate=(Compensation.RELEASE_STOCK, Compensation.VOID_PAYMENT),
             )
-        if saga.step is Step.AUTHORIZE_PAYMENT:
-            return _payment_unavailable(saga, now, policy)
-        return _cancel(
-            saga,
-            CancellationReason.INVENTORY_UNAVAILABLE,
-            f"stock not committed after {saga.attempts} attempts",
-            now,
-            policy,
-            compensate=(Compensation.RELEASE_STOCK, Compensation.VOID_PAYMENT),
+        return _payment_unavailable(saga, now, policy)
+    commands: tuple[Command, ...]
+    if saga.step is Step.COMMIT_STOCK:
+        commands = (CommitStock(),)
+    else:
+        # Only what is still unanswered, in the order of the first send.
+        commands = tuple(
+            command
+            for part, command in (
+                (Part.RESERVE_STOCK, ReserveStock()),
+                (Part.AUTHORIZE_PAYMENT, AuthorizePayment()),
+            )
+            if part in saga.awaiting
         )
-    resend: dict[Step, Command] = {
-        Step.RESERVE_STOCK: ReserveStock(),
-        Step.AUTHORIZE_PAYMENT: AuthorizePayment(),
-        Step.COMMIT_STOCK: CommitStock(),
-    }
-    command = resend[saga.step]
     return Outcome(
-        replace(saga, attempts=saga.attempts + 1, deadline_at=now + policy.step_deadline), (command,)
+        replace(saga, attempts=saga.attempts + 1, deadline_at=now + policy.step_deadline), commands
     )
 
 
@@ -485,13 +537,12 @@ def _cancel_requested(saga: Saga, event: CancelRequested, now: datetime, policy:
     if event.note:
         text = f"{text}: {event.note}"
     compensate: tuple[Compensation, ...]
-    if saga.status is Status.PENDING:
-        # The reservation may be under way; releasing is answered even when nothing is held.
-        compensate = (Compensation.RELEASE_STOCK,)
-    elif saga.status is Status.AWAITING_PAYMENT:
-        compensate = (Compensation.RELEASE_STOCK, Compensation.VOID_PAYMENT)
-    else:  # CONFIRMED: paid and committed
+    if saga.status is Status.CONFIRMED:  # paid and committed
         compensate = (Compensation.RELEASE_STOCK, Compensation.REFUND_PAYMENT)
+    else:
+        # PENDING or AWAITING_PAYMENT: both commands went out with the order, and either may
+        # still be under way; releasing and voiding are answered even when nothing is held.
+        compensate = (Compensation.RELEASE_STOCK, Compensation.VOID_PAYMENT)
     return _cancel(saga, reason, text, now, policy, compensate=compensate, changed_by=event.by)
 
 
@@ -515,6 +566,7 @@ def _cancel(
         attempts=1 if pending else 0,
         deadline_at=now + policy.step_deadline if pending else None,
         pending=pending,
+        awaiting=frozenset(),
         payment_id=saga.payment_id or payment_id,
     )
     return Outcome(

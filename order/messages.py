@@ -104,6 +104,12 @@ def created(order: Order) -> Message:
     return _message(ORDER_EVENTS, OrderEvent.CREATED, order, payload)
 
 
+# The statuses whose entry has a fact of its own, with everything an e-mail needs.
+MILESTONES = frozenset(
+    {domain.Status.CONFIRMED, domain.Status.CANCELLED, domain.Status.SHIPPED, domain.Status.DELIVERED}
+)
+
+
 def transition(
     order: Order, old_status: str | None, entry: domain.HistoryEntry, at: datetime, *, causation_id: str = ""
 ) -> list[Message]:
@@ -128,6 +134,9 @@ def transition(
             causation_id,
         )
     ]
+    if entry.status not in MILESTONES:
+        return messages
+    # Only a milestone carries the items and the address: the saga reads them for it alone.
     items, total, address = (
         items_to_proto(order),
         money.to_proto(order.total_minor, order.currency),

@@ -36,7 +36,7 @@ REASONS = (
     "ADMIN_CANCELLED",
     "INVENTORY_UNAVAILABLE",
 )
-STEPS = ("RESERVE_STOCK", "AUTHORIZE_PAYMENT", "COMMIT_STOCK", "COMPENSATE")
+STEPS = ("RESERVE_AND_AUTHORIZE", "COMMIT_STOCK", "COMPENSATE")
 
 
 def _one_of(column: str, values: tuple[str, ...]) -> str:
@@ -118,6 +118,8 @@ class Order(Base):
     saga_deadline_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # When the current step's command (or compensations) last went out: step durations are measured from it.
     saga_sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # What the current step still waits for: the unanswered commands of RESERVE_AND_AUTHORIZE
+    # (RESERVE_STOCK, AUTHORIZE_PAYMENT), or the unanswered compensations of COMPENSATE.
     saga_pending: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list, server_default="{}")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(

@@ -1,7 +1,13 @@
 """Running the saga: every change of an order goes through `Saga.decide`, which asks
 `domain.decide` what follows and writes it in the caller's transaction (which holds the order's
 row lock): the new saga state, its history entries, the commands to send, the facts about the
-order (outbox) and, when it settles, the NOTIFY that wakes its waiters (`waiting`). The participants' replies and the step timer drive it from here.
+order (outbox) and, when it settles, the NOTIFY that wakes its waiters (`waiting`). The
+participants' replies and the step timer drive it from here.
+
+The hot path is lean: a reply locks only the saga's columns of its order (`lock`, no items, no
+history, no address), writes them back with one UPDATE and the history with one INSERT. The items
+and the address are read only for what needs them: a ReserveStock (its lines) and the milestone
+facts (confirmed, cancelled, shipped, delivered) that carry them for e-mails.
 """
 
 from __future__ import annotations
@@ -10,12 +16,13 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any, Protocol
 
-from sqlalchemy import select, update
+from sqlalchemy import Row, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
-from order import domain, messages, queries, saga_metrics, shop
+from order import domain, messages, saga_metrics, shop
 from order.models import Order, OrderHistory
 from order.waiting import SETTLED, notify_settled
 from servicekit.db import transaction
@@ -24,14 +31,57 @@ from servicekit.outbox import Outbox
 
 log = logging.getLogger(__name__)
 
+# What the saga reads of an order to decide and to send its commands.
+SAGA_COLUMNS = (
+    Order.id,
+    Order.account_id,
+    Order.status,
+    Order.cancellation_reason,
+    Order.currency,
+    Order.total_minor,
+    Order.payment_token,
+    Order.payment_id,
+    Order.saga_step,
+    Order.saga_attempts,
+    Order.saga_deadline_at,
+    Order.saga_sent_at,
+    Order.saga_pending,
+)
+# One order's SAGA_COLUMNS, as `lock` reads them.
+SagaRow = Row[*tuple[Any, ...]]
 
-def saga_of(order: Order) -> domain.Saga:
+
+class SagaColumns(Protocol):
+    """An order's saga state as stored: a locked row (`lock`) or an `Order`."""
+
+    id: uuid.UUID
+    status: str
+    cancellation_reason: str | None
+    payment_id: str | None
+    saga_step: str | None
+    saga_attempts: int
+    saga_deadline_at: datetime | None
+    saga_sent_at: datetime | None
+    saga_pending: list[str]
+
+
+async def lock(session: AsyncSession, order_id: uuid.UUID) -> SagaRow | None:
+    """The saga columns of the order, row-locked for the rest of the session's transaction."""
+    return (
+        await session.execute(select(*SAGA_COLUMNS).where(Order.id == order_id).with_for_update())
+    ).first()
+
+
+def saga_of(order: SagaColumns) -> domain.Saga:
+    # One column holds what the current step waits for: compensations or forward commands.
+    waiting = order.saga_pending or ()
     return domain.Saga(
         status=domain.Status(order.status),
         step=domain.Step(order.saga_step) if order.saga_step else None,
         attempts=order.saga_attempts,
         deadline_at=order.saga_deadline_at,
-        pending=frozenset(domain.Compensation(p) for p in order.saga_pending or ()),
+        pending=frozenset(domain.Compensation(p) for p in waiting if p in domain.Compensation.__members__),
+        awaiting=frozenset(domain.Part(p) for p in waiting if p in domain.Part.__members__),
         cancellation_reason=domain.CancellationReason(order.cancellation_reason)
         if order.cancellation_reason
         else None,
@@ -39,17 +89,21 @@ def saga_of(order: Order) -> domain.Saga:
     )
 
 
-def set_saga(order: Order, saga: domain.Saga) -> None:
-    order.status = saga.status.value
-    order.cancellation_reason = saga.cancellation_reason.value if saga.cancellation_reason else None
-    order.saga_step = saga.step.value if saga.step else None
-    order.saga_attempts = saga.attempts
-    order.saga_deadline_at = saga.deadline_at
-    order.saga_pending = sorted(p.value for p in saga.pending)
-    order.payment_id = saga.payment_id or None
-    if saga.step not in (domain.Step.RESERVE_STOCK, domain.Step.AUTHORIZE_PAYMENT):
+def saga_columns(saga: domain.Saga) -> dict[str, Any]:
+    """The stored form of a saga state."""
+    columns: dict[str, Any] = {
+        "status": saga.status.value,
+        "cancellation_reason": saga.cancellation_reason.value if saga.cancellation_reason else None,
+        "saga_step": saga.step.value if saga.step else None,
+        "saga_attempts": saga.attempts,
+        "saga_deadline_at": saga.deadline_at,
+        "saga_pending": sorted([*(p.value for p in saga.pending), *(p.value for p in saga.awaiting)]),
+        "payment_id": saga.payment_id or None,
+    }
+    if domain.Part.AUTHORIZE_PAYMENT not in saga.awaiting:
         # The card token is needed only to (re-)send AuthorizePayment.
-        order.payment_token = None
+        columns["payment_token"] = None
+    return columns
 
 
 @dataclass(kw_only=True, eq=False, slots=True)
@@ -60,10 +114,14 @@ class Saga:
     tick_batch: int = 100
 
     async def start(self, session: AsyncSession, order: Order, now: datetime) -> None:
-        """Add a new order in the session, with its `created` fact and the saga's first command."""
+        """Add a new order (with its items) in the session, with its `created` fact and the saga's
+        first commands."""
         outcome = domain.place(now, self.policy)
         session.add(order)
-        set_saga(order, outcome.saga)
+        for name, value in saga_columns(outcome.saga).items():
+            if name != "payment_token":  # AuthorizePayment is about to be sent with it
+                setattr(order, name, value)
+        order.saga_sent_at = now
         await session.flush()
         await session.refresh(order, ["created_at", "updated_at"])
         await self.outbox.add(session, messages.created(order))
@@ -72,15 +130,16 @@ class Saga:
     async def decide(
         self,
         session: AsyncSession,
-        order: Order,
+        row: SagaRow,
         event: domain.Event,
         *,
         causation_id: str = "",
         now: datetime | None = None,
     ) -> None:
-        """Apply `event` to the locked `order`; CONFLICT (ILLEGAL_TRANSITION) when its status forbids it."""
+        """Apply `event` to the order whose saga columns `row` holds (locked by `lock`); CONFLICT
+        (ILLEGAL_TRANSITION) when its status forbids it."""
         now = now or datetime.now(UTC)
-        saga = saga_of(order)
+        saga = saga_of(row)
         try:
             outcome = domain.decide(saga, event, now, self.policy)
         except domain.IllegalTransition as exc:
@@ -89,14 +148,22 @@ class Saga:
             log.info(
                 "saga event ignored: %s",
                 outcome.ignored,
-                extra={"order_id": str(order.id), "status": order.status},
+                extra={"order_id": str(row.id), "status": row.status},
             )
         if outcome.saga == saga and not outcome.commands:
             return
-        old_status = order.status
-        saga_metrics.observe_decision(session, saga, outcome, event, sent_at=order.saga_sent_at, now=now)
-        set_saga(order, outcome.saga)
-        await self._record(session, order, old_status, outcome, now, causation_id=causation_id)
+        saga_metrics.observe_decision(session, saga, outcome, event, sent_at=row.saga_sent_at, now=now)
+        columns = saga_columns(outcome.saga)
+        if outcome.commands:
+            columns["saga_sent_at"] = now
+        await session.execute(
+            update(Order)
+            .where(Order.id == row.id)
+            .values(columns)
+            .execution_options(synchronize_session=False)
+        )
+        order = await self._facts(session, row, columns, outcome)
+        await self._record(session, order, row.status, outcome, now, causation_id=causation_id)
 
     async def handle_reply(
         self, session: AsyncSession, order_id: str, event: domain.Event, event_id: str
@@ -107,11 +174,11 @@ class Saga:
         except ValueError:
             log.warning("reply %s names no valid order id: %r", event_id, order_id)
             return
-        order = await queries.lock(session, order_uuid)
-        if order is None:
+        row = await lock(session, order_uuid)
+        if row is None:
             log.warning("reply %s for unknown order %s ignored", event_id, order_id)
             return
-        await self.decide(session, order, event, causation_id=event_id)
+        await self.decide(session, row, event, causation_id=event_id)
 
     async def resume_due(self) -> int:
         """One timer pass: every saga whose step deadline passed re-sends or compensates.
@@ -122,37 +189,52 @@ class Saga:
         now = datetime.now(UTC)
         async with transaction(self.sessions) as session:
             due = (
-                await session.scalars(
-                    select(Order)
+                await session.execute(
+                    select(*SAGA_COLUMNS)
                     .where(Order.saga_step.is_not(None), Order.saga_deadline_at <= now)
                     .order_by(Order.saga_deadline_at)
                     .limit(self.tick_batch)
                     .with_for_update(skip_locked=True)
-                    .options(selectinload(Order.items))
                 )
             ).all()
-            for order in due:
-                order_id = order.id
+            for row in due:
                 log.info(
                     "saga step deadline passed",
-                    extra={
-                        "order_id": str(order_id),
-                        "step": order.saga_step,
-                        "attempts": order.saga_attempts,
-                    },
+                    extra={"order_id": str(row.id), "step": row.saga_step, "attempts": row.saga_attempts},
                 )
                 try:
                     async with session.begin_nested():
-                        await self.decide(session, order, domain.DeadlinePassed(), now=now)
+                        await self.decide(session, row, domain.DeadlinePassed(), now=now)
                 except Exception:
                     # One order that cannot go on must not hold up every saga behind it.
-                    log.exception("the saga of order %s could not resume; trying again later", order_id)
+                    log.exception("the saga of order %s could not resume; trying again later", row.id)
                     await session.execute(
                         update(Order)
-                        .where(Order.id == order_id)
+                        .where(Order.id == row.id)
                         .values(saga_deadline_at=now + self.policy.step_deadline)
+                        .execution_options(synchronize_session=False)
                     )
         return len(due)
+
+    async def _facts(
+        self, session: AsyncSession, row: SagaRow, columns: dict[str, Any], outcome: domain.Outcome
+    ) -> Order:
+        """The order as its messages need it: read whole (items and all) only for a ReserveStock
+        or a milestone fact; otherwise built from the locked row, never added to the session."""
+        if any(isinstance(c, domain.ReserveStock) for c in outcome.commands) or any(
+            entry.status in messages.MILESTONES for entry in outcome.history
+        ):
+            order = await session.scalar(
+                select(Order)
+                .where(Order.id == row.id)
+                .options(selectinload(Order.items))
+                .execution_options(populate_existing=True)
+            )
+            assert order is not None  # locked by this transaction
+            return order
+        values = {**row._asdict(), **columns}
+        values["payment_token"] = row.payment_token  # an AuthorizePayment re-sent now still needs it
+        return Order(**values)
 
     async def _record(
         self,
@@ -166,18 +248,21 @@ class Saga:
     ) -> None:
         for cmd in outcome.commands:
             await self.outbox.add(session, messages.command(order, cmd, causation_id=causation_id))
-        if outcome.commands:
-            order.saga_sent_at = now
+        if outcome.history:
+            await session.execute(
+                insert(OrderHistory),
+                [
+                    {
+                        "order_id": order.id,
+                        "status": entry.status.value,
+                        "reason": entry.reason,
+                        "changed_by": entry.changed_by or None,
+                    }
+                    for entry in outcome.history
+                ],
+            )
         previous = old_status
         for entry in outcome.history:
-            session.add(
-                OrderHistory(
-                    order_id=order.id,
-                    status=entry.status.value,
-                    reason=entry.reason,
-                    changed_by=entry.changed_by or None,
-                )
-            )
             for message in messages.transition(order, previous, entry, now, causation_id=causation_id):
                 await self.outbox.add(session, message)
             saga_metrics.count_transition(session, order, previous, entry)

@@ -29,6 +29,14 @@ _COMPENSATION_STEPS = {
 }
 
 
+_PAYMENT_REPLIES = (
+    domain.PaymentSucceeded,
+    domain.PaymentFailed,
+    domain.PaymentVoided,
+    domain.PaymentRefunded,
+)
+
+
 def _reply_outcome(event: domain.Event) -> str:
     """What a reply said, as the step-duration metric's outcome label."""
     match event:
@@ -56,6 +64,10 @@ def _answered_step(saga: domain.Saga, outcome: domain.Outcome, event: domain.Eve
         return None
     if isinstance(event, domain.StockReleased) and saga.step is domain.Step.COMMIT_STOCK:
         return saga.step.value.lower(), "released"
+    if saga.step is domain.Step.RESERVE_AND_AUTHORIZE:
+        # The two commands of the step, each timed on its own.
+        part = "authorize_payment" if isinstance(event, _PAYMENT_REPLIES) else "reserve_stock"
+        return part, _reply_outcome(event)
     return saga.step.value.lower(), _reply_outcome(event)
 
 

@@ -7,7 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from order import domain, queries
 from order.models import Order
-from order.saga import Saga
+from order.saga import Saga, lock
 from servicekit.auth import require_admin, require_caller
 from servicekit.context import Caller
 from servicekit.db import transaction
@@ -31,12 +31,12 @@ class Transitions:
             raise InvalidArgument.field("note", f"must be at most {MAX_NOTE_LENGTH} printable characters")
         order_uuid = parse_id(order_id, "order_id")
         async with transaction(self.sessions) as session:
-            order = await queries.lock(session, order_uuid)
-            if order is None or (not caller.is_admin and str(order.account_id) != caller.account_id):
+            row = await lock(session, order_uuid)
+            if row is None or (not caller.is_admin and str(row.account_id) != caller.account_id):
                 raise NotFound("order not found")
-            by_owner = str(order.account_id) == caller.account_id
+            by_owner = str(row.account_id) == caller.account_id
             event = domain.CancelRequested(by=caller.account_id, by_owner=by_owner, note=note)
-            await self.saga.decide(session, order, event)
+            await self.saga.decide(session, row, event)
         return await queries.load(self.sessions, order_uuid)
 
     async def ship_order(self, caller: Caller | None, *, order_id: str) -> Order:
@@ -50,8 +50,8 @@ class Transitions:
     async def _admin_transition(self, order_id: str, event: domain.Event) -> Order:
         order_uuid = parse_id(order_id, "order_id")
         async with transaction(self.sessions) as session:
-            order = await queries.lock(session, order_uuid)
-            if order is None:
+            row = await lock(session, order_uuid)
+            if row is None:
                 raise NotFound("order not found")
-            await self.saga.decide(session, order, event)
+            await self.saga.decide(session, row, event)
         return await queries.load(self.sessions, order_uuid)

@@ -93,3 +93,9 @@ def hs256_with_public_key(payload: dict, public_pem: bytes, kid: str) -> str:
 
 def signed(payload: dict, key: SigningKey, *, typ: str = "at+jwt") -> str:
     return jwt.encode(payload, key.to_pem(), algorithm="RS256", headers={"kid": key.kid, "typ": typ})
+
+
+def saga_histories(*tail: str) -> list[list[str]]:
+    """The statuses a placed order may pass through before `tail`: AWAITING_PAYMENT when its stock
+    was reserved before its payment answered, none between when the payment answered first."""
+    return [["PENDING", "AWAITING_PAYMENT", *tail], ["PENDING", *tail]]

@@ -18,7 +18,7 @@ from websockets.exceptions import ConnectionClosed
 
 from notification.webhooks import verify_signature
 from tests.e2e.test_account_graphql import admin_session, codes, sign_up
-from tests.helpers import eventually, unique_email
+from tests.helpers import eventually, saga_histories, unique_email
 from tests.integration.notification.receiver import Receiver
 
 pytestmark = pytest.mark.e2e
@@ -271,7 +271,7 @@ async def test_a_subscriber_sees_every_status_of_its_order(gateway, shop):
         order = await place_order(gateway, shop, token)
         await subscribe(ws, order["id"])
 
-        assert await statuses_until(ws, "CONFIRMED") == ["PENDING", "AWAITING_PAYMENT", "CONFIRMED"]
+        assert await statuses_until(ws, "CONFIRMED") in saga_histories("CONFIRMED")
 
         # What happens from now on arrives live, fed from order.events.
         assert "errors" not in await gateway.post(SHIP, {"id": order["id"]}, token=shop["admin"])
@@ -300,7 +300,7 @@ async def test_an_admin_may_watch_any_order(gateway, shop):
 
     async with websocket(gateway, shop["admin"]) as ws:
         await subscribe(ws, order["id"])
-        assert await statuses_until(ws, "CONFIRMED") == ["PENDING", "AWAITING_PAYMENT", "CONFIRMED"]
+        assert await statuses_until(ws, "CONFIRMED") in saga_histories("CONFIRMED")
 
 
 async def test_watching_someone_elses_or_an_unknown_order_is_refused(gateway, shop):

@@ -17,7 +17,7 @@ from tests.e2e.test_account_graphql import admin_session, sign_up
 from tests.e2e.test_catalog_graphql import new_category, new_product
 from tests.e2e.test_notifications import mail_to
 from tests.e2e.test_order_saga import place, settled, stock
-from tests.helpers import eventually, unique_email
+from tests.helpers import eventually, saga_histories, unique_email
 
 REPLICAS = 2
 ORDERS = 6
@@ -75,9 +75,7 @@ async def test_two_processes_of_each_service_share_the_calls_and_confirm_each_or
     orders = await asyncio.gather(*(settled(gateway, token, o["id"], payment="SUCCEEDED") for o in placed))
 
     assert [o["status"] for o in orders] == ["CONFIRMED"] * ORDERS
-    assert [[h["status"] for h in o["history"]] for o in orders] == [
-        ["PENDING", "AWAITING_PAYMENT", "CONFIRMED"]
-    ] * ORDERS
+    assert all([h["status"] for h in o["history"]] in saga_histories("CONFIRMED") for o in orders)
     # Reserved once per order: a second reservation of any of them would leave less than 4.
     assert await stock(gateway, lamp) == 10 - ORDERS
 

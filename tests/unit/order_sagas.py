@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from order import domain
 from order.domain import (
+    AuthorizePayment,
     CancelRequested,
     DeliverRequested,
     HistoryEntry,
@@ -51,11 +52,18 @@ def decide(saga: Saga, event: domain.Event, now: datetime = NOW) -> domain.Outco
 
 
 def pending() -> Saga:
+    """Placed: the reservation and the authorisation both unanswered."""
     return domain.place(NOW, POLICY).saga
 
 
 def awaiting_payment() -> Saga:
+    """The stock reserved, the payment still unanswered."""
     return decide(pending(), StockReserved()).saga
+
+
+def paid() -> Saga:
+    """The payment authorised, the reservation still unanswered (still PENDING)."""
+    return decide(pending(), PaymentSucceeded("pay-1")).saga
 
 
 def committing() -> Saga:
@@ -87,10 +95,17 @@ def settled_cancelled(saga: Saga) -> Saga:
     return saga
 
 
+def settled_out_of_stock() -> Saga:
+    """Cancelled as OUT_OF_STOCK, its authorisation voided."""
+    saga = decide(decide(pending(), StockRejected()).saga, PaymentVoided("")).saga
+    assert saga.step is None
+    return saga
+
+
 def run(events: list[domain.Event], start: Saga | None = None) -> tuple[Saga, list, list]:
     """Feed a sequence of events; returns the final state, every command and history entry."""
     saga = start or pending()
-    commands: list = [ReserveStock()] if start is None else []
+    commands: list = [ReserveStock(), AuthorizePayment()] if start is None else []
     history: list = [HistoryEntry(Status.PENDING, "order placed")] if start is None else []
     for event in events:
         outcome = decide(saga, event)
@@ -103,11 +118,12 @@ def run(events: list[domain.Event], start: Saga | None = None) -> tuple[Saga, li
 ALL_STATES = {
     "pending": pending,
     "awaiting_payment": awaiting_payment,
+    "paid": paid,
     "committing": committing,
     "confirmed": confirmed,
     "shipped": shipped,
     "delivered": delivered,
     "cancelled_compensating": lambda: cancelled_from(awaiting_payment()),
     "cancelled_settled": lambda: settled_cancelled(confirmed()),
-    "out_of_stock": lambda: decide(pending(), StockRejected()).saga,
+    "out_of_stock": lambda: settled_out_of_stock(),
 }

@@ -30,6 +30,7 @@ from tests.unit.order_sagas import (
     confirmed,
     decide,
     delivered,
+    paid,
     pending,
     settled_cancelled,
     shipped,
@@ -38,12 +39,17 @@ from tests.unit.order_sagas import (
 
 @pytest.mark.parametrize(
     ("state", "command"),
-    [(pending, ReserveStock()), (awaiting_payment, AuthorizePayment()), (committing, CommitStock())],
+    [
+        (pending, (ReserveStock(), AuthorizePayment())),
+        (awaiting_payment, (AuthorizePayment(),)),
+        (paid, (ReserveStock(),)),
+        (committing, (CommitStock(),)),
+    ],
 )
-def test_a_passed_deadline_resends_the_step_command(state, command):
+def test_a_passed_deadline_resends_only_the_unanswered_commands(state, command):
     outcome = decide(state(), DeadlinePassed(), LATER)
 
-    assert outcome.commands == (command,)
+    assert outcome.commands == command
     assert outcome.saga.attempts == 2
     assert outcome.saga.deadline_at == LATER + POLICY.step_deadline
     assert outcome.saga.status is state().status
@@ -80,7 +86,16 @@ def exhaust(saga: Saga) -> Saga:
 @pytest.mark.parametrize(
     ("state", "reason", "compensations"),
     [
-        (pending, CancellationReason.INVENTORY_UNAVAILABLE, {Compensation.RELEASE_STOCK}),
+        (
+            pending,
+            CancellationReason.INVENTORY_UNAVAILABLE,
+            {Compensation.RELEASE_STOCK, Compensation.VOID_PAYMENT},
+        ),
+        (
+            paid,
+            CancellationReason.INVENTORY_UNAVAILABLE,
+            {Compensation.RELEASE_STOCK, Compensation.VOID_PAYMENT},
+        ),
         (
             awaiting_payment,
             CancellationReason.PAYMENT_UNAVAILABLE,

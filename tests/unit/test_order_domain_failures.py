@@ -14,28 +14,32 @@ from order.domain import (
     PaymentFailed,
     ReleaseStock,
     ReservationExpired,
-    Saga,
     Status,
     Step,
     StockRejected,
     StockReleased,
     VoidPayment,
 )
-from tests.unit.order_sagas import LATER, NOW, POLICY, awaiting_payment, committing, decide, pending
+from tests.unit.order_sagas import LATER, NOW, POLICY, awaiting_payment, committing, decide, paid, pending
 
 
-def test_stock_rejected_cancels_as_out_of_stock_with_nothing_to_compensate():
-    outcome = decide(pending(), StockRejected("p1 (insufficient stock)"))
+@pytest.mark.parametrize("state", [pending, paid])
+def test_stock_rejected_cancels_as_out_of_stock_and_voids_the_authorisation(state):
+    outcome = decide(state(), StockRejected("p1 (insufficient stock)"))
 
-    assert outcome.saga == Saga(status=Status.CANCELLED, cancellation_reason=CancellationReason.OUT_OF_STOCK)
-    assert outcome.commands == ()
-    assert outcome.history == (HistoryEntry(Status.CANCELLED, "out of stock: p1 (insufficient stock)"),)
+    text = "out of stock: p1 (insufficient stock)"
+    assert outcome.saga.status is Status.CANCELLED
+    assert outcome.saga.cancellation_reason is CancellationReason.OUT_OF_STOCK
+    assert outcome.saga.step is Step.COMPENSATE
+    assert outcome.saga.pending == {Compensation.VOID_PAYMENT}
+    assert outcome.saga.awaiting == frozenset()
+    assert outcome.commands == (VoidPayment(text),)
+    assert outcome.history == (HistoryEntry(Status.CANCELLED, text),)
 
 
-def test_a_declined_payment_cancels_and_releases_the_stock():
-    outcome = decide(
-        awaiting_payment(), PaymentFailed(retryable=False, detail="declined", payment_id="pay-9")
-    )
+@pytest.mark.parametrize("state", [pending, awaiting_payment])
+def test_a_declined_payment_cancels_and_releases_the_stock_held_or_still_to_be(state):
+    outcome = decide(state(), PaymentFailed(retryable=False, detail="declined", payment_id="pay-9"))
 
     assert outcome.saga.status is Status.CANCELLED
     assert outcome.saga.cancellation_reason is CancellationReason.PAYMENT_DECLINED
@@ -113,8 +117,10 @@ def test_commit_answered_with_an_expired_reservation_cancels_and_voids_the_payme
     assert outcome.saga.payment_id == "pay-1"
 
 
-def test_an_expiry_reported_while_reserving_cancels_with_nothing_to_release():
-    outcome = decide(pending(), ReservationExpired())
+@pytest.mark.parametrize("state", [pending, paid])
+def test_an_expiry_reported_while_reserving_cancels_and_voids_with_nothing_to_release(state):
+    outcome = decide(state(), ReservationExpired())
 
-    assert outcome.saga == Saga(status=Status.CANCELLED, cancellation_reason=CancellationReason.EXPIRED)
-    assert outcome.commands == ()
+    assert outcome.saga.cancellation_reason is CancellationReason.EXPIRED
+    assert outcome.saga.pending == {Compensation.VOID_PAYMENT}
+    assert outcome.commands == (VoidPayment("stock reservation expired before payment"),)

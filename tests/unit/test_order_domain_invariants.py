@@ -14,6 +14,7 @@ from order.domain import (
     DeadlinePassed,
     DeliverRequested,
     IllegalTransition,
+    Part,
     PaymentVoided,
     RefundPayment,
     ReserveStock,
@@ -68,6 +69,11 @@ def test_invariants_hold_for_every_reachable_state(event):
         assert (new.step is None) == (new.deadline_at is None), (saga, event)
         # Compensations are pending only while compensating, and only for cancelled orders.
         assert bool(new.pending) == (new.step is Step.COMPENSATE), (saga, event)
+        # The forward commands awaited are tracked only while both may still be unanswered.
+        assert bool(new.awaiting) == (new.step is Step.RESERVE_AND_AUTHORIZE), (saga, event)
+        # AWAITING_PAYMENT: the stock is reserved, the payment (and only it) still unanswered.
+        if new.step is Step.RESERVE_AND_AUTHORIZE:
+            assert (new.status is Status.AWAITING_PAYMENT) == (new.awaiting == {Part.AUTHORIZE_PAYMENT})
         assert (new.status is Status.CANCELLED) == (new.cancellation_reason is not None)
         # A cancelled order stays cancelled; nothing comes back from SHIPPED or DELIVERED but forward.
         if saga.status is Status.CANCELLED:

@@ -21,7 +21,6 @@ from order.domain import (
     Status,
     Step,
     StockCommitted,
-    StockRejected,
     StockReleased,
     StockReserved,
     VoidPayment,
@@ -37,21 +36,24 @@ from tests.unit.order_sagas import (
     decide,
     pending,
     run,
+    settled_out_of_stock,
 )
 
 # The replies each state acts on; every other reply must change nothing.
 ACTED_ON = {
-    "pending": {"StockReserved", "StockRejected", "ReservationExpired"},
+    "pending": {"StockReserved", "StockRejected", "ReservationExpired", "PaymentSucceeded", "PaymentFailed"},
     "awaiting_payment": {"PaymentSucceeded", "PaymentFailed", "ReservationExpired"},
+    "paid": {"StockReserved", "StockRejected", "ReservationExpired"},
     "committing": {"StockCommitted", "ReservationExpired", "StockReleased"},
     "confirmed": set(),
     "shipped": set(),
     "delivered": set(),
     # Pending: release and void (answered by StockReleased / ReservationExpired and PaymentVoided).
     "cancelled_compensating": {"StockReleased", "ReservationExpired", "PaymentVoided"},
-    "cancelled_settled": set(),
-    # A charge nobody asked for on a cancelled order is voided.
-    "out_of_stock": {"PaymentSucceeded"},
+    # A reservation reported after the order settled is released (again: idempotent).
+    "cancelled_settled": {"StockReserved"},
+    # A charge or a reservation reported after the order settled is undone.
+    "out_of_stock": {"PaymentSucceeded", "StockReserved"},
 }
 
 
@@ -109,12 +111,14 @@ def test_a_reply_overtaken_by_the_next_step_is_ignored():
     assert [h.status for h in history] == [Status.PENDING, Status.AWAITING_PAYMENT, Status.CONFIRMED]
 
 
-def test_a_payment_reply_arriving_before_the_stock_reply_is_ignored():
-    saga, commands, _ = run([PaymentSucceeded("pay-1"), StockReserved()])
+def test_a_payment_reply_arriving_before_the_stock_reply_is_kept_and_both_lead_to_the_commit():
+    saga, commands, history = run([PaymentSucceeded("pay-1"), StockReserved()])
 
-    assert saga.status is Status.AWAITING_PAYMENT
-    assert saga.step is Step.AUTHORIZE_PAYMENT
-    assert commands == [ReserveStock(), AuthorizePayment()]
+    assert saga.status is Status.PENDING
+    assert saga.step is Step.COMMIT_STOCK
+    assert saga.payment_id == "pay-1"
+    assert commands == [ReserveStock(), AuthorizePayment(), CommitStock()]
+    assert [h.status for h in history] == [Status.PENDING]
 
 
 def test_a_late_success_after_a_failure_is_ignored_once_the_order_is_cancelled_and_released():
@@ -134,8 +138,8 @@ def test_a_late_success_after_a_failure_is_ignored_once_the_order_is_cancelled_a
     assert commands == [ReserveStock(), AuthorizePayment(), ReleaseStock("payment declined")]
 
 
-def test_a_charge_reported_for_an_order_that_never_asked_for_one_is_voided():
-    out_of_stock = decide(pending(), StockRejected()).saga
+def test_a_charge_reported_after_an_out_of_stock_order_settled_is_voided_again():
+    out_of_stock = settled_out_of_stock()
 
     outcome = decide(out_of_stock, PaymentSucceeded("pay-7"))
     voided = decide(outcome.saga, PaymentVoided("pay-7"))

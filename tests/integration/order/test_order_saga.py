@@ -91,7 +91,8 @@ async def committed(orders, order_id: str) -> envelope_pb2.EventEnvelope:
 
 async def confirmed_order(orders):
     order_id, account_id, metadata = await place(orders)
-    await reserved(orders, order_id)
+    # The stock first (the payment may come first too): PENDING, AWAITING_PAYMENT, CONFIRMED.
+    await handled(orders, await reserved(orders, order_id))
     await paid(orders, order_id)
     await committed(orders, order_id)
     await wait_status(orders, order_id, "CONFIRMED")
@@ -127,8 +128,9 @@ async def settle_compensations(orders, order_id: str) -> None:
 async def test_the_happy_path_reserves_pays_commits_and_confirms(orders):
     order_id, account_id, _ = await place(orders, quantity=3, price_minor=1500)
 
-    stock_reply = await reserved(orders, order_id)
     [authorize] = await orders.bus.wait_for(order_id, "payment.authorize_payment")
+    stock_reply = await reserved(orders, order_id)
+    await handled(orders, stock_reply)
     payment_reply = await paid(orders, order_id)
     [commit] = await orders.bus.wait_for(order_id, "inventory.commit_stock")
     await committed(orders, order_id)
@@ -142,8 +144,8 @@ async def test_the_happy_path_reserves_pays_commits_and_confirms(orders):
     )
     assert command.payment_token == "tok_visa"
     assert command.idempotency_key == f"order-{order_id}"
-    # Each command names the reply that caused it.
-    assert (authorize.causation_id, commit.causation_id) == (stock_reply.event_id, payment_reply.event_id)
+    # Both first commands went out with the order; the commit names the reply that completed the pair.
+    assert (authorize.causation_id, commit.causation_id) == ("", payment_reply.event_id)
     assert [h[0] for h in await history(orders, order_id)] == ["PENDING", "AWAITING_PAYMENT", "CONFIRMED"]
     [confirmed] = await orders.bus.wait_for(order_id, "order.confirmed")
     fact = unpack(confirmed, order_events_pb2.OrderConfirmed)
@@ -178,7 +180,7 @@ async def test_every_transition_publishes_a_status_change(orders):
 
 async def test_a_declined_payment_cancels_and_releases_the_stock_once(orders):
     order_id, _, _ = await place(orders)
-    await reserved(orders, order_id)
+    await handled(orders, await reserved(orders, order_id))
     [authorize] = await orders.bus.wait_for(order_id, "payment.authorize_payment")
 
     await orders.bus.reply(
@@ -205,7 +207,7 @@ async def test_a_declined_payment_cancels_and_releases_the_stock_once(orders):
     assert fact.refund_expected is False
 
 
-async def test_out_of_stock_cancels_without_asking_for_payment(orders):
+async def test_out_of_stock_cancels_and_voids_the_authorisation_sent_with_the_order(orders):
     order_id, _, _ = await place(orders, quantity=5)
     [command] = await orders.bus.wait_for(order_id, "inventory.reserve_stock")
 
@@ -225,13 +227,15 @@ async def test_out_of_stock_cancels_without_asking_for_payment(orders):
         ),
         causation_id=command.event_id,
     )
-    await wait_status(orders, order_id, "CANCELLED", settled=True)
+    await wait_status(orders, order_id, "CANCELLED")
+    await settle_compensations(orders, order_id)
 
     assert (
         await orders.scalar("SELECT cancellation_reason FROM orders WHERE id = :id", id=order_id)
         == "OUT_OF_STOCK"
     )
-    assert orders.bus.types(order_id, "payment.") == []
+    assert orders.bus.types(order_id, "payment.") == ["payment.authorize_payment", "payment.void_payment"]
+    assert orders.bus.types(order_id, "inventory.") == ["inventory.reserve_stock"]
     assert orders.bus.types(order_id, "inventory.") == ["inventory.reserve_stock"]
     [_, (status, reason, _)] = await history(orders, order_id)
     assert status == "CANCELLED"
@@ -244,6 +248,7 @@ async def test_out_of_stock_cancels_without_asking_for_payment(orders):
 async def test_every_reply_delivered_twice_has_one_effect(orders):
     order_id, _, _ = await place(orders)
     replies = [await reserved(orders, order_id)]
+    await handled(orders, replies[0])
     replies.append(await paid(orders, order_id))
     replies.append(await committed(orders, order_id))
     await wait_status(orders, order_id, "CONFIRMED")
@@ -288,19 +293,24 @@ async def test_the_same_outcome_republished_under_a_new_event_id_is_ignored(orde
     assert [h[0] for h in await history(orders, order_id)] == ["PENDING", "AWAITING_PAYMENT"]
 
 
-async def test_a_reply_for_a_later_step_arriving_first_is_ignored(orders):
+async def test_a_payment_answered_before_the_stock_is_kept_and_a_commit_reply_too_early_is_ignored(orders):
     order_id, _, _ = await place(orders)
     await handled(
-        orders, await orders.bus.reply("payment.succeeded", order_id, pay.PaymentSucceeded(order_id=order_id))
+        orders,
+        await orders.bus.reply("inventory.stock_committed", order_id, inv.StockCommitted(order_id=order_id)),
     )
-    assert await orders.scalar("SELECT saga_step FROM orders WHERE id = :id", id=order_id) == "RESERVE_STOCK"
+    await handled(orders, await paid(orders, order_id))
+    saga = await orders.execute(
+        "SELECT status, saga_step, saga_pending FROM orders WHERE id = :id", id=order_id
+    )
+    assert saga == [("PENDING", "RESERVE_AND_AUTHORIZE", ["RESERVE_STOCK"])]
 
     await reserved(orders, order_id)
-    await paid(orders, order_id)
     await committed(orders, order_id)
 
     await wait_status(orders, order_id, "CONFIRMED")
     assert len(orders.bus.sent(order_id, "inventory.commit_stock")) == 1
+    assert [h[0] for h in await history(orders, order_id)] == ["PENDING", "CONFIRMED"]
 
 
 async def test_replies_for_unknown_orders_and_unreadable_messages_do_not_stop_the_saga(orders):
@@ -420,7 +430,7 @@ async def test_sagas_in_flight_resume_after_a_restart(orders):
 # -- cancelling, shipping, delivering -------------------------------------------------------------------
 
 
-async def test_cancelling_a_pending_order_releases_its_stock(orders):
+async def test_cancelling_a_pending_order_releases_its_stock_and_voids_its_payment(orders):
     order_id, account_id, metadata = await place(orders)
 
     response = await orders.stub.CancelOrder(
@@ -435,7 +445,8 @@ async def test_cancelling_a_pending_order_releases_its_stock(orders):
         "cancelled by the customer: ordered by mistake",
         account_id,
     )
-    assert orders.bus.types(order_id, "payment.") == []
+    # The authorisation went out with the order: it is voided, whether it was made yet or not.
+    assert orders.bus.types(order_id, "payment.") == ["payment.authorize_payment", "payment.void_payment"]
 
 
 async def test_cancelling_while_paying_releases_the_stock_and_voids_the_payment(orders):

@@ -50,10 +50,13 @@ async def test_an_order_is_priced_by_the_catalog_and_written_with_its_saga_in_on
     assert rows == [
         ("order.events", order.id, "order.created"),
         ("inventory.commands", order.id, "inventory.reserve_stock"),
+        ("payment.commands", order.id, "payment.authorize_payment"),
         ("order.events", order.id, "order.status_changed"),
     ]
-    saga = await orders.execute("SELECT saga_step, saga_attempts FROM orders WHERE id = :id", id=order.id)
-    assert saga == [("RESERVE_STOCK", 1)]
+    saga = await orders.execute(
+        "SELECT saga_step, saga_attempts, saga_pending FROM orders WHERE id = :id", id=order.id
+    )
+    assert saga == [("RESERVE_AND_AUTHORIZE", 1, ["AUTHORIZE_PAYMENT", "RESERVE_STOCK"])]
 
 
 async def test_the_reserve_command_and_the_order_facts_reach_the_broker(orders):
