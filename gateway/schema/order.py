@@ -342,30 +342,6 @@ class OrderQuery:
         )
         return connection_from(response, response.orders, Order.from_proto)
 
-    @strawberry.field(description="Every order, newest first, optionally of one status. ADMIN only.")
-    async def orders(
-        self,
-        info: Info,
-        first: First = 20,
-        after: After = None,
-        status: Annotated[
-            OrderStatus | None, strawberry.argument(description="Only orders in this status.")
-        ] = None,
-    ) -> Connection[Order]:
-        ctx = info.context
-        ctx.require_admin()
-        response = await ctx.call(
-            ctx.services.order.ListOrders,
-            paged(
-                order_pb2.ListOrdersRequest(
-                    status=STATUS_TO_PROTO[status] if status else order_pb2.ORDER_STATUS_UNSPECIFIED
-                ),
-                first,
-                after,
-            ),
-        )
-        return connection_from(response, response.orders, Order.from_proto)
-
 
 @strawberry.type
 class OrderMutation:
