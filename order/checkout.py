@@ -146,7 +146,11 @@ class Checkout:
             account_id=account_id,
             email=cart.email,
             cart_id=cart.id,
-            lines=[(p.line.product_id, p.line.quantity, p.product, None) for p in view.lines if p.product],
+            lines=[
+                (p.line.product_id, p.line.quantity, p.product, _variant_uuid(p.line.variant_id))
+                for p in view.lines
+                if p.product
+            ],
             amounts=view.breakdown,
             payment_token=request.payment_token,
             address=cart.shipping_address,
@@ -163,3 +167,8 @@ class Checkout:
         scope = Order.account_id == account_id if account_id is not None else Order.cart_id == cart.id
         async with snapshot(self.placement.sessions) as session:
             return await session.scalar(queries.with_details().where(scope, Order.idempotency_key == key))
+
+
+def _variant_uuid(variant_id: str | None) -> uuid.UUID | None:
+    """A cart line's variant (text in the cart) as the order line's."""
+    return uuid.UUID(variant_id) if variant_id else None
