@@ -128,6 +128,9 @@ class Checkout:
             raise _refuse("the cart has no shipping address (setCartShippingAddress)")
         if view.method is None:
             raise _refuse("the cart has no shipping method (setCartShippingMethod)")
+        if view.breakdown.total <= 0:
+            # Every order is paid through the saga's payment step, and a payment needs an amount.
+            raise _refuse("the order's total is 0: there is nothing to pay, so it cannot be checked out")
 
     def _order(
         self,
