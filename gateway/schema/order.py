@@ -163,8 +163,15 @@ class Order:
     created_at: datetime = strawberry.field(description="When it was placed.")
     updated_at: datetime = strawberry.field(description="When it last changed.")
 
-    @strawberry.field(description="The order's payment; null until one was attempted.")
+    @strawberry.field(
+        description="The order's payment; null until one was attempted, and null for a guest's order "
+        "read with `guestOrder` (its status tells whether it was paid)."
+    )
     async def payment(self, info: Info) -> Payment | None:
+        if info.context.caller is None:
+            # A guest has no token to read payments with, and the gateway holds no credential of
+            # its own to read them for it (docs/security.md, "A guest's order link").
+            return None
         return await info.context.loaders.payment_by_order_id.load(str(self.id))
 
     @classmethod
