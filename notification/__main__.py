@@ -81,7 +81,7 @@ def build(settings: NotificationSettings) -> NotificationApp:
     service = NotificationService(
         sessions=runtime.sessions,
         outbox=outbox,
-        renderer=TemplateRenderer(),
+        renderer=TemplateRenderer(shop_url=settings.shop_url),
         mailer=Mailer(
             SmtpConfig(
                 host=settings.smtp_host,

@@ -28,6 +28,7 @@ from ecommerce.events.v1 import (
     payment_events_pb2,
 )
 from ecommerce.order.v1 import order_pb2
+from notification.models import GUEST
 from notification.recording import NewNotification, record_notification, record_webhook_deliveries
 from notification.service import NotificationService
 from notification.subscriptions import WEBHOOK_EVENTS
@@ -120,6 +121,10 @@ def _order_variables(payload: Any) -> dict[str, Any]:
         ]
     if payload.HasField("total"):
         variables["total"] = _money(payload.total)
+    if "subtotal" in payload.DESCRIPTOR.fields_by_name and payload.HasField("subtotal"):
+        variables["breakdown"] = {
+            part: _money(getattr(payload, part)) for part in ("subtotal", "discount", "shipping", "tax")
+        }
     if "shipping_address" in payload.DESCRIPTOR.fields_by_name and payload.HasField("shipping_address"):
         a = payload.shipping_address
         variables["shipping_address"] = {
@@ -173,10 +178,29 @@ VARIABLES: dict[str, Callable[[Any], dict[str, Any]]] = {
 }
 
 
+def _guest(envelope: Envelope, payload: Any) -> bool:
+    """An order event of a guest's order: no account, the e-mail the order was placed with."""
+    order_event = SOURCE_TOPICS.get(envelope.event_type) == ORDER_EVENTS
+    return order_event and not payload.account_id and bool(payload.email)
+
+
+def _guest_variables(payload: Any, variables: dict[str, Any]) -> dict[str, Any]:
+    """A guest has no account to greet by: the shipping name if the event has it. `guest_email`
+    makes the templates show how to follow the order (`guestOrder` takes its id and e-mail)."""
+    name = variables.get("shipping_address", {}).get("name") or "customer"
+    return {"name": name, **variables, "guest_email": payload.email}
+
+
 def email_for(envelope: Envelope) -> NewNotification | None:
-    """The e-mail an event calls for; None (and a log line) when it names no valid account."""
+    """The e-mail an event calls for; None (and a log line) when it names no valid account and
+    is not a guest's order."""
     template, payload_type = EMAIL_EVENTS[envelope.event_type]
     payload: Any = unpack(envelope, payload_type)
+    variables = VARIABLES[envelope.event_type](payload)
+    if _guest(envelope, payload):
+        return _notification(
+            envelope, GUEST, template, _guest_variables(payload, variables), recipient=payload.email
+        )
     try:
         account_id = uuid.UUID(payload.account_id)
     except ValueError:
@@ -188,12 +212,18 @@ def email_for(envelope: Envelope) -> NewNotification | None:
         )
         return None
     recipient = payload.email if envelope.event_type == AccountEvent.REGISTERED else ""
+    return _notification(envelope, account_id, template, variables, recipient=recipient)
+
+
+def _notification(
+    envelope: Envelope, account_id: uuid.UUID, template: str, variables: dict[str, Any], *, recipient: str
+) -> NewNotification:
     return NewNotification(
         account_id=account_id,
         event_id=envelope.event_id,
         event_type=envelope.event_type,
         template=template,
-        variables=VARIABLES[envelope.event_type](payload),
+        variables=variables,
         recipient=recipient,
         source_topic=source_topic(envelope.event_type),
         envelope=envelope.SerializeToString(),

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from notification.delivery import DeliveryLoop, claim
 from notification.mailer import Mailer, SendError
-from notification.models import FAILED, PENDING, SENT, Notification
+from notification.models import FAILED, GUEST, PENDING, SENT, Notification
 from notification.peers import AccountDirectory, Recipient
 from notification.settings import SMTP_CONNECTIONS
 from notification.templates import TemplateRenderer
@@ -32,9 +32,16 @@ from servicekit.topics import AccountEvent, AccountLink
 
 log = logging.getLogger(__name__)
 
-# Events that carry the address and name themselves; every other e-mail asks the account service
-# at each attempt, so that it goes to the address the account has now.
+# Events that carry the address and name themselves; every other e-mail but a guest's asks the
+# account service at each attempt, so that it goes to the address the account has now.
 ADDRESSED_BY_EVENT = frozenset({AccountEvent.REGISTERED})
+
+
+def addressed_by_event(notification: Notification) -> bool:
+    """Whether the e-mail goes to the address recorded with it: a guest's, or a registration's."""
+    return notification.account_id == GUEST or notification.event_type in ADDRESSED_BY_EVENT
+
+
 # Events whose e-mail carries a secret link: once sent (or failed for good) no copy stays here.
 SECRET_EVENTS = frozenset(AccountLink)
 
@@ -68,7 +75,7 @@ class MailLoop(DeliveryLoop):
         claimed = await claim(self.sessions, Notification, batch_size=self.batch_size, lease=self.lease)
         if not claimed:
             return 0
-        lookups = [str(n.account_id) for n in claimed if n.event_type not in ADDRESSED_BY_EVENT]
+        lookups = [str(n.account_id) for n in claimed if not addressed_by_event(n)]
         recipients: dict[str, Recipient] | None = {}
         if lookups:
             try:
@@ -92,7 +99,7 @@ class MailLoop(DeliveryLoop):
     ) -> _MailOutcome:
         variables = dict(notification.variables or {})
         recipient = notification.recipient
-        if notification.event_type not in ADDRESSED_BY_EVENT:
+        if not addressed_by_event(notification):
             if recipients is None:
                 return _MailOutcome(False, error="account service unavailable", subject=notification.subject)
             account = recipients.get(str(notification.account_id))

@@ -30,6 +30,9 @@ SENT = "SENT"
 FAILED = "FAILED"
 DELIVERED = "DELIVERED"
 CANCELLED = "CANCELLED"
+# The account id of an e-mail to a guest (an order placed without an account): it goes to the
+# address the event carried, and no account owns it.
+GUEST = uuid.UUID(int=0)
 
 
 class Base(DeclarativeBase):

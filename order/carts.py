@@ -14,7 +14,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import Select, delete, select
@@ -26,6 +26,7 @@ from order import pricing, shop
 from order.checks import account_of
 from order.models import Cart, CartLine, Coupon, ShippingMethod, TaxRate
 from order.peers import ProductInfo
+from order.variants import NoSuchVariant, variant_of
 from servicekit import money
 from servicekit.auth import require_caller
 from servicekit.context import Caller
@@ -117,6 +118,14 @@ class Problem:
     code: str
     message: str
     line_id: str = ""
+
+
+class Adding(NamedTuple):
+    """What an AddLine adds: the product as its variant prices it, and the variant (None when the
+    catalog lists no variants)."""
+
+    product: ProductInfo
+    variant_id: str | None
 
 
 @dataclass(frozen=True)
@@ -219,10 +228,10 @@ class Carts:
         return await self.show(caller, cart, token)
 
     async def update(self, caller: Caller | None, token: str, change: Change) -> CartView:
-        product = await self._product_to_add(caller, change)
+        adding = await self._product_to_add(caller, change)
         async with transaction(self.sessions) as session:
             cart = await self.find(session, caller, token, lock=True)
-            await self._apply(session, cart, change, product)
+            await self._apply(session, cart, change, adding)
             cart.expires_at = datetime.now(UTC) + self.ttl
             await session.flush()
             cart = await self.find(session, caller, token, lock=False)
@@ -236,16 +245,21 @@ class Carts:
         async with transaction(self.sessions) as session:
             guest = await self.find(session, caller, token, lock=True)
             mine = await self.find(session, caller, "", lock=True)
-            by_product = {line.product_id: line for line in mine.lines}
+            by_variant = {(line.product_id, line.variant_id): line for line in mine.lines}
             for line in guest.lines:
-                held = by_product.get(line.product_id)
+                key = (line.product_id, line.variant_id)
+                held = by_variant.get(key)
                 if held is not None:
                     held.quantity = min(self.max_quantity, held.quantity + line.quantity)
-                elif len(by_product) < self.max_lines:
-                    by_product[line.product_id] = CartLine(
-                        id=uuid.uuid4(), cart_id=mine.id, product_id=line.product_id, quantity=line.quantity
+                elif len(by_variant) < self.max_lines:
+                    by_variant[key] = CartLine(
+                        id=uuid.uuid4(),
+                        cart_id=mine.id,
+                        product_id=line.product_id,
+                        variant_id=line.variant_id,
+                        quantity=line.quantity,
                     )
-                    session.add(by_product[line.product_id])
+                    session.add(by_variant[key])
             for name in ("email", "shipping_address", "shipping_method", "coupon_code"):
                 if getattr(mine, name) is None:
                     setattr(mine, name, getattr(guest, name))
@@ -263,17 +277,22 @@ class Carts:
 
     # -- changes ---------------------------------------------------------------------------------
 
-    async def _product_to_add(self, caller: Caller | None, change: Change) -> ProductInfo | None:
+    async def _product_to_add(self, caller: Caller | None, change: Change) -> Adding | None:
+        """The product (as the variant added prices it) and the variant an AddLine adds."""
         if not isinstance(change, AddLine):
             return None
         violations = Violations()
         product_id = None
+        variant_id = None
         try:
             product_id = uuid.UUID(change.product_id)
         except (ValueError, AttributeError, TypeError):
             violations.add("product_id", "is not a valid product id")
         if change.variant_id:
-            violations.add("variant_id", "variants are not supported yet")
+            try:
+                variant_id = uuid.UUID(change.variant_id)
+            except (ValueError, AttributeError, TypeError):
+                violations.add("variant_id", "is not a valid variant id")
         if not 1 <= change.quantity <= self.max_quantity:
             violations.add("quantity", f"must be between 1 and {self.max_quantity}")
         violations.raise_if_any()
@@ -282,16 +301,26 @@ class Carts:
             raise InvalidArgument.field("product_id", "no such product")
         if product.archived:
             raise InvalidArgument.field("product_id", "this product is no longer sold")
-        return product
+        try:
+            chosen, priced = variant_of(product, variant_id)
+        except NoSuchVariant as exc:
+            raise InvalidArgument.field("variant_id", str(exc)) from None
+        return Adding(priced, str(chosen) if chosen else None)
 
-    async def _apply(
-        self, session: AsyncSession, cart: Cart, change: Change, product: ProductInfo | None
-    ) -> None:
+    async def _apply(self, session: AsyncSession, cart: Cart, change: Change, adding: Adding | None) -> None:
         match change:
             case AddLine():
-                assert product is not None
+                assert adding is not None
+                product, variant_id = adding
                 product_id = uuid.UUID(product.id)
-                line = next((line for line in cart.lines if line.product_id == product_id), None)
+                line = next(
+                    (
+                        line
+                        for line in cart.lines
+                        if (line.product_id, line.variant_id) == (product_id, variant_id)
+                    ),
+                    None,
+                )
                 if line is None:
                     if len(cart.lines) >= self.max_lines:
                         raise InvalidArgument.field(
@@ -302,6 +331,7 @@ class Carts:
                             id=uuid.uuid4(),
                             cart_id=cart.id,
                             product_id=product_id,
+                            variant_id=variant_id,
                             quantity=change.quantity,
                             shown_price_minor=product.price_minor,
                             shown_currency=product.currency,
@@ -396,6 +426,13 @@ class Carts:
             product = products.get(str(line.product_id))
             line_id = str(line.id)
             unit: int | None = None
+            if product is not None and not product.archived:
+                try:
+                    _, product = variant_of(product, uuid.UUID(line.variant_id) if line.variant_id else None)
+                except NoSuchVariant:
+                    problems.append(Problem("PRODUCT_UNAVAILABLE", "this variant is no longer sold", line_id))
+                    priced.append(PricedLine(line, None, None))
+                    continue
             if product is None:
                 problems.append(Problem("PRODUCT_UNAVAILABLE", "this product no longer exists", line_id))
             elif product.archived:

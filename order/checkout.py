@@ -128,6 +128,9 @@ class Checkout:
             raise _refuse("the cart has no shipping address (setCartShippingAddress)")
         if view.method is None:
             raise _refuse("the cart has no shipping method (setCartShippingMethod)")
+        if view.breakdown.total <= 0:
+            # Every order is paid through the saga's payment step, and a payment needs an amount.
+            raise _refuse("the order's total is 0: there is nothing to pay, so it cannot be checked out")
 
     def _order(
         self,
@@ -146,7 +149,11 @@ class Checkout:
             account_id=account_id,
             email=cart.email,
             cart_id=cart.id,
-            lines=[(p.line.product_id, p.line.quantity, p.product, None) for p in view.lines if p.product],
+            lines=[
+                (p.line.product_id, p.line.quantity, p.product, _variant_uuid(p.line.variant_id))
+                for p in view.lines
+                if p.product
+            ],
             amounts=view.breakdown,
             payment_token=request.payment_token,
             address=cart.shipping_address,
@@ -163,3 +170,8 @@ class Checkout:
         scope = Order.account_id == account_id if account_id is not None else Order.cart_id == cart.id
         async with snapshot(self.placement.sessions) as session:
             return await session.scalar(queries.with_details().where(scope, Order.idempotency_key == key))
+
+
+def _variant_uuid(variant_id: str | None) -> uuid.UUID | None:
+    """A cart line's variant (text in the cart) as the order line's."""
+    return uuid.UUID(variant_id) if variant_id else None

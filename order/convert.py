@@ -64,6 +64,15 @@ def status_filter(status: order_pb2.OrderStatus.ValueType) -> str:
     return known.value if known is not None else str(status)
 
 
+def sort_filter(sort: order_pb2.OrderSort.ValueType) -> str:
+    """A listing's sort by name (`order.listing.SORTS`): UNSPECIFIED is the newest first; an
+    unknown number stays a (rejected) name."""
+    if sort == order_pb2.ORDER_SORT_UNSPECIFIED:
+        return "PLACED_AT_DESC"
+    name = order_pb2.OrderSort.Name(sort) if sort in order_pb2.OrderSort.values() else str(sort)
+    return name.removeprefix("ORDER_SORT_")
+
+
 def reason_proto(reason: str | None) -> order_pb2.CancellationReason.ValueType:
     if not reason:
         return order_pb2.CANCELLATION_REASON_UNSPECIFIED

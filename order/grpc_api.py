@@ -7,6 +7,7 @@ import grpc
 from ecommerce.order.v1 import order_pb2, order_pb2_grpc
 from order import cart_convert, convert
 from order.checkout import CheckoutRequest
+from order.listing import OrderFilter
 from order.placing import LineRequest, PlaceOrder
 from order.service import OrderService
 from order.shop import NewCoupon, NewShippingMethod
@@ -59,10 +60,21 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
     ) -> order_pb2.ListOrdersResponse:
         page = await self.service.list_orders(
             current_caller(),
-            status=convert.status_filter(request.status),
-            account_id=request.account_id,
             page_size=request.page_size,
             page_token=request.page_token,
+            filter=OrderFilter(
+                status=convert.status_filter(request.status),
+                account_id=request.account_id,
+                email=request.email,
+                placed_after=from_timestamp(request.placed_after)
+                if request.HasField("placed_after")
+                else None,
+                placed_before=(
+                    from_timestamp(request.placed_before) if request.HasField("placed_before") else None
+                ),
+                search=request.search,
+            ),
+            sort=convert.sort_filter(request.sort),
         )
         return convert.page_to_proto(page, order_pb2.ListOrdersResponse())
 

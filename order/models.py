@@ -299,7 +299,15 @@ class CartLine(Base):
     __tablename__ = "cart_lines"
     __table_args__ = (
         CheckConstraint("quantity BETWEEN 1 AND 1000", name="quantity_in_range"),
-        UniqueConstraint("cart_id", "product_id", name="uq_cart_lines_cart_id_product_id"),
+        # One line per product variant; a line without one (a catalog without variants) is the
+        # product's only line.
+        Index(
+            "uq_cart_lines_cart_id_product_id_variant_id",
+            "cart_id",
+            "product_id",
+            text("coalesce(variant_id, '')"),
+            unique=True,
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)

@@ -8,7 +8,7 @@ import hashlib
 import logging
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -21,6 +21,7 @@ from order.checks import account_of
 from order.models import Order, OrderItem
 from order.peers import ProductInfo
 from order.saga import Saga
+from order.variants import NoSuchVariant, variant_of
 from servicekit.auth import require_caller
 from servicekit.context import CUSTOMER, Caller
 from servicekit.db import snapshot, transaction
@@ -290,30 +291,12 @@ def _variant_id(raw: str, field: str, violations: Violations) -> tuple[bool, uui
 def _variant(
     line: _MergedLine, product: ProductInfo, violations: Violations
 ) -> tuple[uuid.UUID | None, ProductInfo] | None:
-    """The variant a line orders (the product's only one when it names none) and the product as
-    that variant prices it; None with a violation when there is no such variant. A catalog that
-    lists no variants (one older than variants) sells the product itself."""
-    field = f"items[{line.index}].variant_id"
-    if not product.variants:
-        if line.variant_id is not None:
-            violations.add(field, "is not a variant of this product that is sold")
-            return None
-        return None, product
-    if line.variant_id is None:
-        if len(product.variants) != 1:
-            violations.add(field, "the product has several variants; choose one")
-            return None
-        [variant] = product.variants.values()
-    else:
-        found = product.variants.get(str(line.variant_id))
-        if found is None:
-            violations.add(field, "is not a variant of this product that is sold")
-            return None
-        variant = found
-    name = product.name if len(product.variants) == 1 else f"{product.name} ({variant.name})"
-    return uuid.UUID(variant.id), replace(
-        product, sku=variant.sku, name=name, price_minor=variant.price_minor
-    )
+    """`variant_of` the line; None with a violation naming its variant when there is none."""
+    try:
+        return variant_of(product, line.variant_id)
+    except NoSuchVariant as exc:
+        violations.add(f"items[{line.index}].variant_id", str(exc))
+        return None
 
 
 def _price(

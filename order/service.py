@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from order import domain, queries, saga_metrics
 from order.carts import Carts
 from order.checkout import Checkout, CheckoutRequest
-from order.listing import OrderPage, OrderReads
+from order.listing import OrderFilter, OrderPage, OrderReads
 from order.models import Order
 from order.placing import PaymentTokens, Placed, Placement, PlaceOrder, ProductSource
 from order.saga import Saga
@@ -114,10 +114,16 @@ class OrderService:
         return await self.reads.list_my_orders(caller, page_size=page_size, page_token=page_token)
 
     async def list_orders(
-        self, caller: Caller | None, *, status: str, account_id: str, page_size: int, page_token: str
+        self,
+        caller: Caller | None,
+        *,
+        page_size: int,
+        page_token: str,
+        filter: OrderFilter = OrderFilter(),
+        sort: str = "PLACED_AT_DESC",
     ) -> OrderPage:
         return await self.reads.list_orders(
-            caller, status=status, account_id=account_id, page_size=page_size, page_token=page_token
+            caller, page_size=page_size, page_token=page_token, filter=filter, sort=sort
         )
 
     async def cancel_order(self, caller: Caller | None, *, order_id: str, note: str = "") -> Order:

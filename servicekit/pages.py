@@ -71,6 +71,27 @@ def position_cursor(codec: CursorCodec, row: Positioned, *, scope: tuple[str, An
     return codec.encode(values)
 
 
+def key_cursor(codec: CursorCodec, key: Any, row_id: uuid.UUID, *, scope: tuple[str, Any]) -> str:
+    """A cursor resuming after the row with sort key `key` (a JSON value) and id `row_id`, for
+    listings ordered by (key, id) rather than by (created_at, id)."""
+    scope_key, value = scope
+    return codec.encode({"k": key, "i": str(row_id), scope_key: value})
+
+
+def key_after(
+    codec: CursorCodec, token: str, *, scope: tuple[str, Any], field: str = "page_token", invalid: str
+) -> tuple[Any, uuid.UUID]:
+    """The (key, id) a `key_cursor` cursor resumes after; errors as `position_after`'s."""
+    position = codec.decode(token, field=field)
+    try:
+        scope_key, value = scope
+        if position.get(scope_key) != value or "k" not in position:
+            raise ValueError("cursor of another listing")
+        return position["k"], uuid.UUID(position["i"])
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise InvalidArgument.field(field, invalid) from None
+
+
 def position_after(
     codec: CursorCodec,
     token: str,

@@ -30,6 +30,7 @@ from gateway.schema.catalog import CatalogMutation, CatalogQuery
 from gateway.schema.export import ExportMutation
 from gateway.schema.notification import NotificationMutation, NotificationQuery
 from gateway.schema.order import OrderMutation, OrderQuery
+from gateway.schema.order_listing import OrderListQuery
 from gateway.schema.payment import PaymentMutation
 from gateway.schema.ratelimit import RateLimitQuery
 from gateway.schema.subscription import OrderSubscription, WebSocketSubscriptions
@@ -38,7 +39,16 @@ from gateway.settings import GatewaySettings
 
 Query = merge_types(
     "Query",
-    (AccountQuery, CatalogQuery, VariantQuery, OrderQuery, CartQuery, RateLimitQuery, NotificationQuery),
+    (
+        AccountQuery,
+        CatalogQuery,
+        VariantQuery,
+        OrderQuery,
+        OrderListQuery,
+        CartQuery,
+        RateLimitQuery,
+        NotificationQuery,
+    ),
 )
 Mutation = merge_types(
     "Mutation",

@@ -73,8 +73,12 @@ class ShippingMethod:
 class CartLine:
     id: strawberry.ID = strawberry.field(description="The line (for `updateCartLine`, `removeCartLine`).")
     product_id: strawberry.Private[str]
+    variant_id: strawberry.ID | None = strawberry.field(
+        description="The product's variant on this line (a line is one variant); null only for a "
+        "catalog without variants."
+    )
     quantity: int = strawberry.field(description="Units, 1 to 1,000.")
-    unit_price: Money = strawberry.field(description="The catalog's price of one unit now.")
+    unit_price: Money = strawberry.field(description="The variant's price of one unit now.")
     line_total: Money = strawberry.field(description="`unitPrice` times `quantity`.")
 
     @strawberry.field(description="The product.")
@@ -134,6 +138,7 @@ class Cart:
                 CartLine(
                     id=strawberry.ID(line.id),
                     product_id=line.product_id,
+                    variant_id=strawberry.ID(line.variant_id) if line.variant_id else None,
                     quantity=line.quantity,
                     unit_price=Money.from_proto(line.unit_price),
                     line_total=Money.from_proto(line.line_total),
@@ -346,7 +351,11 @@ class CartMutation:
         quantity: Annotated[int, strawberry.argument(description="Units to add, 1 to 1,000.")],
         cart_token: CartToken = None,
         variant_id: Annotated[
-            strawberry.ID | None, strawberry.argument(description="Not supported yet: must be null.")
+            strawberry.ID | None,
+            strawberry.argument(
+                description="The variant to add; may be left out for a product with one variant, and "
+                "is BAD_USER_INPUT naming `variantId` for a product with several."
+            ),
         ] = None,
     ) -> Cart:
         line = order_pb2.AddCartLine(

@@ -83,8 +83,10 @@ class RenderedMessage:
 
 
 class TemplateRenderer:
-    def __init__(self, *, shop_name: str = "Ecommerce Shop") -> None:
+    def __init__(self, *, shop_name: str = "Ecommerce Shop", shop_url: str = "http://127.0.0.1:8000") -> None:
         self.shop_name = shop_name
+        # Where the shop's pages are: a guest's order e-mails link to `<shop_url>/orders/<id>`.
+        self.shop_url = shop_url.rstrip("/")
         self.environment = Environment(
             loader=PackageLoader("notification", "templates"),
             autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=True),
@@ -99,7 +101,7 @@ class TemplateRenderer:
         """The message; its gaps are logged (with `reference`, e.g. the notification id)."""
         if template not in TEMPLATES:
             raise LookupError(f"no template named {template!r}")
-        values = {"shop_name": self.shop_name, **variables}
+        values = {"shop_name": self.shop_name, "shop_url": self.shop_url, **variables}
         gaps: list[str] = []
         token = _gaps.set(gaps)
         try:

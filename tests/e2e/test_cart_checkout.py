@@ -11,6 +11,8 @@ import pytest
 
 from tests.e2e.test_account_graphql import PASSWORD, admin_session, codes, sign_up
 from tests.e2e.test_catalog_graphql import new_category, new_product
+from tests.e2e.test_notifications import mail_to
+from tests.helpers import eventually
 
 CART_FIELDS = """
   id token email couponCode problems { lineId code message }
@@ -36,7 +38,9 @@ CHECKOUT = """mutation Checkout($t: String, $key: String) {
     subtotal { amount } discount { amount } shipping { amount } tax { amount } total { amount }
   }
 }"""
-GUEST_ORDER = "query G($id: ID!, $e: String!) { guestOrder(orderId: $id, email: $e) { id status email } }"
+GUEST_ORDER = "query G($id: ID!, $e: String!) { guestOrder(orderId: $id, email: $e) { id status email payment { id } } }"
+ADMIN_ORDERS = """query O($f: OrderFilter, $s: OrderSort) {
+  orders(filter: $f, sort: $s, first: 5) { totalCount edges { node { id email } } } }"""
 LOGIN = """mutation L($e: String!, $p: String!, $t: String) {
   login(email: $e, password: $p, cartToken: $t) { accessToken } }"""
 SHIPPING = """mutation S($input: ShippingMethodInput!) { createShippingMethod(input: $input) { code } }"""
@@ -98,7 +102,7 @@ async def test_a_guest_checks_out_a_cart_and_reads_the_order_by_email(gateway, t
     again = await ok(gateway, CHECKOUT, {"t": token, "key": "guest-1"})
     assert again["id"] == order["id"]
     read = await ok(gateway, GUEST_ORDER, {"id": order["id"], "e": "guest.e2e@example.com"})
-    assert read["status"] == "CONFIRMED"
+    assert (read["status"], read["payment"]) == ("CONFIRMED", None)
     wrong = await gateway.post(GUEST_ORDER, {"id": order["id"], "e": "someone@example.com"})
     assert codes(wrong) == ["NOT_FOUND"]
     # The checked-out cart is gone; so is any token that is not a cart's.
@@ -128,3 +132,44 @@ async def test_signing_in_merges_the_guest_cart_into_the_accounts(gateway, terms
     assert [(line["product"]["id"], line["quantity"]) for line in mine["lines"]] == [(terms["lamp"], 3)]
     assert mine["token"] == ""
     assert (await gateway.post(CART, {"t": token}))["data"]["cart"] is None
+
+
+async def test_the_guest_is_mailed_the_confirmation_with_the_breakdown_and_an_admin_finds_the_order(
+    gateway, terms
+):
+    email = f"guest.{uuid.uuid4().hex[:8]}@example.com"
+    token = (await ok(gateway, CREATE_CART, {}))["token"]
+    await ok(gateway, ADD, {"t": token, "p": terms["lamp"], "q": 2})
+    await ok(gateway, EMAIL, {"t": token, "e": email})
+    await ok(gateway, ADDRESS, {"t": token, "a": GB})
+    await ok(gateway, METHOD, {"t": token, "c": terms["method"]})
+    await ok(gateway, COUPON, {"t": token, "c": terms["coupon"]})
+    order = await ok(gateway, CHECKOUT, {"t": token})
+
+    async def confirmation() -> list:
+        return [m for m in mail_to(gateway, email) if m["Subject"].endswith("is confirmed")]
+
+    [message] = await eventually(confirmation, timeout=60, what="the guest's confirmation e-mail")
+    body = message.get_body(preferencelist=("plain",)).get_content()
+    for line in ["Subtotal: 40.00 EUR", "Discount: -4.00 EUR", "Shipping: 4.90 EUR", "Tax: 8.18 EUR"]:
+        assert line in body
+    assert "Total: 49.08 EUR" in body
+    assert f"/orders/{order['id']}?email=" in body
+    found = await ok(gateway, ADMIN_ORDERS, {"f": {"email": email.upper()}}, token=terms["admin"])
+    assert [e["node"]["id"] for e in found["edges"]] == [order["id"]]
+    searched = await ok(gateway, ADMIN_ORDERS, {"f": {"search": order["id"][:8]}}, token=terms["admin"])
+    assert order["id"] in [e["node"]["id"] for e in searched["edges"]]
+    for variables, field in [
+        ({"f": {"search": "x" * 101}}, "filter.search"),
+        (
+            {"f": {"placedAfter": "2025-02-01T00:00:00Z", "placedBefore": "2025-01-01T00:00:00Z"}},
+            "filter.placedBefore",
+        ),
+    ]:
+        bad = await gateway.post(ADMIN_ORDERS, variables, token=terms["admin"])
+        assert codes(bad) == ["BAD_USER_INPUT"]
+        assert bad["errors"][0]["extensions"]["field"] == field
+    bad_date = await gateway.post(ADMIN_ORDERS, {"f": {"placedAfter": "yesterday"}}, token=terms["admin"])
+    assert codes(bad_date) == ["BAD_USER_INPUT"]
+    assert "placedAfter" in bad_date["errors"][0]["message"]
+    assert codes(await gateway.post(ADMIN_ORDERS, {}, token=None)) == ["UNAUTHENTICATED"]

@@ -257,3 +257,22 @@ async def test_a_cancelled_order_gives_its_coupon_use_back(orders):
     assert await orders.scalar("SELECT count(*) FROM coupon_uses") == 0
     again = await guest_cart(orders, [(pen, 1)], email="next@example.com", coupon="ONLY")
     assert (await orders.stub.Checkout(checkout_request(again))).order.coupon_code == "ONLY"
+
+
+async def test_a_cart_with_nothing_to_pay_is_refused_and_places_nothing(orders):
+    """A 100% coupon and free shipping leave a total of 0, and a payment needs an amount."""
+    everything = order_pb2.CreateCouponRequest(code="ALL", kind=order_pb2.COUPON_KIND_PERCENT, value="100")
+    await shop_terms(orders, coupon=everything)
+    _, admin = orders.token(role="ADMIN")
+    await orders.stub.CreateShippingMethod(
+        order_pb2.CreateShippingMethodRequest(code="pickup", name="Pick-up", price="0", currency="EUR"),
+        metadata=admin,
+    )
+    lamp = orders.catalog.add(price_minor=2_000)
+    token = await guest_cart(orders, [(lamp, 1)], method="pickup", coupon="all")
+
+    code, fields = await rpc_error(orders.stub.Checkout(checkout_request(token)))
+
+    assert (code, fields) == (grpc.StatusCode.INVALID_ARGUMENT, ["cart_token"])
+    assert await nothing_placed(orders)
+    assert await orders.scalar("SELECT used FROM coupons") == 0
