@@ -4,8 +4,8 @@ A cart may hold two variants of one product (a small and a large shirt): the uni
 from (cart, product) to (cart, product, variant). A line without a variant (a catalog that lists
 none) counts as the empty variant, so such a product still has one line.
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-12-08 05:00:00
 """
 
@@ -14,8 +14,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0004"
-down_revision: str | None = "0003"
+revision: str = "0005"
+down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
