@@ -111,6 +111,16 @@ class AccountServicer(account_pb2_grpc.AccountServiceServicer):
         accounts = await self.service.batch_get(current_caller(), ids=list(request.ids))
         return pb.BatchGetAccountsResponse(accounts=[account_to_proto(a) for a in accounts])
 
+    async def ListAdmins(
+        self, request: pb.ListAdminsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListAdminsResponse:
+        admins, next_page_token = await self.service.list_admins(
+            current_caller(), page_size=request.page_size, page_token=request.page_token
+        )
+        return pb.ListAdminsResponse(
+            accounts=[account_to_proto(a) for a in admins], next_page_token=next_page_token
+        )
+
     async def GetJwks(
         self, request: pb.GetJwksRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetJwksResponse:

@@ -62,6 +62,8 @@ MAX_EMAIL_LENGTH = 254
 MAX_NAME_LENGTH = 100
 MAX_REFRESH_TOKEN_LENGTH = 256
 MAX_PAGE_SIZE = 100
+# Binds a cursor of the administrators' listing to it: no other listing's cursor resumes it.
+ADMINS_SCOPE = ("l", "admins")
 BAD_CREDENTIALS = "e-mail or password is incorrect"
 BAD_REFRESH = "refresh token is invalid, expired or revoked"
 # Seconds past `exp` a verifier may still accept a token (TokenVerifier's leeway), with a margin.
@@ -389,6 +391,29 @@ class AccountService:
             rows = list((await session.scalars(query)).all())
             total = await session.scalar(select(func.count()).select_from(Account)) or 0
         return pages.page_of(rows, size, total, lambda a: pages.position_cursor(self.cursors, a))
+
+    async def list_admins(
+        self, caller: Caller | None, *, page_size: int, page_token: str
+    ) -> tuple[list[Account], str]:
+        """A page of the live ADMIN accounts, oldest first, and the token of the next page ("" on
+        the last): the administrators a service writes to. For services and administrators."""
+        caller = require_caller(caller)
+        if caller.role not in (ADMIN, SERVICE):
+            raise PermissionDenied("only administrators and services may list the administrators")
+        size = pages.page_size(page_size, maximum=MAX_PAGE_SIZE, default=MAX_PAGE_SIZE)
+        query = (
+            select(Account)
+            .where(Account.role == ADMIN, Account.deleted_at.is_(None))
+            .order_by(Account.created_at, Account.id)
+            .limit(size + 1)
+        )
+        if page_token:
+            after = pages.position_after(self.cursors, page_token, scope=ADMINS_SCOPE)
+            query = query.where(tuple_(Account.created_at, Account.id) > after)
+        async with self.sessions() as session:
+            admins, more = pages.split_page((await session.scalars(query)).all(), size)
+        token = pages.position_cursor(self.cursors, admins[-1], scope=ADMINS_SCOPE) if more else ""
+        return admins, token
 
     async def set_role(self, caller: Caller | None, *, account_id: str, role: str) -> Account:
         caller = require_admin(caller)

@@ -112,7 +112,13 @@ async def _pg_loop(dsn: str, seconds: float, concurrency: int) -> dict[str, Any]
         ids = [row["id"] for row in await pool.fetch("SELECT id FROM products LIMIT 10000")]
         if not ids:
             raise SystemExit("no products to select")
-        query = "SELECT id, sku, name, price_minor, currency, stock FROM products WHERE id = $1"
+        # A product and its stock, the sum of its live variants', as the catalog reads one.
+        query = """
+            SELECT p.id, p.sku, p.name, p.price_minor, p.currency,
+                   (SELECT coalesce(sum(v.stock), 0) FROM product_variants v
+                    WHERE v.product_id = p.id AND v.archived_at IS NULL) AS stock
+            FROM products p WHERE p.id = $1
+        """
         counts = [0] * concurrency
         deadline = time.monotonic() + seconds
 

@@ -2,10 +2,12 @@
 registered through the real GraphQL path.
 
 Products are generated from word lists (brand, adjective, material, noun per category) with a fixed
-random seed, so every run searches the same catalog. They go in with one `COPY` into the catalog's
-own `products` table: its secondary indexes are dropped first and rebuilt afterwards (a GIN index
-built in one pass is far faster than one row at a time), then the table is analyzed. The columns
-are read from the database, so the load follows the catalog's schema rather than a copy of it.
+random seed, so every run searches the same catalog. Every tenth product comes in sizes and colours
+(a variant per combination, some priced above the product), the others as one "Default" variant,
+as the catalog makes them. They go in with one `COPY` per table into the catalog's own `products`
+and `product_variants`: their secondary indexes are dropped first and rebuilt afterwards (a GIN
+index built in one pass is far faster than one row at a time), then the tables are analyzed. The
+columns are read from the database, so the load follows the catalog's schema rather than a copy.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+import orjson
 from sqlalchemy.engine import make_url
 
 RANDOM_SEED = 20_260_101
@@ -27,6 +30,10 @@ CURRENCY = "USD"
 # Products that checkout orders: stock big enough that no run ever sells them out.
 CHECKOUT_POOL = 500
 CHECKOUT_STOCK = 10_000_000
+# Every VARIANT_EVERY-th product has option groups and a variant per combination; checkout orders
+# by product id alone, so its pool holds only products with one variant.
+VARIANT_EVERY = 10
+SIZES = ("S", "M", "L", "XL")
 
 # slug -> (display name, nouns, features); a product is "<brand> <adjective> <noun>" with extras.
 # Lists are "; "-separated strings so that they stay readable at a glance.
@@ -274,17 +281,18 @@ async def seed_catalog(database_url: str, count: int) -> SeededCatalog:
     try:
         await conn.execute("SET maintenance_work_mem = '256MB'")
         category_ids = await _load_categories(conn)
-        columns = await _columns(conn, "products")
+        columns = {table: await _columns(conn, table) for table in ("products", "product_variants")}
         rows, product_ids, checkout_ids = _product_rows(count, category_ids, columns)
         async with conn.transaction():
-            indexes = await _secondary_indexes(conn, "products")
+            indexes = [index for table in columns for index in await _secondary_indexes(conn, table)]
             for name, _ in indexes:
                 await conn.execute(f'DROP INDEX "{name}"')
-            await conn.copy_records_to_table("products", records=rows, columns=list(columns))
+            for table, table_columns in columns.items():  # products first: variants refer to them
+                await conn.copy_records_to_table(table, records=rows[table], columns=list(table_columns))
             for _, definition in indexes:
                 await conn.execute(definition)
-        await conn.execute("ANALYZE categories")
-        await conn.execute("ANALYZE products")
+        for table in ("categories", *columns):
+            await conn.execute(f"ANALYZE {table}")
     finally:
         await conn.close()
     return SeededCatalog(
@@ -347,13 +355,15 @@ async def _load_categories(conn: asyncpg.Connection) -> dict[str, uuid.UUID]:
 
 
 def _product_rows(
-    count: int, category_ids: dict[str, uuid.UUID], columns: dict[str, bool]
-) -> tuple[list[tuple[Any, ...]], list[str], list[str]]:
+    count: int, category_ids: dict[str, uuid.UUID], columns: dict[str, dict[str, bool]]
+) -> tuple[dict[str, list[tuple[Any, ...]]], list[str], list[str]]:
+    """The rows of `products` and `product_variants` (by table), every product's id, and the ids
+    of the products checkout orders."""
     generator = _Generator()
     rng = generator.rng
     slugs = list(category_ids)
     now = datetime.now(UTC)
-    rows: list[tuple[Any, ...]] = []
+    rows: dict[str, list[tuple[Any, ...]]] = {table: [] for table in columns}
     product_ids: list[str] = []
     checkout_ids: list[str] = []
     for index in range(count):
@@ -361,31 +371,102 @@ def _product_rows(
         name, description = generator.product(slug)
         product_id = uuid.UUID(int=rng.getrandbits(128), version=4)
         created = now - timedelta(seconds=rng.randint(60, 365 * 24 * 3600))
-        in_pool = index < CHECKOUT_POOL
-        values = {
+        sku = f"BENCH-{index:07d}"
+        price_minor = (
+            rng.choice([499, 999, 1299, 1999, 2499, 3999, 4999, 7999, 12900, 24900])
+            + rng.randint(0, 99) * 100
+        )
+        groups = _option_groups(rng) if index % VARIANT_EVERY == VARIANT_EVERY - 1 else []
+        in_pool = not groups and len(checkout_ids) < CHECKOUT_POOL
+        variants = _variants(rng, product_id, sku, groups, price_minor, created, in_pool=in_pool)
+        product = {
             "id": product_id,
-            "sku": f"BENCH-{index:07d}",
+            "sku": sku,
             "name": name,
             "description": description,
-            "price_minor": rng.choice([499, 999, 1299, 1999, 2499, 3999, 4999, 7999, 12900, 24900])
-            + rng.randint(0, 99) * 100,
+            "price_minor": price_minor,
             "currency": CURRENCY,
             "category_id": category_ids[slug],
-            "stock": CHECKOUT_STOCK if in_pool else (0 if rng.random() < 0.05 else rng.randint(1, 500)),
             "low_stock_threshold": 5,
+            "option_groups": orjson.dumps(groups).decode(),
+            # What the catalog's search vector learns of the variants: SKUs, then option values.
+            "variant_terms": " ".join(
+                [
+                    *(v["sku"] for v in variants),
+                    *dict.fromkeys(o["value"] for v in variants for o in v["chosen"]),
+                ]
+            ),
             "featured": rng.random() < 0.03,
             "archived_at": None,
             "created_at": created,
             "updated_at": created,
         }
-        unknown = [c for c, required in columns.items() if required and c not in values]
-        if unknown:
-            raise RuntimeError(f"products has required columns the bench does not fill: {unknown}")
-        rows.append(tuple(values.get(column) for column in columns))
+        rows["products"].append(_row("products", product, columns["products"]))
+        rows["product_variants"].extend(
+            _row("product_variants", v, columns["product_variants"]) for v in variants
+        )
         product_ids.append(str(product_id))
         if in_pool:
             checkout_ids.append(str(product_id))
     return rows, product_ids, checkout_ids
+
+
+def _option_groups(rng: random.Random) -> list[dict[str, Any]]:
+    """Three consecutive sizes and two colours: six variants."""
+    first = rng.randrange(len(SIZES) - 2)
+    return [
+        {"name": "Size", "values": list(SIZES[first : first + 3])},
+        {"name": "Colour", "values": rng.sample(COLOURS, 2)},
+    ]
+
+
+def _variants(
+    rng: random.Random,
+    product_id: uuid.UUID,
+    sku: str,
+    groups: list[dict[str, Any]],
+    price_minor: int,
+    created: datetime,
+    *,
+    in_pool: bool,
+) -> list[dict[str, Any]]:
+    """A variant per combination of the groups' values (as the catalog names and keys them), or
+    the one "Default" variant with the product's SKU."""
+    combinations: list[list[dict[str, str]]] = [[]]
+    for group in groups:
+        combinations = [
+            [*c, {"group": group["name"], "value": v}] for c in combinations for v in group["values"]
+        ]
+    variants = []
+    for position, options in enumerate(combinations):
+        suffix = "-".join(o["value"].replace(" ", "").upper() for o in options)
+        variants.append(
+            {
+                "id": uuid.UUID(int=rng.getrandbits(128), version=4),
+                "product_id": product_id,
+                "sku": f"{sku}-{suffix}" if options else sku,
+                "name": " / ".join(o["value"] for o in options) or "Default",
+                "options": orjson.dumps(options).decode(),
+                "chosen": options,
+                "options_key": "|".join(f"{o['group'].casefold()}={o['value'].casefold()}" for o in options),
+                # The bigger sizes cost a little more; the others follow the product's price.
+                "price_minor": price_minor + 500 if options and options[0]["value"] in ("L", "XL") else None,
+                "stock": CHECKOUT_STOCK if in_pool else (0 if rng.random() < 0.05 else rng.randint(1, 500)),
+                "low_stock_threshold": None,
+                "position": position,
+                "archived_at": None,
+                "created_at": created,
+                "updated_at": created,
+            }
+        )
+    return variants
+
+
+def _row(table: str, values: dict[str, Any], columns: dict[str, bool]) -> tuple[Any, ...]:
+    unknown = [c for c, required in columns.items() if required and c not in values]
+    if unknown:
+        raise RuntimeError(f"{table} has required columns the bench does not fill: {unknown}")
+    return tuple(values.get(column) for column in columns)
 
 
 REGISTER = """

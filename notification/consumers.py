@@ -1,5 +1,5 @@
-"""What the notification service consumes: facts that call for e-mails to shoppers and signed
-webhooks to the shop's systems.
+"""What the notification service consumes: facts that call for e-mails to shoppers, alerts to the
+administrators (`alerts`) and signed webhooks to the shop's systems.
 
 One consumer reads the facts topics through the inbox, so a redelivered event finds its inbox row
 and changes nothing. Its handlers only record work, in the inbox's transaction: a PENDING e-mail
@@ -28,6 +28,7 @@ from ecommerce.events.v1 import (
     payment_events_pb2,
 )
 from ecommerce.order.v1 import order_pb2
+from notification.alerts import ADMIN_EMAIL_EVENTS, admin_emails
 from notification.models import GUEST
 from notification.recording import NewNotification, record_notification, record_webhook_deliveries
 from notification.service import NotificationService
@@ -276,6 +277,9 @@ def handler(service: NotificationService) -> Handler:
             new = email_for(envelope)
             if new is not None:
                 mail = await record_notification(session, new)
+        if envelope.event_type in ADMIN_EMAIL_EVENTS:
+            for alert in await admin_emails(envelope, service.directory):
+                mail = await record_notification(session, alert) or mail
         if envelope.event_type in WEBHOOK_EVENTS:
             hooks = (
                 await record_webhook_deliveries(
@@ -301,7 +305,7 @@ def handler(service: NotificationService) -> Handler:
 def handlers(service: NotificationService) -> dict[str, Handler]:
     """The consumer's handlers: every event type that calls for an e-mail or a webhook delivery,
     each handled by `handler(service)`."""
-    return dict.fromkeys(EMAIL_EVENTS.keys() | WEBHOOK_EVENTS, handler(service))
+    return dict.fromkeys(EMAIL_EVENTS.keys() | ADMIN_EMAIL_EVENTS | WEBHOOK_EVENTS, handler(service))
 
 
 # Make sure every payload a webhook may carry is in the descriptor pool.

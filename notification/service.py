@@ -45,6 +45,8 @@ class NotificationService:
         cursor_secret: str,
     ) -> None:
         lease = timedelta(seconds=lease_seconds)
+        # Also read by the consumer, which lists the administrators an alert goes to.
+        self.directory = directory
         self.mail = MailLoop(
             sessions=sessions,
             outbox=outbox,

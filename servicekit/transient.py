@@ -1,9 +1,10 @@
 """Telling an outage from a bug: errors that mean "a server we depend on is not there right now".
 
-PostgreSQL restarting, Redis stopped, a connection reset: the same request will work once the
-dependency is back. Callers answer these with UNAVAILABLE (a client may retry) instead of
-INTERNAL, and the event consumer retries them for as long as they last instead of counting them
-against a message's attempts, which would dead-letter good messages during an outage.
+PostgreSQL restarting, Redis stopped, a connection reset, a peer service answering UNAVAILABLE or
+not in time: the same request will work once the dependency is back. Callers answer these with
+UNAVAILABLE (a client may retry) instead of INTERNAL, and the event consumer retries them for as
+long as they last instead of counting them against a message's attempts, which would dead-letter
+good messages during an outage.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import errno
 
 import asyncpg
+import grpc
 import redis.exceptions
 import sqlalchemy.exc
 
@@ -26,6 +28,8 @@ _TRANSIENT = (
     redis.exceptions.TimeoutError,
     sqlalchemy.exc.TimeoutError,  # no pooled connection in time
 )
+# A peer's gRPC answer that means "not there right now", not "your request is wrong".
+_PEER_OUTAGES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
 _NETWORK_ERRNOS = {
     errno.ECONNREFUSED,
     errno.ECONNRESET,
@@ -50,6 +54,8 @@ def is_transient(exc: BaseException) -> bool:
         ):
             return True  # asyncio reports failed connects to every address as a plain OSError
         if isinstance(current, sqlalchemy.exc.DBAPIError) and current.connection_invalidated:
+            return True
+        if isinstance(current, grpc.aio.AioRpcError) and current.code() in _PEER_OUTAGES:
             return True
         current = current.__cause__ or current.__context__
     return False

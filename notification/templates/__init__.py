@@ -31,6 +31,7 @@ TEMPLATES = (
     "order_shipped",
     "order_delivered",
     "payment_refunded",
+    "stock_low",
 )
 MAX_SUBJECT_LENGTH = 200
 

@@ -50,6 +50,17 @@ query Search($query: String!, $first: Int, $after: String, $filter: ProductFilte
   }
 }"""
 CATEGORIES = "query { categories { id slug name productCount } }"
+VARIANT_PRODUCT = """
+query VariantProduct($id: ID!) {
+  product(id: $id) {
+    id stock variants { id sku name options { group value } price { amount } stock inStock }
+    images { url alt position } featuredImage { url } priceRange { min { amount } max { amount } }
+  }
+}"""
+CREATE_VARIANT_PRODUCT = """
+mutation CreateVariantProduct($input: CreateProductInput!) { createProduct(input: $input) { id } }"""
+CREATE_ORDER = """
+mutation CreateOrder($input: CreateOrderInput!) { createOrder(input: $input, waitSeconds: 10) { id status } }"""
 THREE_PRODUCTS = """
 query Three($a: ID!, $b: ID!, $c: ID!) {
   a: product(id: $a) { name category { productCount } }
@@ -475,3 +486,80 @@ async def test_seed_loads_the_demo_catalog_once(gateway):
         headphones["data"]["searchProducts"]["edges"][0]["node"]["name"]
         == "Wireless Noise-Cancelling Headphones"
     )
+
+
+async def test_a_multi_variant_product_is_ordered_by_variant_and_found_by_sku_and_option(
+    gateway, admin, customer
+):
+    slug = await new_category(gateway, admin, name="Shirts")
+    sku = f"SHIRT-{uuid.uuid4().hex[:8].upper()}"
+    shirt = product_input(
+        slug,
+        sku=sku,
+        name="Linen Shirt",
+        price="40.00",
+        optionGroups=[
+            {"name": "Size", "values": ["S", "M"]},
+            {"name": "Colour", "values": ["Saffron", "Navy"]},
+        ],
+        variants=[
+            {
+                "sku": f"{sku}-S-SAF",
+                "options": [{"group": "Size", "value": "S"}, {"group": "Colour", "value": "Saffron"}],
+                "stock": 5,
+            },
+            {
+                "sku": f"{sku}-M-NAV",
+                "options": [{"group": "size", "value": "m"}, {"group": "Colour", "value": "Navy"}],
+                "price": "44.50",
+                "stock": 8,
+            },
+        ],
+        images=[
+            {"url": "https://images.example.com/shirt-front.jpg", "alt": "Front"},
+            {"url": "https://images.example.com/shirt-back.jpg", "alt": "Back"},
+        ],
+    )
+    del shirt["stock"]  # a product with variants holds no stock of its own
+    created = await gateway.post(CREATE_VARIANT_PRODUCT, {"input": shirt}, token=admin)
+    assert "errors" not in created, created
+    product_id = created["data"]["createProduct"]["id"]
+    product = (await gateway.post(VARIANT_PRODUCT, {"id": product_id}))["data"]["product"]
+    navy = next(v for v in product["variants"] if v["sku"] == f"{sku}-M-NAV")
+    assert navy["options"] == [{"group": "Size", "value": "M"}, {"group": "Colour", "value": "Navy"}]
+    assert (navy["name"], navy["price"]["amount"], navy["stock"]) == ("M / Navy", "44.50", 8)
+    assert product["stock"] == 13
+    assert product["priceRange"] == {"min": {"amount": "40.00"}, "max": {"amount": "44.50"}}
+    assert [i["position"] for i in product["images"]] == [0, 1]
+    assert product["featuredImage"] == {"url": "https://images.example.com/shirt-front.jpg"}
+
+    order = await gateway.post(
+        CREATE_ORDER,
+        {
+            "input": {
+                "items": [{"productId": product_id, "variantId": navy["id"], "quantity": 3}],
+                "paymentToken": "tok_visa",
+                "shippingAddress": {
+                    "name": "Ada Lovelace",
+                    "line1": "12 Analytical Row",
+                    "city": "London",
+                    "postalCode": "N1 9GU",
+                    "country": "GB",
+                },
+            }
+        },
+        token=customer,
+    )
+    assert order["data"]["createOrder"]["status"] == "CONFIRMED", order
+
+    async def stock_went_down() -> dict | None:
+        read = (await gateway.post(VARIANT_PRODUCT, {"id": product_id}))["data"]["product"]
+        return read if read["stock"] == 10 else None
+
+    after = await eventually(stock_went_down, timeout=30, what="the ordered variant's stock to go down")
+    assert {v["sku"]: v["stock"] for v in after["variants"]} == {f"{sku}-S-SAF": 5, f"{sku}-M-NAV": 5}
+    in_category = {"filter": {"categorySlug": slug}}
+    by_sku = await gateway.post(SEARCH, {"query": f"{sku}-M-NAV", **in_category})
+    by_option = await gateway.post(SEARCH, {"query": "saffron", **in_category})
+    assert [e["node"]["id"] for e in by_sku["data"]["searchProducts"]["edges"]] == [product_id]
+    assert [e["node"]["id"] for e in by_option["data"]["searchProducts"]["edges"]] == [product_id]

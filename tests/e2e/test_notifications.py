@@ -34,6 +34,8 @@ mutation CreateOrder($input: CreateOrderInput!) {
 ORDER = "query Order($id: ID!) { order(id: $id) { id status } }"
 SHIP = "mutation Ship($id: ID!) { shipOrder(id: $id) { status } }"
 DELIVER = "mutation Deliver($id: ID!) { deliverOrder(id: $id) { status } }"
+ADJUST_STOCK = """
+mutation AdjustStock($id: ID!, $delta: Int!) { adjustStock(productId: $id, delta: $delta) { stock } }"""
 MY_NOTIFICATIONS = """
 query Mine($first: Int, $after: String) {
   myNotifications(first: $first, after: $after) {
@@ -94,7 +96,11 @@ async def shop(gateway) -> dict[str, Any]:
         token=admin,
     )
     assert "errors" not in product, product
-    return {"admin": admin, "product": product["data"]["createProduct"]}
+    return {
+        "admin": admin,
+        "product": product["data"]["createProduct"],
+        "category": category["data"]["createCategory"]["slug"],
+    }
 
 
 @pytest.fixture
@@ -245,6 +251,48 @@ async def test_a_confirmed_order_sends_one_email_with_its_lines_and_total(gatewa
     )
     # Exactly one each: the welcome and the confirmation, nothing twice.
     assert sorted(m["Subject"].split()[0] for m in mail_to(gateway, email)) == ["Welcome", "Your"]
+
+
+async def test_stock_falling_below_its_threshold_emails_every_admin_and_no_customer(gateway, shop):
+    ada, grace = await admin_session(gateway), await admin_session(gateway)
+    shopper_email = unique_email("shopper")
+    await sign_up(gateway, email=shopper_email)
+    sku = f"MUG-{uuid.uuid4().hex[:8].upper()}"
+    created = await gateway.post(
+        CREATE_PRODUCT,
+        {
+            "input": {
+                "sku": sku,
+                "name": "Enamel Mug",
+                "price": "12.00",
+                "currency": "EUR",
+                "categorySlug": shop["category"],
+                "stock": 10,
+                "lowStockThreshold": 3,
+            }
+        },
+        token=ada["accessToken"],
+    )
+    assert "errors" not in created, created
+
+    adjusted = await gateway.post(
+        ADJUST_STOCK, {"id": created["data"]["createProduct"]["id"], "delta": -8}, token=grace["accessToken"]
+    )
+    assert adjusted["data"]["adjustStock"]["stock"] == 2
+
+    def alerts(address: str) -> list[Any]:
+        return [m for m in mail_to(gateway, address) if sku in m["Subject"]]
+
+    async def both_alerted() -> list[Any] | None:
+        found = alerts(ada["account"]["email"]) + alerts(grace["account"]["email"])
+        return found if len(found) >= 2 else None
+
+    messages = await eventually(both_alerted, timeout=60, what="the low-stock alert to both admins")
+    assert [m["Subject"] for m in messages] == [f"Low stock: Enamel Mug (Default), SKU {sku}, 2 left"] * 2
+    body = messages[0].get_body(preferencelist=("plain",)).get_content()
+    assert "In stock:  2" in body
+    assert "Threshold: 3" in body
+    assert alerts(shopper_email) == []
 
 
 async def test_my_notifications_needs_a_signed_in_caller_and_a_sane_page(gateway):

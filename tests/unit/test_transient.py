@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 
 import asyncpg
+import grpc
 import pytest
 import redis.exceptions
 import sqlalchemy.exc
@@ -72,3 +73,21 @@ def test_a_connection_sqlalchemy_invalidated_is_transient():
 )
 def test_bugs_and_bad_data_are_not_transient(error):
     assert not is_transient(error)
+
+
+def rpc_error(code: grpc.StatusCode) -> grpc.aio.AioRpcError:
+    return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(), details="peer said so")
+
+
+@pytest.mark.parametrize("code", [grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED])
+def test_a_peer_that_is_away_or_too_slow_is_transient_also_behind_a_domain_error(code):
+    assert is_transient(rpc_error(code))
+    assert is_transient(raised_from(RuntimeError("account lookup failed"), rpc_error(code)))
+
+
+@pytest.mark.parametrize(
+    "code",
+    [grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.INTERNAL],
+)
+def test_a_peer_that_refuses_or_fails_is_not_transient(code):
+    assert not is_transient(raised_from(RuntimeError("account lookup failed"), rpc_error(code)))

@@ -2,7 +2,7 @@
 
 Revision ID: 0003
 Revises: 0002
-Create Date: 2026-12-20 10:00:00
+Create Date: 2026-12-07 04:10:00
 """
 
 from collections.abc import Sequence

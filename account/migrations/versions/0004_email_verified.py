@@ -2,7 +2,7 @@
 
 Revision ID: 0004
 Revises: 0003
-Create Date: 2026-12-20 11:00:00
+Create Date: 2026-12-07 04:15:00
 """
 
 from collections.abc import Sequence

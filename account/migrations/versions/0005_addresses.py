@@ -2,7 +2,7 @@
 
 Revision ID: 0005
 Revises: 0004
-Create Date: 2026-12-20 12:00:00
+Create Date: 2026-12-07 04:20:00
 """
 
 from collections.abc import Sequence

@@ -6,7 +6,7 @@ none) counts as the empty variant, so such a product still has one line.
 
 Revision ID: 0005
 Revises: 0004
-Create Date: 2026-12-08 05:00:00
+Create Date: 2026-12-07 05:00:00
 """
 
 from collections.abc import Sequence
