@@ -22,7 +22,7 @@ from ecommerce_cli import ALL_SERVICES, parse_replicas
 
 # Each command imports what it needs when it runs, so that `ecommerce --help` answers at once.
 if TYPE_CHECKING:
-    from ecommerce_cli.stack import Infrastructure, Platform
+    from ecommerce_cli.stack import Platform
 
 STATE_FILE = "dev-state.json"
 DEFAULT_GATEWAY_URL = "http://127.0.0.1:8000"
@@ -73,6 +73,7 @@ def cmd_dev(args: argparse.Namespace) -> None:
 
 
 async def _dev(data_dir: Path, *, reload: bool = False, replicas: int = 1, grpc_tls: bool = False) -> None:
+    from ecommerce_cli.demo import seed_first_start
     from ecommerce_cli.stack import (
         Infrastructure,
         Platform,
@@ -109,8 +110,9 @@ async def _dev(data_dir: Path, *, reload: bool = False, replicas: int = 1, grpc_
         (data_dir / STATE_FILE).write_text(
             json.dumps({s: infra.database_url(s) for s in services} | {"redis_url": infra.redis_url})
         )
-        if "catalog" in services:
-            await _seed_first_start(infra)
+        await seed_first_start(
+            {s: infra.database_url(s) for s in services if s in ("catalog", "order")}, infra.redis_url
+        )
         print(f"Starting {', '.join(services)} and the gateway ...", flush=True)
         await platform.start()
         gateway = f"http://127.0.0.1:{platform.ports['gateway']}/graphql"
@@ -242,19 +244,6 @@ def _account_database_url() -> str:
     raise SystemExit("Set ACCOUNT_DATABASE_URL, or start `ecommerce dev` first.")
 
 
-async def _seed_first_start(infra: Infrastructure) -> None:
-    """The demo catalog on a first start, when the catalog is still empty."""
-    catalog = importlib.import_module("catalog.__main__")
-    seeded = await catalog.seed(
-        only_if_empty=True, database_url=infra.database_url("catalog"), redis_url=infra.redis_url
-    )
-    if seeded is not None:
-        print(
-            f"Loaded the demo catalog: {seeded.products} products in {seeded.categories} categories.",
-            flush=True,
-        )
-
-
 def _from_dev_state(key: str, variable: str) -> str:
     """A setting from the environment, or else from the running `ecommerce dev`."""
     value = os.environ.get(variable)
@@ -267,19 +256,16 @@ def _from_dev_state(key: str, variable: str) -> str:
 
 
 def cmd_seed(args: argparse.Namespace) -> None:
+    from ecommerce_cli.demo import seed_all
     from servicekit.logging import configure_logging
 
     configure_logging("ecommerce-seed", fmt="console")
-    catalog = importlib.import_module("catalog.__main__")
-    seeded = asyncio.run(
-        catalog.seed(
-            database_url=_from_dev_state("catalog", "CATALOG_DATABASE_URL"),
-            redis_url=_from_dev_state("redis_url", "REDIS_URL"),
+    asyncio.run(
+        seed_all(
+            _from_dev_state("catalog", "CATALOG_DATABASE_URL"),
+            _from_dev_state("order", "ORDER_DATABASE_URL"),
+            _from_dev_state("redis_url", "REDIS_URL"),
         )
-    )
-    print(
-        f"Demo catalog loaded: {seeded.products} products and {seeded.categories} categories added "
-        "(what was there already is kept)."
     )
 
 
@@ -425,7 +411,7 @@ def build_parser() -> argparse.ArgumentParser:
         "dev",
         "run the whole platform on embedded servers",
         "Start PostgreSQL, Redis, the broker and a mail catcher (embedded, data in ECOMMERCE_DATA_DIR), "
-        "migrate, load the demo catalog on a first start, then run every service and the gateway "
+        "migrate, load the demo catalog and shop terms on a first start, then run every service and the gateway "
         "until Ctrl-C. Each process logs readable lines prefixed with its name (LOG_FORMAT=json for "
         "JSON; NO_COLOR for no colour).",
         [
@@ -542,9 +528,10 @@ def build_parser() -> argparse.ArgumentParser:
     seed = _command(
         commands,
         "seed",
-        "load the demo catalog (idempotent: adds only what is missing)",
-        "Add the demo categories and products to the catalog; what is there already is kept. Uses "
-        "CATALOG_DATABASE_URL and REDIS_URL, or the running `ecommerce dev`.",
+        "load the demo catalog and shop terms (idempotent: adds only what is missing)",
+        "Add the demo categories and products to the catalog, and the demo shipping methods, tax "
+        "rates and coupon to the order service; what is there already is kept. Uses "
+        "CATALOG_DATABASE_URL, ORDER_DATABASE_URL and REDIS_URL, or the running `ecommerce dev`.",
         ["ecommerce seed"],
     )
     seed.set_defaults(func=cmd_seed)

@@ -5,17 +5,19 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from order import consumers, erasure, grpc_api
+from order import consumers, demo, erasure, grpc_api
 from order.models import inbox, outbox
 from order.peers import CatalogClient, PaymentClient
 from order.service import OrderService, policy_from
 from order.settings import OrderSettings
 from order.waiting import SettledOrders
 from servicekit.app import Background, ServiceApp, service_main
+from servicekit.db import transaction
 from servicekit.runtime import ServiceRuntime
 
 log = logging.getLogger(__name__)
@@ -104,6 +106,19 @@ def build(settings: OrderSettings) -> OrderApp:
         ],
         service=service,
     )
+
+
+async def seed(*, currency: str, only_if_empty: bool = False, **overrides: Any) -> demo.ShopSeedResult | None:
+    """`ecommerce seed`: load the demo shop's terms (idempotent). None when skipped because the
+    shop already has terms of its own."""
+    app = build(OrderSettings(**overrides))
+    try:
+        async with transaction(app.runtime.sessions) as session:
+            if only_if_empty and not await demo.shop_is_empty(session):
+                return None
+            return await demo.seed_shop(session, currency=currency, now=datetime.now(UTC))
+    finally:
+        await app.close()
 
 
 main = service_main("order", OrderSettings, build)

@@ -224,7 +224,8 @@ class Shop:
             if country not in COUNTRIES:
                 raise InvalidArgument.field("country", "is not an ISO 3166-1 alpha-2 country code")
             query = query.where(
-                (func.cardinality(ShippingMethod.countries) == 0) | ShippingMethod.countries.any_() == country
+                (func.cardinality(ShippingMethod.countries) == 0)
+                | ShippingMethod.countries.contains([country])
             )
         async with snapshot(self.sessions) as session:
             return list((await session.scalars(query)).all())

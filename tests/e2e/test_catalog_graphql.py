@@ -463,7 +463,7 @@ def _catalog_rpcs(log: Path, request_id: str) -> list[str]:
 # -- demo data ------------------------------------------------------------------------------------------
 
 
-async def test_seed_loads_the_demo_catalog_once(gateway):
+async def test_seed_loads_the_demo_catalog_and_shop_once(gateway):
     first = gateway.run_cli("seed")
     second = gateway.run_cli("seed")
     categories = await gateway.post(CATEGORIES)
@@ -474,6 +474,10 @@ async def test_seed_loads_the_demo_catalog_once(gateway):
     assert second.returncode == 0, second.stderr
     assert "added" in first.stdout
     assert "0 products and 0 categories added" in second.stdout
+    assert "Demo shop loaded: " in first.stdout
+    assert "0 shipping methods, 0 tax rates and 0 coupons added" in second.stdout
+    germany = await gateway.post('{ shippingMethods(country: "DE") { code } }')
+    assert {"STANDARD", "EXPRESS"} <= {m["code"] for m in germany["data"]["shippingMethods"]}
     demo = {c["slug"]: c["productCount"] for c in categories["data"]["categories"]}
     seeded = {
         slug: demo.get(slug, 0)

@@ -1,5 +1,6 @@
-"""`ecommerce dev`, what `make run` runs: starts everything, refuses a second copy, stops cleanly,
-keeps its data across restarts, and with --reload restarts only what changed."""
+"""`ecommerce dev`, what `make run` runs: starts everything with the demo data loaded once, refuses a
+second copy, stops cleanly, keeps its data across restarts, and with --reload restarts only what
+changed."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from tests.helpers import eventually, unique_email
 
 REGISTER = """
 mutation Register($input: RegisterInput!) { register(input: $input) { account { email } } }"""
+SHIPPING_TO_FRANCE = '{ shippingMethods(country: "FR") { code price { amount currency } } }'
 READY_LINE = "Press Ctrl-C to stop."
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -77,16 +79,18 @@ async def stop_dev(process: asyncio.subprocess.Process) -> int:
     return code
 
 
-async def register(url: str, email: str) -> dict:
+async def post(url: str, query: str, variables: dict | None = None) -> dict:
     async with httpx.AsyncClient(timeout=30) as client:
-        response = await client.post(
-            url,
-            json={
-                "query": REGISTER,
-                "variables": {"input": {"name": "Dev", "email": email, "password": "correct horse battery"}},
-            },
-        )
+        response = await client.post(url, json={"query": query, "variables": variables or {}})
     return response.json()
+
+
+async def register(url: str, email: str) -> dict:
+    return await post(
+        url,
+        REGISTER,
+        {"input": {"name": "Dev", "email": email, "password": "correct horse battery"}},
+    )
 
 
 async def test_dev_runs_refuses_a_second_copy_stops_cleanly_and_keeps_its_data(tmp_path):
@@ -98,6 +102,7 @@ async def test_dev_runs_refuses_a_second_copy_stops_cleanly_and_keeps_its_data(t
     try:
         assert url in "".join(lines)
         registered = await register(url, email)
+        shipping = await post(url, SHIPPING_TO_FRANCE)
         second = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -112,16 +117,24 @@ async def test_dev_runs_refuses_a_second_copy_stops_cleanly_and_keeps_its_data(t
         exit_code = await stop_dev(first)
 
     assert registered["data"]["register"]["account"]["email"] == email
+    assert "Loaded the demo shop: 2 shipping methods, 4 tax rates and 1 coupon.\n" in lines
+    assert shipping["data"]["shippingMethods"] == [
+        {"code": "STANDARD", "price": {"amount": "4.90", "currency": "USD"}},
+        {"code": "EXPRESS", "price": {"amount": "14.90", "currency": "USD"}},
+    ]
     assert second.returncode != 0
     assert b"already running" in second_err
     assert exit_code == 0
 
-    again, _ = await start_dev(env)
+    again, lines_again = await start_dev(env)
     try:
         duplicate = await register(url, email)
+        shipping_again = await post(url, SHIPPING_TO_FRANCE)
     finally:
         await stop_dev(again)
     assert duplicate["errors"][0]["extensions"]["code"] == "CONFLICT"
+    assert not [line for line in lines_again if line.startswith("Loaded the demo")]
+    assert shipping_again == shipping
 
 
 def service_pids(dev: asyncio.subprocess.Process) -> dict[str, int]:
