@@ -94,7 +94,7 @@ def bounds(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
             )
         else:
             waiting = (
-                "the saga's hops (outbox relay, broker round trips, consumers), which createOrder waits for"
+                "the saga's hops (outbox relay, broker round trips, consumers), which checkout waits for"
                 if scenario in ("checkout", "mix")
                 else "round trips between processes and the database"
             )

@@ -236,7 +236,7 @@ def summarize(result: K6Result, *, duration: float, ops: Iterable[str] = ()) -> 
     per_op = {}
     for op in ops:
         values = result.metric(f"http_req_duration{{op:{op}}}")
-        if values:
+        if values.get("count"):  # an operation this run's flow did not make has no row
             per_op[op] = _latency(values)
     if per_op:
         row["operations"] = per_op

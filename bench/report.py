@@ -148,8 +148,8 @@ def markdown(results: dict[str, Any]) -> str:
     parts.append("## Results")
     parts.append(_table(SUMMARY_HEADER, summary_rows(results)))
     parts.append(
-        "`req/s` counts every HTTP request of the scenario (for checkout, one `createOrder` per order, which "
-        "waits for the saga); "
+        "`req/s` counts every HTTP request of the scenario (for checkout, the cart's requests and one `checkout` "
+        "per order, which waits for the saga; one `createOrder` with CHECKOUT_FLOW=createOrder); "
         "latencies are of all its requests; a GraphQL answer with `errors` counts as an error. `vs baseline` "
         "divides the scenario's throughput (orders accepted per second for checkout) by its baseline's at the "
         "same concurrency: the ASGI hello for the GraphQL reads, raw bcrypt for login, the gRPC echo for checkout. "
@@ -220,7 +220,7 @@ def markdown(results: dict[str, Any]) -> str:
         )
         parts.append(
             "The saga time is the order's own history, from PENDING to CONFIRMED (server clock); the time "
-            "seen by the shopper runs from sending createOrder to its answer, which waits for the saga "
+            "seen by the shopper runs from sending checkout (or createOrder) to its answer, which waits for the saga "
             "(`waitSeconds`) and answers CONFIRMED."
         )
     parts.append("## Baselines")

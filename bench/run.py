@@ -34,7 +34,7 @@ import psutil
 
 from bench import measure, report
 from bench.config import BUDGET_SETTINGS, SCENARIO_OPS, Config, parse_args
-from bench.seed import plain_dsn, register_shoppers, seed_catalog
+from bench.seed import plain_dsn, register_shoppers, seed_catalog, seed_shop_terms
 from ecommerce_cli.stack import (
     Infrastructure,
     Platform,
@@ -139,6 +139,8 @@ class Bench:
         settings = _bench_settings(config, self.data_dir)
         self.results["settings"] = _public_settings(settings)
         self.results["budget_settings"] = dict(BUDGET_SETTINGS)
+        # k6 reads it from the environment: "createOrder" runs the checkout of reports before carts.
+        self.results["checkout_flow"] = os.environ.get("CHECKOUT_FLOW") or "cart"
         log.info("starting PostgreSQL, Redis, the broker (data in %s)", self.data_dir)
         # Always the embedded servers: the bench must not load 100,000 products into someone's database.
         self.infra = await asyncio.to_thread(Infrastructure(self.data_dir, environ={}).start)
@@ -147,6 +149,7 @@ class Bench:
         log.info("seeding %d products", config.products)
         catalog = await seed_catalog(self.infra.database_url("catalog"), config.products)
         self.results["seed"] = {"products": catalog.count, "seconds": round(catalog.seconds, 1)}
+        shipping_method = await seed_shop_terms(self.infra.database_url("order"))
         placement = free_ports(config.replicas)
         ports = placement["ports"]
         self.results["replicas"] = config.replicas
@@ -172,6 +175,7 @@ class Bench:
                     "graphql_url": self.graphql_url,
                     "categories": catalog.category_slugs,
                     "checkout_product_ids": catalog.checkout_product_ids,
+                    "shipping_method": shipping_method,
                     "search_terms": catalog.search_terms,
                     "shoppers": [
                         {"email": s.email, "password": s.password, "token": s.access_token} for s in shoppers

@@ -13,6 +13,7 @@ columns are read from the database, so the load follows the catalog's schema rat
 from __future__ import annotations
 
 import asyncio
+import importlib
 import random
 import time
 import uuid
@@ -34,6 +35,8 @@ CHECKOUT_STOCK = 10_000_000
 # by product id alone, so its pool holds only products with one variant.
 VARIANT_EVERY = 10
 SIZES = ("S", "M", "L", "XL")
+# The demo shop's shipping method that serves the shoppers' German address.
+SHIPPING_METHOD = "STANDARD"
 
 # slug -> (display name, nouns, features); a product is "<brand> <adjective> <noun>" with extras.
 # Lists are "; "-separated strings so that they stay readable at a glance.
@@ -474,6 +477,14 @@ mutation Register($input: RegisterInput!) {
   register(input: $input) { accessToken account { id } }
 }
 """
+
+
+async def seed_shop_terms(database_url: str) -> str:
+    """The demo shop's shipping methods, tax rates and coupon, loaded by the order service's own
+    code as `ecommerce seed` loads them (a checkout needs a shipping method); the method to use."""
+    order = importlib.import_module("order.__main__")
+    await order.seed(currency=CURRENCY, database_url=database_url)
+    return SHIPPING_METHOD
 
 
 async def register_shoppers(graphql_url: str, count: int, *, concurrency: int = 4) -> list[Shopper]:

@@ -19,14 +19,15 @@ const categories = new SharedArray('categories', () => DATA.categories);
 const checkoutProducts = new SharedArray('checkout products', () => DATA.checkout_product_ids);
 const searchTerms = new SharedArray('search terms', () => DATA.search_terms);
 const shoppers = new SharedArray('shoppers', () => DATA.shoppers);
+const SHIPPING_METHOD = DATA.shipping_method;
 
 export const errors = new Rate('gql_errors');
 const ordersAccepted = new Counter('orders_accepted');
 const ordersConfirmed = new Counter('orders_confirmed');
 const ordersNotConfirmed = new Counter('orders_not_confirmed');
 // Saga completion as the order service recorded it (history PENDING -> CONFIRMED), and as the
-// shopper saw it (createOrder sent -> its answer, CONFIRMED). createOrder waits for the saga itself
-// (`waitSeconds`), so the checkout is one request: no polling of `order(id)`.
+// shopper saw it (checkout or createOrder sent -> its answer, CONFIRMED). Both wait for the saga
+// themselves (`waitSeconds`): no polling of `order(id)`.
 const sagaDuration = new Trend('saga_duration', true);
 const sagaObserved = new Trend('saga_observed', true);
 
@@ -78,6 +79,30 @@ query Me { me { id email name role } }`;
 export const CREATE_ORDER = `
 mutation Checkout($input: CreateOrderInput!, $wait: Int!) {
   createOrder(input: $input, waitSeconds: $wait) { id status total { amount currency } history { status at } }
+}`;
+
+// The cart checkout: the cart's id is enough of an answer until the order.
+export const MY_CART = `query MyCart { myCart { id lines { id } } }`;
+export const CREATE_CART = `mutation CreateCart { createCart { token } }`;
+export const SET_CART_EMAIL = `
+mutation Email($cart: String, $email: String!) { setCartEmail(cartToken: $cart, email: $email) { id } }`;
+export const ADD_TO_CART = `
+mutation Add($cart: String, $product: ID!, $quantity: Int!) {
+  addToCart(cartToken: $cart, productId: $product, quantity: $quantity) { id }
+}`;
+export const SET_CART_ADDRESS = `
+mutation Address($cart: String, $address: ShippingAddressInput!) {
+  setCartShippingAddress(cartToken: $cart, address: $address) { id }
+}`;
+export const SET_CART_METHOD = `
+mutation Method($cart: String, $code: String!) {
+  setCartShippingMethod(cartToken: $cart, code: $code) { total { amount currency } }
+}`;
+export const CHECKOUT = `
+mutation Checkout($cart: String, $key: String!, $wait: Int!) {
+  checkout(cartToken: $cart, paymentToken: "tok_visa", idempotencyKey: $key, waitSeconds: $wait) {
+    id status total { amount currency } history { status at }
+  }
 }`;
 
 const logged = { count: 0 };
@@ -201,9 +226,7 @@ export function parseTime(text) {
   return ms;
 }
 
-// createOrder with tok_visa, answered once the saga has finished (or after WAIT_SECONDS).
-export function checkout() {
-  const who = shopper();
+function lineItems() {
   const items = [{ productId: pick(checkoutProducts), quantity: 1 + Math.floor(Math.random() * 2) }];
   if (Math.random() < 0.3) {
     const other = pick(checkoutProducts);
@@ -211,18 +234,12 @@ export function checkout() {
       items.push({ productId: other, quantity: 1 });
     }
   }
-  const sent = Date.now();
-  const created = gql(
-    'createOrder',
-    CREATE_ORDER,
-    { input: { items, paymentToken: 'tok_visa', shippingAddress: ADDRESS }, wait: WAIT_SECONDS },
-    who.token,
-  );
-  if (!created) {
-    return;
-  }
+  return items;
+}
+
+// Counts an order answered after waiting: confirmed (with the saga's durations) or not.
+function settled(order, sent) {
   ordersAccepted.add(1);
-  const order = created.createOrder;
   if (order.status === 'CONFIRMED') {
     ordersConfirmed.add(1);
     sagaObserved.add(Date.now() - sent);
@@ -238,6 +255,77 @@ export function checkout() {
   if (logged.count < 3) {
     logged.count += 1;
     console.warn(`order ${order.id} is ${order.status}, not CONFIRMED, after waiting ${WAIT_SECONDS} s`);
+  }
+}
+
+// The shopper's checkout through a cart: the account's cart when this virtual user has a shopper
+// of its own (two sharing one account would check out each other's cart), else a guest cart with
+// the shopper's e-mail; the products, a German address, the seeded shipping method, then checkout
+// with tok_visa, answered once the saga has finished (or after WAIT_SECONDS).
+export function checkout() {
+  const own = __VU <= shoppers.length;
+  const who = shopper();
+  const token = own ? who.token : null;
+  let cart = null;
+  if (own) {
+    if (!gql('myCart', MY_CART, {}, token)) {
+      return;
+    }
+  } else {
+    const created = gql('createCart', CREATE_CART, {});
+    if (!created) {
+      return;
+    }
+    cart = created.createCart.token;
+    if (!gql('setCartEmail', SET_CART_EMAIL, { cart, email: who.email })) {
+      return;
+    }
+  }
+  for (const item of lineItems()) {
+    if (!gql('addToCart', ADD_TO_CART, { cart, product: item.productId, quantity: item.quantity }, token)) {
+      return;
+    }
+  }
+  if (
+    !gql('setCartShippingAddress', SET_CART_ADDRESS, { cart, address: ADDRESS }, token) ||
+    !gql('setCartShippingMethod', SET_CART_METHOD, { cart, code: SHIPPING_METHOD }, token)
+  ) {
+    return;
+  }
+  const sent = Date.now();
+  const key = `bench-${__VU}-${__ITER}-${sent}`;
+  const placed = gql('checkout', CHECKOUT, { cart, key, wait: WAIT_SECONDS }, token);
+  if (placed) {
+    settled(placed.checkout, sent);
+  }
+}
+
+// The figures before carts: createOrder with the items and address in one request
+// (CHECKOUT_FLOW=createOrder), to compare with runs from then.
+export function createOrderCheckout() {
+  const sent = Date.now();
+  const created = gql(
+    'createOrder',
+    CREATE_ORDER,
+    { input: { items: lineItems(), paymentToken: 'tok_visa', shippingAddress: ADDRESS }, wait: WAIT_SECONDS },
+    shopper().token,
+  );
+  if (created) {
+    settled(created.createOrder, sent);
+  }
+}
+
+export const CHECKOUT_OPS = [
+  'myCart', 'createCart', 'setCartEmail', 'addToCart', 'setCartShippingAddress', 'setCartShippingMethod',
+  'checkout', 'createOrder',
+];
+
+// CHECKOUT_FLOW=createOrder: the one-request checkout of earlier runs; otherwise through a cart.
+export function shopperCheckout() {
+  if (__ENV.CHECKOUT_FLOW === 'createOrder') {
+    createOrderCheckout();
+  } else {
+    checkout();
   }
 }
 

@@ -1,10 +1,8 @@
 // Mix: 70% browse or search, 20% login or me, 10% checkout.
-import { browse, checkout, login, me, scenarioOptions, search } from './lib.js';
+import { CHECKOUT_OPS, browse, login, me, scenarioOptions, search, shopperCheckout } from './lib.js';
 
 export { handleSummary } from './lib.js';
-export const options = scenarioOptions([
-  'products', 'product', 'searchProducts', 'login', 'me', 'createOrder',
-]);
+export const options = scenarioOptions(['products', 'product', 'searchProducts', 'login', 'me', ...CHECKOUT_OPS]);
 
 export default function () {
   const roll = Math.random();
@@ -17,6 +15,6 @@ export default function () {
   } else if (roll < 0.9) {
     me();
   } else {
-    checkout();
+    shopperCheckout();
   }
 }
