@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from graphql import ExecutionResult as GraphQLExecutionResult
-from strawberry.extensions import AddValidationRules, SchemaExtension
+from strawberry.extensions import SchemaExtension
 from strawberry.schema.config import BatchingConfig
 from strawberry.types.graphql import OperationType
 
@@ -24,7 +24,7 @@ from gateway.calls import RpcCallReport
 from gateway.context import Context, request_context
 from gateway.cost import calculator_for
 from gateway.errors import ApiError, unauthenticated
-from gateway.limits import ErrorCodes, document_rules
+from gateway.limits import ErrorCodes
 from gateway.protection import Protection
 from gateway.querystore import PersistedQueries, sha256
 from gateway.ratelimit import Budget, OperationBudget, bucket_of, current_operation_budget
@@ -41,15 +41,11 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
 def protection_extensions(settings: GatewaySettings) -> list[Callable[[], SchemaExtension]]:
-    """Extension factories for `strawberry.Schema(extensions=...)`, first in the list.
-
-    The validation rules are built once, so that ValidationCache can recognise them.
-    """
-    rules = document_rules(settings)
+    """Extension factories for `strawberry.Schema(extensions=...)`, first in the list. The document
+    limits are validation rules, added by `gateway.documents.Documents`."""
     factories: list[Callable[[], SchemaExtension]] = [
         lambda: PersistedQueryExtension(settings),
         lambda: ErrorCodes(hide_suggestions=settings.production),
-        lambda: AddValidationRules(rules),
         lambda: CostLimiter(settings),
     ]
     if settings.report_rpc_calls:
