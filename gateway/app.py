@@ -36,7 +36,7 @@ from gateway.responsecache import ResponseCache
 from gateway.schema import create_schema
 from gateway.settings import GatewaySettings
 from gateway.status import PlatformStatus
-from servicekit.auth import Authenticator, JwksKeySet, TokenDenylist, bearer_token
+from servicekit.auth import Authenticator, JwksKeySet, bearer_token
 from servicekit.context import new_request_id, request_id_var
 from servicekit.errors import Unauthenticated
 from servicekit.grpc_tls import GrpcTls, process_grpc_tls
@@ -73,7 +73,7 @@ class GatewayState:
             # A token signed by a key rotated in within the interval waits for the refetch.
             max_wait=settings.jwks_min_refresh_interval,
         )
-        self.authenticator = Authenticator(keys, TokenDenylist(self.redis))
+        self.authenticator = Authenticator(keys, self.protection.denylist)
         self.status = PlatformStatus(settings, self.redis, timeout=settings.status_timeout, tls=tls)
         # The response cache: the catalog's change feed is read on a connection of its own (it blocks).
         self.feed = (
@@ -92,6 +92,7 @@ class GatewayState:
             self.responses,
             authenticator=self.authenticator,
             bucket=self.protection.bucket,
+            denylist=self.protection.denylist,
             trusted_proxies=self.trusted_proxies,
         )
 
@@ -155,7 +156,8 @@ class GraphQLApp(GuardedGraphQL[Context]):
         if token is not None:
             context.token = token
             try:
-                context.caller = await self.state.authenticator.authenticate(token)
+                # The denylist is read with the cost budget, in the same Redis round trip.
+                context.unconfirmed = await self.state.authenticator.verify(token)
             except Unauthenticated as exc:
                 context.token_error = unauthenticated(exc.message)
             except Exception as exc:  # the account service is unreachable for the JWKS
@@ -201,7 +203,10 @@ class GraphQLApp(GuardedGraphQL[Context]):
         if token is None:
             raise ConnectionRejectionError({"message": "Authorization must be 'Bearer <access token>'"})
         try:
+            # Checked against the denylist now, once for the connection; the upgrade request's
+            # own token, if any, is no longer the caller and is not checked.
             context.caller = await self.state.authenticator.authenticate(token)
+            context.unconfirmed = None
         except Unauthenticated as exc:
             raise ConnectionRejectionError({"message": exc.message}) from None
         except Exception as exc:  # the account service is unreachable for the JWKS

@@ -36,8 +36,8 @@ from gateway.responsecache import (
     requested_key,
 )
 from gateway.settings import GatewaySettings
-from servicekit.auth import Authenticator, bearer_token
-from servicekit.context import Caller, new_request_id, request_id_var
+from servicekit.auth import Authenticator, TokenDenylist, VerifiedToken, bearer_token
+from servicekit.context import new_request_id, request_id_var
 from servicekit.tracing import server_span
 
 
@@ -111,12 +111,14 @@ class CachedAnswers:
         *,
         authenticator: Authenticator,
         bucket: CostBucket,
+        denylist: TokenDenylist,
         trusted_proxies: Any,
     ) -> None:
         self.settings = settings
         self.cache = cache
         self.authenticator = authenticator
         self.bucket = bucket
+        self.denylist = denylist
         self.trusted_proxies = trusted_proxies
 
     async def answer(self, request: Request) -> Response | None:
@@ -130,7 +132,7 @@ class CachedAnswers:
         started = time.perf_counter()
         with server_span("graphql", request.headers) as span:
             try:
-                caller = await self._caller(request)
+                verified = await self._verified(request)
             except _Unverified:
                 return None
             address = client_address(
@@ -138,11 +140,19 @@ class CachedAnswers:
                 request.headers.getlist("x-forwarded-for"),
                 self.trusted_proxies,
             )
-            budget = await self.bucket.take_known(
-                bucket_of(caller.account_id if caller is not None else None, address),
-                entry.requested,
-                entry.actual,
-            )
+            if verified is None:
+                budget = await self.bucket.take_known(bucket_of(None, address), entry.requested, entry.actual)
+            else:  # the token's revocation is checked in the budget's round trip
+                revocable = await self.bucket.take_unless_revoked(
+                    bucket_of(verified.caller.account_id, address),
+                    verified.check,
+                    self.denylist,
+                    entry.requested,
+                    entry.actual,
+                )
+                if revocable is None:
+                    return None  # revoked, and charged nothing: execution says so
+                budget = revocable
             if not budget.admitted:
                 return None  # executed, it is refused with RATE_LIMITED and when to retry
             extensions: dict[str, Any] = {
@@ -158,14 +168,14 @@ class CachedAnswers:
             record_operation(span, entry.operation, "query", "OK", time.perf_counter() - started)
         return Response(body, media_type="application/json", headers={"ETag": entry.etag})
 
-    async def _caller(self, request: Request) -> Caller | None:
-        """The verified caller; None for an anonymous one (or a malformed header, which execution
-        also ignores for public reads)."""
+    async def _verified(self, request: Request) -> VerifiedToken | None:
+        """The caller's token, verified but not yet checked against the denylist; None for an
+        anonymous caller (or a malformed header, which execution also ignores for public reads)."""
         token = bearer_token(request.headers.get("authorization"))
         if token is None:
             return None
         try:
-            return await self.authenticator.authenticate(token)
+            return await self.authenticator.verify(token)
         except Exception:  # a bad token or keys that cannot be had: execution says which
             raise _Unverified from None
 

@@ -19,6 +19,7 @@ from gateway.loaders import Loaders
 from gateway.protection import Protection
 from gateway.responsecache import ResponseCache
 from gateway.settings import GatewaySettings
+from servicekit.auth import VerifiedToken
 from servicekit.context import ADMIN, Caller
 
 T = TypeVar("T")
@@ -37,6 +38,10 @@ class Context:
     token: str | None = None
     # Why the request's token did not give a caller: a bad token, or keys that cannot be had now.
     token_error: ApiError | None = None
+    # A token that verified, not yet checked against the denylist: the request's first cost
+    # budget call checks it in its own Redis round trip and sets `caller` (or `token_error`),
+    # before anything executes (gateway.extensions.take).
+    unconfirmed: VerifiedToken | None = None
     # The process's cost budgets and persisted queries; None where no Redis backs the schema.
     protection: Protection | None = None
     # Order events for `orderStatusChanged`; None where no broker feeds the schema.

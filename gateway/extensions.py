@@ -16,19 +16,20 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from graphql import ExecutionResult as GraphQLExecutionResult
-from strawberry.extensions import AddValidationRules, SchemaExtension
+from strawberry.extensions import SchemaExtension
 from strawberry.schema.config import BatchingConfig
 from strawberry.types.graphql import OperationType
 
 from gateway.calls import RpcCallReport
 from gateway.context import Context, request_context
 from gateway.cost import calculator_for
-from gateway.errors import ApiError
-from gateway.limits import ErrorCodes, document_rules
+from gateway.errors import ApiError, unauthenticated
+from gateway.limits import ErrorCodes
 from gateway.protection import Protection
 from gateway.querystore import PersistedQueries, sha256
 from gateway.ratelimit import Budget, OperationBudget, bucket_of, current_operation_budget
 from gateway.settings import GatewaySettings
+from servicekit.auth import REVOKED
 
 PERSISTED_QUERY_NOT_FOUND = "PERSISTED_QUERY_NOT_FOUND"
 PERSISTED_QUERY_NOT_SUPPORTED = "PERSISTED_QUERY_NOT_SUPPORTED"
@@ -40,15 +41,11 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
 def protection_extensions(settings: GatewaySettings) -> list[Callable[[], SchemaExtension]]:
-    """Extension factories for `strawberry.Schema(extensions=...)`, first in the list.
-
-    The validation rules are built once, so that ValidationCache can recognise them.
-    """
-    rules = document_rules(settings)
+    """Extension factories for `strawberry.Schema(extensions=...)`, first in the list. The document
+    limits are validation rules, added by `gateway.documents.Documents`."""
     factories: list[Callable[[], SchemaExtension]] = [
         lambda: PersistedQueryExtension(settings),
         lambda: ErrorCodes(hide_suggestions=settings.production),
-        lambda: AddValidationRules(rules),
         lambda: CostLimiter(settings),
     ]
     if settings.report_rpc_calls:
@@ -156,6 +153,25 @@ def caller_key(context: Context) -> str:
     )
 
 
+async def take(context: Context, protection: Protection, cost: int) -> Budget:
+    """Charge `cost` to the caller's bucket (0 peeks). A token that verified but is not yet checked
+    against the denylist is checked in the same round trip, once per request: revoked, its
+    request is anonymous (`token_error` says why) and charged to the client address, as before."""
+    pending, context.unconfirmed = context.unconfirmed, None
+    if pending is not None:
+        budget = await protection.bucket.take_unless_revoked(
+            bucket_of(pending.caller.account_id, context.client_address),
+            pending.check,
+            protection.denylist,
+            cost,
+        )
+        if budget is not None:
+            context.caller = pending.caller
+            return budget
+        context.token_error = unauthenticated(REVOKED)
+    return await protection.bucket.take(caller_key(context), cost)
+
+
 class CostLimiter(SchemaExtension):
     """Refuses an operation above the cost limit (QUERY_TOO_COMPLEX) or above what the caller's
     bucket holds (RATE_LIMITED), before it executes; refunds what it did not use; reports both in
@@ -185,7 +201,7 @@ class CostLimiter(SchemaExtension):
             )
         elif shared is not None:
             context, protection = shared
-            self.budget = await protection.bucket.take(caller_key(context), self.requested)
+            self.budget = await take(context, protection, self.requested)
             if not self.budget.admitted:
                 refusal = ApiError(
                     f"this operation costs {self.requested} points and {math.floor(self.budget.available or 0)} "
@@ -226,7 +242,7 @@ class CostLimiter(SchemaExtension):
         shared = _protection(self)
         if self.budget is None and shared is not None:  # refused before execution: no charge
             context, protection = shared
-            self.budget = await protection.bucket.peek(caller_key(context))
+            self.budget = await take(context, protection, 0)
         return {
             "cost": {
                 "requestedQueryCost": self.requested,

@@ -1,4 +1,5 @@
-"""The state the gateway's protection shares across requests: cost budgets and persisted queries.
+"""The state the gateway's protection shares across requests: cost budgets, the token denylist
+they check in the same round trip, and persisted queries.
 
 The schema extensions that use it are `gateway.extensions`; they reach it through
 `Context.protection`.
@@ -10,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from gateway.querystore import PersistedQueries
 from gateway.ratelimit import CostBucket
+from servicekit.auth import TokenDenylist
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
@@ -27,6 +29,7 @@ class Protection:
         """`redis` holds the budgets and the allowlist (never evicted); `cache` the automatically
         persisted documents (may be evicted), `redis` when not given."""
         self.settings = settings
+        self.denylist = TokenDenylist(redis)
         self.bucket = CostBucket(
             redis, capacity=settings.rate_limit_capacity, restore_rate=settings.rate_limit_restore_rate
         )

@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import RedisError
 
+from servicekit.auth import RevocationCheck, TokenDenylist, unavailable
+
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
 
@@ -32,8 +34,20 @@ log = logging.getLogger(__name__)
 # KEYS[1] the bucket; ARGV capacity, restore rate (points/s), cost (negative refunds, 0 peeks),
 # and optionally what an admitted operation is charged when less than its cost (a cached answer
 # whose actual cost is known: take and refund in one step).
+# Optionally also KEYS[2] a token's denylist entry, KEYS[3] its account's cut-off (ms) and ARGV[5]
+# the token's issue time (ms): a revoked token touches no bucket and gets {-1, ''}, so that the
+# token check (servicekit.auth.TokenDenylist, same decision) costs no round trip of its own.
 # Time comes from the Redis server, so that every gateway instance agrees on it.
 LEAKY_BUCKET = """
+if KEYS[2] then
+  if redis.call('EXISTS', KEYS[2]) == 1 then
+    return {-1, ''}
+  end
+  local valid_after = tonumber(redis.call('GET', KEYS[3]) or '')
+  if valid_after ~= nil and tonumber(ARGV[5]) < valid_after then
+    return {-1, ''}
+  end
+end
 local capacity = tonumber(ARGV[1])
 local rate = tonumber(ARGV[2])
 local cost = tonumber(ARGV[3])
@@ -111,16 +125,51 @@ class CostBucket:
     async def peek(self, caller: str) -> Budget:
         return await self._run(caller, 0)
 
+    async def take_unless_revoked(
+        self,
+        caller: str,
+        check: RevocationCheck,
+        denylist: TokenDenylist,
+        cost: int,
+        charge: int | None = None,
+    ) -> Budget | None:
+        """`take` (`take_known` with `charge`, `peek` with 0) for a verified token, whose
+        revocation is checked in the same round trip: None, and nothing charged, when revoked.
+
+        Redis unreachable: the token is accepted, as `TokenDenylist.revoked` would. While the
+        buckets wait for Redis to come back, the denylist is still asked on its own."""
+        if time.monotonic() < self._down_until:
+            return (
+                None
+                if await denylist.revoked(check.token_id, check.account_id, check.issued_at)
+                else self._unknown()
+            )
+        charged = cost if charge is None else charge
+        args = [self.capacity, self.restore_rate, cost, charged, check.issued_at_millis]
+        try:
+            reply = await self._script(keys=[self.PREFIX + caller, *check.keys], args=args)
+        except (RedisError, OSError) as exc:
+            unavailable(exc)
+            return self._down(exc)
+        return None if int(reply[0]) < 0 else self._budget(reply)
+
     async def _run(self, caller: str, cost: int, charge: int | None = None) -> Budget:
         if time.monotonic() < self._down_until:
             return self._unknown()
         args = [self.capacity, self.restore_rate, cost] + ([] if charge is None else [charge])
         try:
-            admitted, points = await self._script(keys=[self.PREFIX + caller], args=args)
+            reply = await self._script(keys=[self.PREFIX + caller], args=args)
         except (RedisError, OSError) as exc:
-            self._down_until = time.monotonic() + self.RETRY_REDIS_AFTER
-            log.warning("cost budgets unavailable, admitting every operation for now: %s", exc)
-            return self._unknown()
+            return self._down(exc)
+        return self._budget(reply)
+
+    def _down(self, exc: Exception) -> Budget:
+        self._down_until = time.monotonic() + self.RETRY_REDIS_AFTER
+        log.warning("cost budgets unavailable, admitting every operation for now: %s", exc)
+        return self._unknown()
+
+    def _budget(self, reply: Any) -> Budget:
+        admitted, points = reply
         return Budget(
             admitted=bool(admitted),
             available=float(points),

@@ -6,13 +6,7 @@ from collections.abc import Callable
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import (
-    MaskErrors,
-    MaxTokensLimiter,
-    ParserCache,
-    SchemaExtension,
-    ValidationCache,
-)
+from strawberry.extensions import MaskErrors, SchemaExtension
 from strawberry.extensions.disable_introspection import DisableIntrospection
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
@@ -20,8 +14,10 @@ from strawberry.types import ExecutionContext
 from strawberry.types.base import get_object_definition
 
 from gateway.caching import ResponseCaching
+from gateway.documents import DocumentCache, Documents
 from gateway.errors import should_mask
 from gateway.extensions import batching_config, protection_extensions
+from gateway.limits import document_rules
 from gateway.metrics import Observability
 from gateway.schema.account import AccountMutation, AccountQuery
 from gateway.schema.address import AddressMutation
@@ -86,15 +82,16 @@ class GatewaySchema(strawberry.Schema):
 
 
 def create_schema(settings: GatewaySettings) -> strawberry.Schema:
+    documents = DocumentCache(maxsize=512)
+    rules = document_rules(settings)  # depth, aliases, directives
     extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
         Observability,  # outermost: its span and timing cover everything below
         ResponseCaching,  # keeps cacheable answers, with the costs the limiter below records
-        *protection_extensions(settings),  # depth, aliases, directives, cost, budgets, persisted queries
+        *protection_extensions(settings),  # error codes, cost, budgets, persisted queries
         WebSocketSubscriptions,  # a subscription over HTTP is BAD_REQUEST, before it runs
-        lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
         lambda: MaskErrors(should_mask_error=should_mask, error_message="internal error"),
-        lambda: ParserCache(maxsize=512),
-        lambda: ValidationCache(maxsize=512),
+        # Token limit, document limits, parse and validation caches.
+        lambda: Documents(documents, max_tokens=settings.max_tokens, rules=rules),
     ]
     if settings.production:
         extensions.append(DisableIntrospection)
