@@ -29,6 +29,7 @@ from ecommerce.events.v1 import (
 )
 from ecommerce.order.v1 import order_pb2
 from notification.alerts import ADMIN_EMAIL_EVENTS, admin_emails
+from notification.facts import derived_fact
 from notification.models import GUEST
 from notification.recording import NewNotification, record_notification, record_webhook_deliveries
 from notification.service import NotificationService
@@ -271,7 +272,7 @@ def handler(service: NotificationService) -> Handler:
     """Records, in the inbox transaction, the e-mail and the webhook deliveries an event calls for;
     the follow-up wakes the delivery loops once that transaction has committed."""
 
-    async def handle(session: AsyncSession, envelope: Envelope) -> FollowUp | None:
+    async def record(session: AsyncSession, envelope: Envelope) -> tuple[bool, bool]:
         mail = hooks = False
         if envelope.event_type in EMAIL_EVENTS:
             new = email_for(envelope)
@@ -290,6 +291,14 @@ def handler(service: NotificationService) -> Handler:
                 )
                 > 0
             )
+        return mail, hooks
+
+    async def handle(session: AsyncSession, envelope: Envelope) -> FollowUp | None:
+        mail, hooks = await record(session, envelope)
+        if envelope.event_type == OrderEvent.STATUS_CHANGED and (fact := derived_fact(envelope)) is not None:
+            # The placing or milestone this change stands for, as its own fact (notification/facts.py).
+            fact_mail, fact_hooks = await record(session, fact)
+            mail, hooks = mail or fact_mail, hooks or fact_hooks
         if not (mail or hooks):
             return None
 
