@@ -3,7 +3,8 @@ administrators (`alerts`) and signed webhooks to the shop's systems.
 
 One consumer reads the facts topics through the inbox, so a redelivered event finds its inbox row
 and changes nothing. Its handlers only record work, in the inbox's transaction: a PENDING e-mail
-(with the template variables taken from the event) and a PENDING delivery per subscribed webhook.
+(with the template variables taken from the event) and a PENDING delivery per subscribed webhook
+(no query at all for an event type no webhook subscribes to: `subscribed`).
 Sending happens in the delivery loops, so a slow SMTP server or webhook never holds a partition.
 """
 
@@ -281,7 +282,7 @@ def handler(service: NotificationService) -> Handler:
         if envelope.event_type in ADMIN_EMAIL_EVENTS:
             for alert in await admin_emails(envelope, service.directory):
                 mail = await record_notification(session, alert) or mail
-        if envelope.event_type in WEBHOOK_EVENTS:
+        if envelope.event_type in WEBHOOK_EVENTS and service.subscribed.wants(envelope.event_type):
             hooks = (
                 await record_webhook_deliveries(
                     session,
