@@ -3,12 +3,25 @@ the milestones carrying the order's details, the steps between them not."""
 
 from __future__ import annotations
 
-import pytest
+import contextlib
+import uuid
+from collections.abc import Iterator
 
+import pytest
+from sqlalchemy import event
+
+from ecommerce.events.v1 import inventory_events_pb2 as inv
 from ecommerce.events.v1 import order_events_pb2
+from ecommerce.events.v1 import payment_events_pb2 as pay
 from ecommerce.order.v1 import order_pb2
 from servicekit.kafka import unpack
-from tests.integration.order.test_order_saga import confirmed_order, history, settle_compensations
+from tests.integration.order.test_order_saga import (
+    confirmed_order,
+    handled,
+    history,
+    settle_compensations,
+    wait_status,
+)
 
 pytestmark = pytest.mark.usefixtures("orders")
 
@@ -78,3 +91,52 @@ async def test_a_cancelled_paid_order_says_why_and_that_a_refund_follows(orders)
     assert cancelled.cancellation_reason == S.CANCELLATION_REASON_CUSTOMER_CANCELLED
     assert cancelled.details.refund_expected is True
     assert len(cancelled.details.items) == 1
+
+
+@contextlib.contextmanager
+def row_locks(orders) -> Iterator[list[str]]:
+    """Every statement that locks order rows meanwhile."""
+    seen: list[str] = []
+
+    def before(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        if "FROM orders" in statement and "FOR UPDATE" in statement:
+            seen.append(statement)
+
+    engine = orders.app.runtime.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", before)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", before)
+
+
+async def test_an_admins_refund_is_ignored_without_locking_the_order(orders):
+    order_id, _, _ = await confirmed_order(orders)
+    admin_refund = pay.PaymentRefunded(order_id=order_id, refunded_by=str(uuid.uuid4()), reason="goodwill")
+
+    with row_locks(orders) as locks:
+        await handled(orders, await orders.bus.reply("payment.refunded", order_id, admin_refund))
+
+    assert locks == []
+    assert await order_events(orders, order_id) == ["order.status_changed"] * 3
+
+
+async def test_the_sagas_refund_answered_after_an_admins_still_settles_the_cancellation(orders):
+    order_id, _, metadata = await confirmed_order(orders)
+    await orders.stub.CancelOrder(order_pb2.CancelOrderRequest(order_id=order_id), metadata=metadata)
+    [command] = await orders.bus.wait_for(order_id, "payment.refund_payment")
+    [release] = await orders.bus.wait_for(order_id, "inventory.release_stock")
+    await orders.bus.reply(
+        "inventory.stock_released",
+        order_id,
+        inv.StockReleased(order_id=order_id),
+        causation_id=release.event_id,
+    )
+
+    # The payment had been refunded by an admin: the saga's command is answered with that refund.
+    answer = pay.PaymentRefunded(order_id=order_id, refunded_by=str(uuid.uuid4()))
+    with row_locks(orders) as locks:
+        await orders.bus.reply("payment.refunded", order_id, answer, causation_id=command.event_id)
+        await wait_status(orders, order_id, "CANCELLED", settled=True)
+
+    assert locks
