@@ -125,6 +125,8 @@ def build(settings: NotificationSettings) -> NotificationApp:
         background=[
             Background("mail-delivery", lambda: service.run_mail_loop(poll)),
             Background("webhook-delivery", lambda: service.run_webhook_loop(poll)),
+            # Keeps the set of subscribed event types current in this process (subscribed.py).
+            Background("webhook-subscriptions", lambda: service.subscribed.run(settings.database_url)),
         ],
         on_close=[service.webhook_sender.close],
         service=service,

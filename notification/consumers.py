@@ -3,7 +3,8 @@ administrators (`alerts`) and signed webhooks to the shop's systems.
 
 One consumer reads the facts topics through the inbox, so a redelivered event finds its inbox row
 and changes nothing. Its handlers only record work, in the inbox's transaction: a PENDING e-mail
-(with the template variables taken from the event) and a PENDING delivery per subscribed webhook.
+(with the template variables taken from the event) and a PENDING delivery per subscribed webhook
+(no query at all for an event type no webhook subscribes to: `subscribed`).
 Sending happens in the delivery loops, so a slow SMTP server or webhook never holds a partition.
 """
 
@@ -29,6 +30,7 @@ from ecommerce.events.v1 import (
 )
 from ecommerce.order.v1 import order_pb2
 from notification.alerts import ADMIN_EMAIL_EVENTS, admin_emails
+from notification.facts import derived_fact
 from notification.models import GUEST
 from notification.recording import NewNotification, record_notification, record_webhook_deliveries
 from notification.service import NotificationService
@@ -271,7 +273,7 @@ def handler(service: NotificationService) -> Handler:
     """Records, in the inbox transaction, the e-mail and the webhook deliveries an event calls for;
     the follow-up wakes the delivery loops once that transaction has committed."""
 
-    async def handle(session: AsyncSession, envelope: Envelope) -> FollowUp | None:
+    async def record(session: AsyncSession, envelope: Envelope) -> tuple[bool, bool]:
         mail = hooks = False
         if envelope.event_type in EMAIL_EVENTS:
             new = email_for(envelope)
@@ -280,7 +282,7 @@ def handler(service: NotificationService) -> Handler:
         if envelope.event_type in ADMIN_EMAIL_EVENTS:
             for alert in await admin_emails(envelope, service.directory):
                 mail = await record_notification(session, alert) or mail
-        if envelope.event_type in WEBHOOK_EVENTS:
+        if envelope.event_type in WEBHOOK_EVENTS and service.subscribed.wants(envelope.event_type):
             hooks = (
                 await record_webhook_deliveries(
                     session,
@@ -290,6 +292,14 @@ def handler(service: NotificationService) -> Handler:
                 )
                 > 0
             )
+        return mail, hooks
+
+    async def handle(session: AsyncSession, envelope: Envelope) -> FollowUp | None:
+        mail, hooks = await record(session, envelope)
+        if envelope.event_type == OrderEvent.STATUS_CHANGED and (fact := derived_fact(envelope)) is not None:
+            # The placing or milestone this change stands for, as its own fact (notification/facts.py).
+            fact_mail, fact_hooks = await record(session, fact)
+            mail, hooks = mail or fact_mail, hooks or fact_hooks
         if not (mail or hooks):
             return None
 

@@ -20,6 +20,7 @@ from notification.history import NotificationHistory
 from notification.mail_loop import MailLoop
 from notification.mailer import Mailer
 from notification.peers import AccountDirectory
+from notification.subscribed import SubscribedEvents
 from notification.subscriptions import WebhookSubscriptions
 from notification.templates import TemplateRenderer
 from notification.webhook_loop import WebhookLoop
@@ -65,9 +66,15 @@ class NotificationService:
             batch_size=batch_size,
             lease=lease,
         )
+        # Read by the consumer: an event no webhook subscribes to records no delivery.
+        self.subscribed = SubscribedEvents(sessions)
         self.history = NotificationHistory(sessions=sessions, cursor_secret=cursor_secret)
         self.subscriptions = WebhookSubscriptions(
-            sessions=sessions, url_policy=url_policy, secret_box=secret_box, cursor_secret=cursor_secret
+            sessions=sessions,
+            url_policy=url_policy,
+            secret_box=secret_box,
+            subscribed=self.subscribed,
+            cursor_secret=cursor_secret,
         )
 
     record_notification = staticmethod(recording.record_notification)

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from notification.models import CANCELLED, PENDING, Webhook, WebhookDelivery
 from notification.settings import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from notification.subscribed import SubscribedEvents, announce
 from notification.webhooks import SecretBox, UrlPolicy, UrlRefused
 from servicekit import pages
 from servicekit.auth import require_admin
@@ -63,6 +64,8 @@ class WebhookSubscriptions:
     sessions: async_sessionmaker[AsyncSession]
     url_policy: UrlPolicy
     secret_box: SecretBox = field(repr=False)
+    # This process forgets at once what it knew; the others when they hear `announce`.
+    subscribed: SubscribedEvents | None = None
     cursor_secret: InitVar[str]
     delivery_cursors: CursorCodec = field(init=False, repr=False)
 
@@ -111,8 +114,11 @@ class WebhookSubscriptions:
         )
         async with transaction(self.sessions) as session:
             session.add(webhook)
+            await announce(session)
             await session.flush()
             await session.refresh(webhook)
+        if self.subscribed is not None:
+            self.subscribed.forget()
         log.info("webhook %s created for %s", webhook.id, ", ".join(webhook.events))
         return CreatedWebhook(webhook, secret)
 
@@ -131,8 +137,11 @@ class WebhookSubscriptions:
                     .where(WebhookDelivery.webhook_id == wanted, WebhookDelivery.status == PENDING)
                     .values(status=CANCELLED, next_attempt_at=None, last_error="webhook deleted")
                 )
+                await announce(session)
             await session.flush()
             await session.refresh(webhook)
+        if self.subscribed is not None:
+            self.subscribed.forget()
         return webhook
 
     async def list_webhooks(self, caller: Caller | None, *, include_deleted: bool) -> list[Webhook]:

@@ -4,11 +4,13 @@ and `account.deleted` on `account.events`.
 Each reply is translated into a `domain` event and handed to the saga (`OrderService.handle_reply`)
 in the consumer's transaction, with its inbox row. `account.deleted` is read by the same consumer
 (order/erasure.py): its handler is one update in the batch's transaction with no follow-up, so it
-fits the saga consumer's batching; the other account events have no handler and cost nothing.
+fits the saga consumer's batching; the other account events have no handler and cost nothing. A
+reply no saga asked for (an ADMIN's refund) is dropped before the order's row is locked.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -21,6 +23,8 @@ from order import domain
 from servicekit.inbox import Handler
 from servicekit.kafka import unpack
 from servicekit.topics import ACCOUNT_EVENTS, INVENTORY_EVENTS, PAYMENT_EVENTS, InventoryEvent, PaymentEvent
+
+log = logging.getLogger(__name__)
 
 REPLY_TOPICS = (INVENTORY_EVENTS, PAYMENT_EVENTS)
 TOPICS = (*REPLY_TOPICS, ACCOUNT_EVENTS)
@@ -82,11 +86,26 @@ REPLIES: dict[str, tuple[type[Payload], Translate]] = {
 }
 
 
-def translate(envelope: envelope_pb2.EventEnvelope) -> tuple[str, domain.Event]:
-    """The order id and domain event of a reply; ValueError for a payload of the wrong type."""
+def unsolicited(envelope: envelope_pb2.EventEnvelope, message: Payload) -> bool:
+    """An event on a reply topic that answers no saga command and that every saga ignores: an
+    ADMIN's refund through PaymentService.RefundPayment (it names its admin and is caused by no
+    command; the saga's own RefundPayment is answered with its causation id, even when an admin
+    refunded first). Filtered before the order's row is locked."""
+    return (
+        envelope.event_type == PaymentEvent.REFUNDED
+        and not envelope.causation_id
+        and bool(getattr(message, "refunded_by", ""))
+    )
+
+
+def translate(envelope: envelope_pb2.EventEnvelope) -> tuple[str, domain.Event | None]:
+    """The order id and domain event of a reply (None for an `unsolicited` one); ValueError for a
+    payload of the wrong type."""
     message_type, convert = REPLIES[envelope.event_type]
     message = unpack(envelope, message_type)
     order_id = getattr(message, "order_id", "") or envelope.aggregate_id
+    if unsolicited(envelope, message):
+        return order_id, None
     return order_id, convert(message)
 
 
@@ -98,6 +117,9 @@ def handlers(handle: ReplyHandler) -> dict[str, Handler]:
 
     async def on_reply(session: AsyncSession, envelope: envelope_pb2.EventEnvelope) -> None:
         order_id, event = translate(envelope)
+        if event is None:
+            log.debug("%s %s answers no saga command: ignored", envelope.event_type, envelope.event_id)
+            return
         await handle(session, order_id, event, envelope.event_id)
 
     return dict.fromkeys(REPLIES, on_reply)

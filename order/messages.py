@@ -1,8 +1,9 @@
 """What the order service publishes: the saga's commands and the facts about orders.
 
-Commands go to `inventory.commands` and `payment.commands`; facts to `order.events` (created,
-status_changed for every transition, and the milestones confirmed / cancelled / shipped /
-delivered carrying everything an e-mail needs). All are keyed by order id, in the order's flow.
+Commands go to `inventory.commands` and `payment.commands`; facts to `order.events`: one
+`order.status_changed` per transition, which carries the order's details (items, address,
+breakdown) when it is placed and at each milestone (confirmed, cancelled, shipped, delivered), so
+that an e-mail or a webhook needs nothing else. All are keyed by order id, in the order's flow.
 """
 
 from __future__ import annotations
@@ -91,105 +92,50 @@ def command(order: Order, cmd: domain.Command, *, causation_id: str = "") -> Mes
     raise TypeError(f"unknown command {cmd!r}")
 
 
-def created(order: Order) -> Message:
-    payload = order_events_pb2.OrderCreated(
-        order_id=str(order.id),
-        account_id=account_text(order),
+# The statuses whose entry carries the order's details (items, address, breakdown): placing, and
+# the milestones an e-mail or a webhook is about.
+WITH_DETAILS = frozenset(
+    {
+        domain.Status.PENDING,
+        domain.Status.CONFIRMED,
+        domain.Status.CANCELLED,
+        domain.Status.SHIPPED,
+        domain.Status.DELIVERED,
+    }
+)
+
+
+def details(order: Order, old_status: str | None, status: domain.Status) -> order_events_pb2.OrderDetails:
+    """What a status change with a fact of its own says about the order; `order` is read whole."""
+    fields = breakdown_fields(order)
+    del fields["email"]  # the status change's own field
+    return order_events_pb2.OrderDetails(
         items=items_to_proto(order),
         total=money.to_proto(order.total_minor, order.currency),
         shipping_address=address_to_proto(order),
-        created_at=to_timestamp(order.created_at),
-        **breakdown_fields(order),
+        payment_id=order.payment_id or "",
+        refund_expected=status is domain.Status.CANCELLED and old_status == domain.Status.CONFIRMED,
+        **fields,
     )
-    return _message(ORDER_EVENTS, OrderEvent.CREATED, order, payload)
-
-
-# The statuses whose entry has a fact of its own, with everything an e-mail needs.
-MILESTONES = frozenset(
-    {domain.Status.CONFIRMED, domain.Status.CANCELLED, domain.Status.SHIPPED, domain.Status.DELIVERED}
-)
 
 
 def transition(
     order: Order, old_status: str | None, entry: domain.HistoryEntry, at: datetime, *, causation_id: str = ""
-) -> list[Message]:
-    """order.status_changed, and the milestone fact of the status entered, if it has one."""
-    order_id, account_id = str(order.id), account_text(order)
-    messages = [
-        _message(
-            ORDER_EVENTS,
-            OrderEvent.STATUS_CHANGED,
-            order,
-            order_events_pb2.OrderStatusChanged(
-                order_id=order_id,
-                account_id=account_id,
-                old_status=status_proto(old_status),
-                new_status=status_proto(entry.status),
-                reason=entry.reason,
-                cancellation_reason=reason_proto(order.cancellation_reason)
-                if entry.status is domain.Status.CANCELLED
-                else order_pb2.CANCELLATION_REASON_UNSPECIFIED,
-                at=to_timestamp(at),
-            ),
-            causation_id,
-        )
-    ]
-    if entry.status not in MILESTONES:
-        return messages
-    # Only a milestone carries the items and the address: the saga reads them for it alone.
-    items, total, address = (
-        items_to_proto(order),
-        money.to_proto(order.total_minor, order.currency),
-        address_to_proto(order),
+) -> Message:
+    """The one message of a transition: order.status_changed, with the order's details when the
+    status entered is in WITH_DETAILS (then `order` must be read whole)."""
+    change = order_events_pb2.OrderStatusChanged(
+        order_id=str(order.id),
+        account_id=account_text(order),
+        old_status=status_proto(old_status),
+        new_status=status_proto(entry.status),
+        reason=entry.reason,
+        cancellation_reason=reason_proto(order.cancellation_reason)
+        if entry.status is domain.Status.CANCELLED
+        else order_pb2.CANCELLATION_REASON_UNSPECIFIED,
+        at=to_timestamp(at),
     )
-    extras = breakdown_fields(order)
-    milestone: Payload | None = None
-    match entry.status:
-        case domain.Status.CONFIRMED:
-            milestone = order_events_pb2.OrderConfirmed(
-                order_id=order_id,
-                account_id=account_id,
-                items=items,
-                total=total,
-                payment_id=order.payment_id or "",
-                shipping_address=address,
-                confirmed_at=to_timestamp(at),
-                **extras,
-            )
-        case domain.Status.CANCELLED:
-            milestone = order_events_pb2.OrderCancelled(
-                order_id=order_id,
-                account_id=account_id,
-                items=items,
-                total=total,
-                cancellation_reason=reason_proto(order.cancellation_reason),
-                reason=entry.reason,
-                previous_status=status_proto(old_status),
-                refund_expected=old_status == domain.Status.CONFIRMED,
-                cancelled_at=to_timestamp(at),
-                **extras,
-            )
-        case domain.Status.SHIPPED:
-            milestone = order_events_pb2.OrderShipped(
-                order_id=order_id,
-                account_id=account_id,
-                items=items,
-                total=total,
-                shipping_address=address,
-                shipped_at=to_timestamp(at),
-                **extras,
-            )
-        case domain.Status.DELIVERED:
-            milestone = order_events_pb2.OrderDelivered(
-                order_id=order_id,
-                account_id=account_id,
-                items=items,
-                total=total,
-                shipping_address=address,
-                delivered_at=to_timestamp(at),
-                **extras,
-            )
-    if milestone is not None:
-        event_type = OrderEvent(f"order.{entry.status.value.lower()}")
-        messages.append(_message(ORDER_EVENTS, event_type, order, milestone, causation_id))
-    return messages
+    if entry.status in WITH_DETAILS:
+        change.email = order.email or ""
+        change.details.CopyFrom(details(order, old_status, entry.status))
+    return _message(ORDER_EVENTS, OrderEvent.STATUS_CHANGED, order, change, causation_id)

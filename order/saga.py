@@ -6,8 +6,8 @@ participants' replies and the step timer drive it from here.
 
 The hot path is lean: a reply locks only the saga's columns of its order (`lock`, no items, no
 history, no address), writes them back with one UPDATE and the history with one INSERT. The items
-and the address are read only for what needs them: a ReserveStock (its lines) and the milestone
-facts (confirmed, cancelled, shipped, delivered) that carry them for e-mails.
+and the address are read only for what needs them: a ReserveStock (its lines) and the status
+changes into a milestone (confirmed, cancelled, shipped, delivered) that carry them for e-mails.
 """
 
 from __future__ import annotations
@@ -114,8 +114,9 @@ class Saga:
     tick_batch: int = 100
 
     async def start(self, session: AsyncSession, order: Order, now: datetime) -> None:
-        """Add a new order (with its items) in the session, with its `created` fact and the saga's
-        first commands."""
+        """Add a new order (with its items) in the session, with its status change into PENDING
+        (which carries its details: there is no separate `order.created`) and the saga's first
+        commands."""
         outcome = domain.place(now, self.policy)
         session.add(order)
         for name, value in saga_columns(outcome.saga).items():
@@ -124,7 +125,6 @@ class Saga:
         order.saga_sent_at = now
         await session.flush()
         await session.refresh(order, ["created_at", "updated_at"])
-        await self.outbox.add(session, messages.created(order))
         await self._record(session, order, None, outcome, now)
 
     async def decide(
@@ -220,9 +220,10 @@ class Saga:
         self, session: AsyncSession, row: SagaRow, columns: dict[str, Any], outcome: domain.Outcome
     ) -> Order:
         """The order as its messages need it: read whole (items and all) only for a ReserveStock
-        or a milestone fact; otherwise built from the locked row, never added to the session."""
+        or a status change with details; otherwise built from the locked row, never added to the
+        session."""
         if any(isinstance(c, domain.ReserveStock) for c in outcome.commands) or any(
-            entry.status in messages.MILESTONES for entry in outcome.history
+            entry.status in messages.WITH_DETAILS for entry in outcome.history
         ):
             order = await session.scalar(
                 select(Order)
@@ -263,8 +264,9 @@ class Saga:
             )
         previous = old_status
         for entry in outcome.history:
-            for message in messages.transition(order, previous, entry, now, causation_id=causation_id):
-                await self.outbox.add(session, message)
+            await self.outbox.add(
+                session, messages.transition(order, previous, entry, now, causation_id=causation_id)
+            )
             saga_metrics.count_transition(session, order, previous, entry)
             previous = entry.status.value
         if any(entry.status.value in SETTLED for entry in outcome.history):

@@ -146,11 +146,13 @@ async def listen(
     on_notice: Callable[[str], None],
     *,
     on_connect: Callable[[], None],
+    on_lost: Callable[[], None] | None = None,
     name: str,
 ) -> None:
     """LISTEN on `channel` for as long as the task runs: `on_notice(payload)` for each NOTIFY, and
-    `on_connect()` after every (re)connection, for what was notified while nobody listened. A lost
-    connection is opened again with a backoff; meanwhile nothing is heard (say in the log what the
+    `on_connect()` after every (re)connection, for what was notified while nobody listened, and
+    `on_lost()` (if given) as soon as the connection is lost. A lost connection is opened again
+    with a backoff; meanwhile nothing is heard (say in the log what the
     listener's owners do then: `name` names the listener)."""
     dsn = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
     backoff = 0.5
@@ -171,6 +173,8 @@ async def listen(
             started = time.monotonic()
             await lost.wait()
             log.warning("%s lost its connection after %.0fs", name, time.monotonic() - started)
+            if on_lost is not None:
+                on_lost()
         finally:
             with contextlib.suppress(Exception):
                 await conn.close()

@@ -241,6 +241,7 @@ async def notifications(notification_harness: NotificationHarness) -> Notificati
     answers 200, and private webhook URLs allowed (as in development and tests)."""
     harness = notification_harness
     await harness.execute("TRUNCATE notifications, webhook_deliveries, webhooks, outbox, inbox CASCADE")
+    harness.service.subscribed.forget()  # the webhooks are gone: read again
     harness.mailbox.start()
     harness.receiver.reset()
     harness.service.mail_backoff = MAIL_BACKOFF

@@ -46,9 +46,9 @@ async def test_a_guest_checks_out_through_the_saga_with_the_breakdown(orders):
     assert [m.amount_minor for m in amounts] == [4_000, 500, 490, 798, 4_788]
     assert (order.shipping_method, order.coupon_code) == ("standard", "FIVE")
     assert await orders.scalar("SELECT used FROM coupons") == 1
-    created = await orders.bus.wait_for(order.id, "order.created")
-    payload = unpack(created[0], order_events_pb2.OrderCreated)
-    assert (payload.email, payload.tax.amount_minor) == ("guest@example.com", 798)
+    [placed] = await orders.bus.wait_for(order.id, "order.status_changed")
+    payload = unpack(placed, order_events_pb2.OrderStatusChanged)
+    assert (payload.email, payload.details.tax.amount_minor) == ("guest@example.com", 798)
     # The cart is closed: it is no longer found.
     code, _ = await rpc_error(orders.stub.GetCart(order_pb2.GetCartRequest(cart_token=token)))
     assert code == grpc.StatusCode.NOT_FOUND

@@ -147,13 +147,11 @@ async def test_the_happy_path_reserves_pays_commits_and_confirms(orders):
     # Both first commands went out with the order; the commit names the reply that completed the pair.
     assert (authorize.causation_id, commit.causation_id) == ("", payment_reply.event_id)
     assert [h[0] for h in await history(orders, order_id)] == ["PENDING", "AWAITING_PAYMENT", "CONFIRMED"]
-    [confirmed] = await orders.bus.wait_for(order_id, "order.confirmed")
-    fact = unpack(confirmed, order_events_pb2.OrderConfirmed)
-    assert (fact.account_id, fact.total.amount_minor, fact.payment_id) == (
-        account_id,
-        4500,
-        "pay-" + order_id[:8],
-    )
+    changes = await orders.bus.wait_for(order_id, "order.status_changed", count=3)
+    confirmed = unpack(changes[-1], order_events_pb2.OrderStatusChanged)
+    fact = confirmed.details
+    assert (confirmed.new_status, confirmed.account_id) == (order_pb2.ORDER_STATUS_CONFIRMED, account_id)
+    assert (fact.total.amount_minor, fact.payment_id) == (4500, "pay-" + order_id[:8])
     assert [(i.quantity, i.line_total.amount_minor) for i in fact.items] == [(3, 4500)]
     # The card token is kept only while it may be needed.
     assert await orders.scalar("SELECT payment_token FROM orders WHERE id = :id", id=order_id) is None
@@ -200,11 +198,11 @@ async def test_a_declined_payment_cancels_and_releases_the_stock_once(orders):
     assert row == [("PAYMENT_DECLINED", None)]
     assert len(orders.bus.sent(order_id, "inventory.release_stock")) == 1
     assert orders.bus.sent(order_id, "payment.void_payment") == []
-    [cancelled] = await orders.bus.wait_for(order_id, "order.cancelled")
-    fact = unpack(cancelled, order_events_pb2.OrderCancelled)
+    *_, cancelled = await orders.bus.wait_for(order_id, "order.status_changed", count=3)
+    fact = unpack(cancelled, order_events_pb2.OrderStatusChanged)
     assert fact.cancellation_reason == order_pb2.CANCELLATION_REASON_PAYMENT_DECLINED
-    assert fact.previous_status == order_pb2.ORDER_STATUS_AWAITING_PAYMENT
-    assert fact.refund_expected is False
+    assert fact.old_status == order_pb2.ORDER_STATUS_AWAITING_PAYMENT
+    assert fact.details.refund_expected is False
 
 
 async def test_out_of_stock_cancels_and_voids_the_authorisation_sent_with_the_order(orders):
@@ -274,8 +272,8 @@ async def test_every_reply_delivered_twice_has_one_effect(orders):
         "inventory.reserve_stock",
         "payment.authorize_payment",
     ]
-    # 3 commands, 3 status changes, order.created and order.confirmed.
-    assert await orders.scalar("SELECT count(*) FROM outbox WHERE key = :id", id=order_id) == 8
+    # 3 commands and one message per transition (3 status changes, the last with the details).
+    assert await orders.scalar("SELECT count(*) FROM outbox WHERE key = :id", id=order_id) == 6
 
 
 async def test_the_same_outcome_republished_under_a_new_event_id_is_ignored(orders):
@@ -474,8 +472,10 @@ async def test_an_admin_cancelling_a_confirmed_order_refunds_and_releases(orders
     assert response.order.cancellation_reason == order_pb2.CANCELLATION_REASON_ADMIN_CANCELLED
     [refund] = await orders.bus.wait_for(order_id, "payment.refund_payment")
     await orders.bus.wait_for(order_id, "inventory.release_stock")
-    [cancelled] = await orders.bus.wait_for(order_id, "order.cancelled")
-    assert unpack(cancelled, order_events_pb2.OrderCancelled).refund_expected is True
+    changes = await orders.bus.wait_for(order_id, "order.status_changed", count=4)
+    cancelled = unpack(changes[-1], order_events_pb2.OrderStatusChanged)
+    assert cancelled.new_status == order_pb2.ORDER_STATUS_CANCELLED
+    assert cancelled.details.refund_expected is True
     assert unpack(refund, pay.RefundPayment).order_id == order_id
     await settle_compensations(orders, order_id)
     assert (await history(orders, order_id))[-1][2] == admin_id
@@ -515,11 +515,11 @@ async def test_a_confirmed_order_ships_and_is_delivered_but_then_cannot_be_cance
     assert delivered.order.status == order_pb2.ORDER_STATUS_DELIVERED
     assert [h[0] for h in await history(orders, order_id)][-2:] == ["SHIPPED", "DELIVERED"]
     assert (await history(orders, order_id))[-1][2] == admin_id
-    await orders.bus.wait_for(order_id, "order.shipped")
-    [fact] = await orders.bus.wait_for(order_id, "order.delivered")
-    assert unpack(fact, order_events_pb2.OrderDelivered).total == money_pb2.Money(
-        amount_minor=3000, currency="EUR"
-    )
+    *_, ship, deliver = await orders.bus.wait_for(order_id, "order.status_changed", count=5)
+    fact = unpack(deliver, order_events_pb2.OrderStatusChanged)
+    assert unpack(ship, order_events_pb2.OrderStatusChanged).new_status == order_pb2.ORDER_STATUS_SHIPPED
+    assert fact.new_status == order_pb2.ORDER_STATUS_DELIVERED
+    assert fact.details.total == money_pb2.Money(amount_minor=3000, currency="EUR")
 
 
 async def test_the_saga_reports_step_durations_retries_and_outcomes(orders):

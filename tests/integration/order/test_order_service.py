@@ -47,8 +47,8 @@ async def test_an_order_is_priced_by_the_catalog_and_written_with_its_saga_in_on
     assert [(h.status, h.reason) for h in order.history] == [(order_pb2.ORDER_STATUS_PENDING, "order placed")]
     assert order.shipping_address == address()
     rows = await orders.execute("SELECT topic, key, event_type FROM outbox ORDER BY id")
+    # Placing is one message on order.events: the status change into PENDING, with the details.
     assert rows == [
-        ("order.events", order.id, "order.created"),
         ("inventory.commands", order.id, "inventory.reserve_stock"),
         ("payment.commands", order.id, "payment.authorize_payment"),
         ("order.events", order.id, "order.status_changed"),
@@ -69,12 +69,15 @@ async def test_the_reserve_command_and_the_order_facts_reach_the_broker(orders):
     reserve = unpack(command, inventory_events_pb2.ReserveStock)
     assert reserve.order_id == order.id
     assert [(line.product_id, line.quantity) for line in reserve.lines] == [(product, 3)]
-    [created] = await orders.bus.wait_for(order.id, "order.created")
-    assert unpack(created, order_events_pb2.OrderCreated).account_id == account_id
     [changed] = await orders.bus.wait_for(order.id, "order.status_changed")
     changed_payload = unpack(changed, order_events_pb2.OrderStatusChanged)
+    assert changed_payload.account_id == account_id
     assert changed_payload.old_status == order_pb2.ORDER_STATUS_UNSPECIFIED
     assert changed_payload.new_status == order_pb2.ORDER_STATUS_PENDING
+    # The placing's details ride on it: no order.created of its own.
+    assert [(i.product_id, i.quantity) for i in changed_payload.details.items] == [(product, 3)]
+    assert changed_payload.details.shipping_address == address()
+    assert orders.bus.types(order.id, "order.events") == ["order.status_changed"]
 
 
 async def test_the_callers_token_is_forwarded_to_the_catalog_and_payment(orders):
