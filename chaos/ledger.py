@@ -194,17 +194,21 @@ class Ledger:
                 ids,
             )
         }
-        on_hand = {
-            str(r["id"]): r["stock"]
-            for r in await self._fetch(
-                "catalog", "SELECT id, stock FROM products WHERE id = ANY($1::uuid[])", ids
-            )
-        }
+        # Stock lives on a product's variants: what is left of a product is their sum, and no
+        # variant may be below zero.
+        rows = await self._fetch(
+            "catalog",
+            """SELECT product_id, sum(stock) AS stock, min(stock) AS lowest FROM product_variants
+                WHERE product_id = ANY($1::uuid[]) GROUP BY product_id""",
+            ids,
+        )
+        on_hand = {str(r["product_id"]): r["stock"] for r in rows}
+        lowest = {str(r["product_id"]): r["lowest"] for r in rows}
         for product, start in initial.items():
             units_sold, left = sold.get(product, 0), on_hand[product]
-            if left < 0:
-                v.oversold += -left
-                v.violations.append(f"product {product} has {left} units")
+            if lowest[product] < 0:
+                v.oversold += -lowest[product]
+                v.violations.append(f"product {product} has a variant at {lowest[product]} units")
             gap = start - left - units_sold
             if gap < 0:
                 v.oversold += -gap
