@@ -43,6 +43,8 @@ BLOCK_MS = 500
 # A read blocks at most BLOCK_MS; one that takes longer than that and this may be on a dead connection.
 GRACE = 0.25
 BATCH = 1000
+# How long `stop` waits, beyond a read's longest block, before it cancels the reader.
+STOP_MARGIN = 1.0
 
 
 def slot_of(product_id: str) -> int:
@@ -62,6 +64,7 @@ class CatalogChanges:
         self._last_seq: int | None = None
         self._reading_since = float("-inf")
         self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
         self.changes_read = 0
 
     # -- what the cache asks ------------------------------------------------------------------------
@@ -112,24 +115,36 @@ class CatalogChanges:
 
     def start(self) -> None:
         if self._task is None and self.redis is not None:
+            self._stopping.clear()
             self._task = asyncio.create_task(self._run(), name="catalog-changes")
 
     async def stop(self) -> None:
+        """Let the reader finish its blocking read and return; cancel it only if it does not.
+
+        Cancelling a blocking XREAD in the middle can leave redis-py waiting on a reply it will
+        never read, so the reader is asked to stop and given the longest a read may block."""
         task, self._task = self._task, None
-        if task is not None:
+        if task is None:
+            return
+        self._stopping.set()
+        _, pending = await asyncio.wait({task}, timeout=BLOCK_MS / 1000 + GRACE + STOP_MARGIN)
+        if pending:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            _, pending = await asyncio.wait({task}, timeout=STOP_MARGIN)
+            if pending:
+                log.warning("the catalog change feed reader did not stop; leaving it behind")
+        elif not task.cancelled() and (error := task.exception()) is not None:
+            log.warning("the catalog change feed reader ended with %r", error)
 
     async def _run(self) -> None:
         assert self.redis is not None
         backoff = 0.2
-        while True:
+        while not self._stopping.is_set():
             try:
                 await self._start_position()
                 self.everything_changed()  # whatever happened while nobody listened
                 backoff = 0.2
-                while True:
+                while not self._stopping.is_set():
                     self._reading_since = time.monotonic()
                     replies = cast(
                         "list[tuple[bytes, Entries]] | None",
@@ -142,7 +157,8 @@ class CatalogChanges:
             except (RedisError, OSError) as exc:
                 self._reading_since = float("-inf")
                 log.warning("catalog change feed unavailable, answering without the cache: %s", exc)
-                await asyncio.sleep(backoff)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), timeout=backoff)
                 backoff = min(backoff * 2, 5.0)
 
     async def _start_position(self) -> None:
