@@ -134,7 +134,7 @@ async def test_dev_runs_refuses_a_second_copy_stops_cleanly_and_keeps_its_data(t
         await stop_dev(again)
     assert duplicate["errors"][0]["extensions"]["code"] == "CONFLICT"
     assert not [line for line in lines_again if line.startswith("Loaded the demo")]
-    assert shipping_again == shipping
+    assert shipping_again["data"] == shipping["data"]
 
 
 def service_pids(dev: asyncio.subprocess.Process) -> dict[str, int]:
