@@ -148,6 +148,11 @@ async def test_a_refused_rpc_is_counted_with_its_status_code_and_timed(account):
     with pytest.raises(Exception, match="UNAUTHENTICATED"):
         await stub.Login(account_pb2.LoginRequest(email=unique_email("nobody"), password="wrong password!"))
 
+    # The server counts the call once it has answered it: the client may hear the answer first.
+    async def counted() -> bool:
+        return sample("grpc_server_handled_total", **labels, grpc_code="UNAUTHENTICATED") > before
+
+    await eventually(counted, timeout=5, what="the refused call counted")
     assert sample("grpc_server_handled_total", **labels, grpc_code="UNAUTHENTICATED") == before + 1
     assert sample("grpc_server_handling_seconds_count", **labels) == timed + 1
 
