@@ -11,6 +11,7 @@ import contextlib
 import importlib.util
 import logging
 import os
+import random
 import secrets
 import signal
 import socket
@@ -111,10 +112,36 @@ async def cancelled_on_signals(work: Awaitable[T]) -> T:
             loop.remove_signal_handler(sig)
 
 
+# Ports handed out by this process, never handed out twice.
+_HANDED: set[int] = set()
+# Where ports are looked for: below the kernel's ephemeral range, from which outgoing connections
+# take their local ports. A port picked there (as bind to port 0 does) can be taken by a client's
+# connection before the service binds it, which then fails with "address already in use".
+_FIRST_PORT = 20_000
+
+
+def _ephemeral_start() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port on 127.0.0.1 that nothing listens on, outside the ephemeral range where possible."""
+    end = _ephemeral_start()
+    for _ in range(100):
+        port = random.randrange(_FIRST_PORT, end) if end > _FIRST_PORT + 1_000 else 0
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            chosen = int(sock.getsockname()[1])
+        if chosen not in _HANDED:
+            _HANDED.add(chosen)
+            return chosen
+    raise RuntimeError("no free port found on 127.0.0.1")
 
 
 def free_ports(replicas: int = 1) -> dict[str, Any]:

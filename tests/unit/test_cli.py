@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from ecommerce_cli.main import build_parser, main, status_table
-from ecommerce_cli.stack import free_port
+from ecommerce_cli.stack import _ephemeral_start, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -127,3 +128,15 @@ def test_rotate_keys_refuses_a_bad_file_or_count_and_leaves_the_file_alone(
         main(["rotate-keys", *argv, str(path)])
 
     assert (path.read_bytes() if path.exists() else None) == content
+
+
+def test_free_ports_lie_below_the_ephemeral_range_and_are_never_handed_out_twice():
+    """Outgoing connections take their local ports from the ephemeral range: a port picked there
+    could be taken by one before the service binds it."""
+    ports = [free_port() for _ in range(50)]
+
+    assert len(set(ports)) == 50
+    assert all(20_000 <= port < _ephemeral_start() for port in ports)
+    for port in ports[:5]:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", port))  # nothing listens there
