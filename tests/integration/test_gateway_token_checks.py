@@ -5,7 +5,6 @@ accepts the token (fail open)."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -22,6 +21,7 @@ from gateway.ratelimit import CostBucket
 from gateway.settings import GatewaySettings
 from servicekit.auth import Authenticator, JwksKeySet, TokenDenylist
 from servicekit.security import SigningKey, TokenIssuer, TokenVerifier, jwks
+from tests.helpers import eventually
 
 # A restore rate so slow that no point comes back while a test runs: the counts are exact.
 FROZEN = 1e-9
@@ -110,12 +110,23 @@ async def test_a_logged_out_token_is_refused_before_any_resolver_and_charges_the
     assert with_token == without + 1  # one bucket, the client address's, for both
 
 
+async def a_millisecond_after(moment: datetime) -> datetime:
+    """Now, once the clock has moved at least a millisecond past `moment`."""
+
+    async def moved_on() -> datetime | None:
+        now = datetime.now(UTC)
+        return now if now - moment >= timedelta(milliseconds=1) else None
+
+    return await eventually(moved_on, timeout=1, what="the clock to move on")
+
+
 async def test_a_token_issued_before_its_accounts_cutoff_is_refused_and_one_after_it_accepted(gateway):
     account_id = str(uuid.uuid4())
     before = gateway.token(account_id)
-    await asyncio.sleep(0.002)  # the cut-off is in milliseconds: a later one
-    await gateway.state.protection.denylist.revoke_issued_before(account_id, datetime.now(UTC), ttl=60)
-    await asyncio.sleep(0.002)
+    # The cut-off is in milliseconds: it lies strictly after the first token and before the second.
+    cutoff = await a_millisecond_after(datetime.now(UTC))
+    await gateway.state.protection.denylist.revoke_issued_before(account_id, cutoff, ttl=60)
+    await a_millisecond_after(cutoff)
     after = gateway.token(account_id)
 
     refused = await gateway.query("{ me { id } }", before)
