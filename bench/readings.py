@@ -44,15 +44,15 @@ def baseline_rate(results: dict[str, Any], scenario: str, vus: int) -> tuple[str
 
 
 def throughput(scenario: str, row: dict[str, Any]) -> float:
-    """The scenario's figure of merit: orders accepted per second for checkout, requests otherwise."""
+    """The scenario's figure of merit: orders confirmed per second for checkout, requests otherwise."""
     if scenario == "checkout" and "orders" in row:
-        return float(row["orders"]["accepted_per_second"])
+        return float(row["orders"]["confirmed_per_second"])
     return float(row["requests_per_second"])
 
 
 def cpu_per_unit(scenario: str, row: dict[str, Any]) -> dict[str, float]:
     """Milliseconds of CPU each measured process (k6 included) spent per request, or per order
-    accepted for checkout, during one level's measured run; busiest first, with "total"."""
+    confirmed for checkout, during one level's measured run; busiest first, with "total"."""
     rate = throughput(scenario, row)
     if rate <= 0:
         return {}

@@ -67,6 +67,53 @@ def test_a_missed_rate_goal_says_how_much_cpu_a_request_took_and_how_much_the_go
     assert "the goal leaves 1.67 ms of CPU per request on 2 cores, and one took 5.00 ms" in browse["by"]
 
 
+def _checkout(levels: dict[int, tuple[float, float, dict[str, float]]]) -> dict[str, Any]:
+    """A checkout run: per level, orders confirmed a second, the saga's p95 and each process's CPU %."""
+    rows = {
+        str(vus): {
+            "requests_per_second": confirmed * 5,
+            "orders": {
+                "accepted_per_second": confirmed,
+                "confirmed_per_second": confirmed,
+                "saga_ms": {"p50": saga_p95 / 2, "p95": saga_p95},
+            },
+            "processes": {
+                name: {"cpu_percent": cpu, "peak_rss_mb": 100.0} for name, cpu in processes.items()
+            },
+        }
+        for vus, (confirmed, saga_p95, processes) in levels.items()
+    }
+    return {"machine": {"cpus": 2}, "scenarios": {"checkout": {"levels": rows}}}
+
+
+def test_checkout_goals_judge_confirmed_orders_the_saga_at_8_vus_and_the_platforms_cpu_per_order() -> None:
+    results = _checkout(
+        {
+            8: (60.0, 180.0, {"order": 30.0, "catalog": 20.0, "k6": 10.0}),
+            32: (120.0, 900.0, {"order": 120.0, "catalog": 48.0, "k6": 24.0}),
+        }
+    )
+
+    by_goal = {g["goal"]: g for g in report.goals(results)}
+
+    assert by_goal["checkout ≥ 100 orders/s confirmed"]["status"] == "pass"
+    assert by_goal["checkout saga p95 < 250 ms at 8 VUs"]["status"] == "pass"
+    cpu = by_goal["checkout ≤ 15 ms of CPU per order, summed over every process"]
+    # 168% of a core over 120 orders a second: 14 ms per order; k6 is the load, not the platform.
+    assert cpu["status"] == "pass"
+    assert cpu["measured"].startswith("14.0 ms per order at 32 VUs (largest: order 10.0, catalog 4.0)")
+
+
+def test_missed_checkout_goals_say_by_how_much() -> None:
+    results = _checkout({8: (9.0, 900.0, {"order": 50.0, "catalog": 40.0, "k6": 5.0})})
+
+    by_goal = {g["goal"]: g for g in report.goals(results)}
+
+    assert by_goal["checkout ≥ 100 orders/s confirmed"]["by"].startswith("throughput 91% short (9 of 100")
+    assert by_goal["checkout saga p95 < 250 ms at 8 VUs"]["by"] == "650 ms over"
+    assert by_goal["checkout ≤ 15 ms of CPU per order, summed over every process"]["by"] == "85.0 ms over"
+
+
 METRICS = """# HELP grpc_server_handled_total RPCs completed by this server, by service, method and status code.
 # TYPE grpc_server_handled_total counter
 grpc_server_handled_total{grpc_code="OK",grpc_method="GetProduct",grpc_service="ecommerce.catalog.v1.CatalogService"} 40.0
