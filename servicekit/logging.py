@@ -177,8 +177,9 @@ def configure_logging(
         "aiokafka",
         "kafka",
         "sqlalchemy.engine",
-        "alembic.runtime.migration",
+        "alembic",
         "httpx",
+        "mail.log",  # aiosmtpd's sink: a line per SMTP command
         "watchfiles",
     ):
         logging.getLogger(noisy).setLevel(logging.WARNING)
