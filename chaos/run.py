@@ -411,7 +411,7 @@ def main(argv: list[str] | None = None) -> None:
         level=os.environ.get("CHAOS_LOG_LEVEL", "INFO"),
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
     )
-    for noisy in ("aiokafka", "httpx", "servicekit.embedded"):
+    for noisy in ("aiokafka", "httpx", "servicekit.embedded", "servicekit.mailbox", "mail.log"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         code = asyncio.run(cancelled_on_signals(Chaos(config).run()))
