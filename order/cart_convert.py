@@ -58,11 +58,7 @@ def coupon_to_proto(coupon: Coupon) -> order_pb2.Coupon:
 
 def coupons_to_proto(page: pages.Page[Coupon]) -> order_pb2.ListCouponsResponse:
     return order_pb2.ListCouponsResponse(
-        coupons=[coupon_to_proto(c) for c in page.items],
-        cursors=page.cursors,
-        next_page_token=page.cursors[-1] if page.cursors else "",
-        has_next_page=page.has_next_page,
-        total_count=page.total_count,
+        coupons=[coupon_to_proto(c) for c in page.items], **pages.page_fields(page)
     )
 
 

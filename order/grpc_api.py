@@ -53,7 +53,7 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
         page = await self.service.list_my_orders(
             current_caller(), page_size=request.page_size, page_token=request.page_token
         )
-        return convert.page_to_proto(page, order_pb2.ListMyOrdersResponse())
+        return convert.page_to_proto(page, order_pb2.ListMyOrdersResponse)
 
     async def ListOrders(
         self, request: order_pb2.ListOrdersRequest, context: grpc.aio.ServicerContext
@@ -76,7 +76,7 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
             ),
             sort=convert.sort_filter(request.sort),
         )
-        return convert.page_to_proto(page, order_pb2.ListOrdersResponse())
+        return convert.page_to_proto(page, order_pb2.ListOrdersResponse)
 
     async def CancelOrder(
         self, request: order_pb2.CancelOrderRequest, context: grpc.aio.ServicerContext
