@@ -9,7 +9,7 @@ from order import carts, pricing, shop
 from order.models import Coupon, ShippingMethod, TaxRate
 from servicekit import money, pages
 from servicekit.errors import InvalidArgument
-from servicekit.postal import ADDRESS_FIELDS
+from servicekit.postal import address_fields
 from servicekit.timestamps import to_optional_timestamp, to_timestamp
 
 KIND_TO_PROTO = {pricing.PERCENT: order_pb2.COUPON_KIND_PERCENT, pricing.FIXED: order_pb2.COUPON_KIND_FIXED}
@@ -114,8 +114,7 @@ def change_from_proto(request: order_pb2.UpdateCartRequest) -> carts.Change:
         case "email":
             return carts.SetEmail(request.email)
         case "shipping_address":
-            address = request.shipping_address
-            return carts.SetAddress({name: getattr(address, name) for name, _, _ in ADDRESS_FIELDS})
+            return carts.SetAddress(address_fields(request.shipping_address))
         case "shipping_method":
             return carts.SetShippingMethod(request.shipping_method)
         case "coupon_code":

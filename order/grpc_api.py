@@ -12,7 +12,7 @@ from order.placing import LineRequest, PlaceOrder
 from order.service import OrderService
 from order.shop import NewCoupon, NewShippingMethod
 from servicekit.context import current_caller
-from servicekit.postal import ADDRESS_FIELDS
+from servicekit.postal import address_fields
 from servicekit.timestamps import from_timestamp
 
 SERVICE_NAME = order_pb2.DESCRIPTOR.services_by_name["OrderService"].full_name
@@ -25,13 +25,12 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
     async def CreateOrder(
         self, request: order_pb2.CreateOrderRequest, context: grpc.aio.ServicerContext
     ) -> order_pb2.CreateOrderResponse:
-        address = request.shipping_address
         placed = await self.service.create_order(
             current_caller(),
             PlaceOrder(
                 items=[LineRequest(i.product_id, i.quantity, i.variant_id) for i in request.items],
                 payment_token=request.payment_token,
-                shipping_address={name: getattr(address, name) for name, _, _ in ADDRESS_FIELDS},
+                shipping_address=address_fields(request.shipping_address),
                 idempotency_key=request.idempotency_key,
                 wait_seconds=request.wait_seconds,
             ),
