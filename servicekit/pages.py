@@ -31,10 +31,11 @@ class Page(Generic[T]):
 
 
 class Paged(Protocol):
-    """A page of any listing: its cursors, whether a next page exists and the total."""
+    """A page of any listing, or a list response carrying one: its cursors, whether a next page
+    exists and the total."""
 
     @property
-    def cursors(self) -> list[str]: ...
+    def cursors(self) -> Sequence[str]: ...
 
     @property
     def has_next_page(self) -> bool: ...
