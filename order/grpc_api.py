@@ -12,6 +12,7 @@ from order.placing import LineRequest, PlaceOrder
 from order.service import OrderService
 from order.shop import NewCoupon, NewShippingMethod
 from servicekit.context import current_caller
+from servicekit.grpc_server import Registration
 from servicekit.postal import address_fields
 from servicekit.timestamps import from_timestamp
 
@@ -215,5 +216,5 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
         return cart_convert.coupons_to_proto(page)
 
 
-def registration(servicer: OrderServicer) -> tuple:
+def registration(servicer: OrderServicer) -> Registration:
     return (order_pb2_grpc.add_OrderServiceServicer_to_server, servicer)
