@@ -21,7 +21,7 @@ from servicekit.context import Caller
 from servicekit.db import transaction
 from servicekit.errors import Conflict, InvalidArgument, NotFound, Violations
 from servicekit.ids import parse_id
-from servicekit.postal import ADDRESS_FIELDS, check_address
+from servicekit.postal import check_address
 
 MAX_ADDRESSES = 20
 NO_SUCH_ADDRESS = "address not found"
@@ -149,7 +149,3 @@ class AddressBook:
         if address is None or str(address.account_id) != caller.account_id:
             raise NotFound(NO_SUCH_ADDRESS)
         return address
-
-
-def fields_of(address: Address) -> dict[str, str]:
-    return {name: getattr(address, name) for name, _, _ in ADDRESS_FIELDS}

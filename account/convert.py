@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from account import models
-from account.addresses import fields_of
 from account.service import Session
 from ecommerce.account.v1 import account_pb2
-from servicekit.postal import ADDRESS_FIELDS
+from servicekit.postal import address_fields
 from servicekit.timestamps import to_timestamp
 
 ROLE_TO_PROTO = {"CUSTOMER": account_pb2.ROLE_CUSTOMER, "ADMIN": account_pb2.ROLE_ADMIN}
@@ -28,15 +27,11 @@ def account_to_proto(account: models.Account) -> account_pb2.Account:
 def address_to_proto(address: models.Address) -> account_pb2.Address:
     return account_pb2.Address(
         id=str(address.id),
-        fields=account_pb2.AddressFields(**fields_of(address)),
+        fields=account_pb2.AddressFields(**address_fields(address)),
         is_default=address.is_default,
         created_at=to_timestamp(address.created_at),
         updated_at=to_timestamp(address.updated_at),
     )
-
-
-def fields_from_proto(fields: account_pb2.AddressFields) -> dict[str, str]:
-    return {name: getattr(fields, name) for name, _, _ in ADDRESS_FIELDS}
 
 
 def tokens_to_proto(session: Session) -> account_pb2.TokenPair:

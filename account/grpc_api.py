@@ -10,7 +10,6 @@ from account.convert import (
     ROLE_FROM_PROTO,
     account_to_proto,
     address_to_proto,
-    fields_from_proto,
     tokens_to_proto,
 )
 from account.erasure import AccountErasure
@@ -20,6 +19,7 @@ from ecommerce.account.v1 import account_pb2 as pb
 from ecommerce.account.v1 import account_pb2_grpc
 from servicekit.context import current_caller, current_client_address
 from servicekit.grpc_server import Registration
+from servicekit.postal import address_fields
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["AccountService"].full_name
 
@@ -167,14 +167,14 @@ class AccountServicer(account_pb2_grpc.AccountServiceServicer):
     async def AddAddress(
         self, request: pb.AddAddressRequest, context: grpc.aio.ServicerContext
     ) -> pb.AddAddressResponse:
-        address = await self.addresses.add(current_caller(), fields_from_proto(request.fields))
+        address = await self.addresses.add(current_caller(), address_fields(request.fields))
         return pb.AddAddressResponse(address=address_to_proto(address))
 
     async def UpdateAddress(
         self, request: pb.UpdateAddressRequest, context: grpc.aio.ServicerContext
     ) -> pb.UpdateAddressResponse:
         address = await self.addresses.update(
-            current_caller(), request.address_id, fields_from_proto(request.fields)
+            current_caller(), request.address_id, address_fields(request.fields)
         )
         return pb.UpdateAddressResponse(address=address_to_proto(address))
 

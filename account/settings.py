@@ -5,15 +5,15 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
-from servicekit.settings import ServiceSettings
+from servicekit.settings import Port, ServiceSettings
 
 
 class AccountSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="ACCOUNT_", extra="ignore")
 
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/account"
-    grpc_port: int = Field(50051, ge=0, le=65535)
-    metrics_port: int = Field(9102, ge=0, le=65535)
+    grpc_port: Port = 50051
+    metrics_port: Port = 9102
 
     bcrypt_rounds: int = Field(12, ge=4, le=16, description="Lower it only in tests.")
     access_token_ttl: int = Field(900, ge=60, le=3600, description="Seconds.")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 from catalog.views import CategoryView, InventoryView, ProductView, VariantView
 from ecommerce.catalog.v1 import catalog_pb2
 from servicekit import money
@@ -44,15 +46,7 @@ def variant_to_proto(variant: VariantView, currency: str) -> catalog_pb2.Product
 
 
 def inventory_to_proto(inventory: InventoryView) -> catalog_pb2.Inventory:
-    return catalog_pb2.Inventory(
-        variant_id=inventory.variant_id,
-        product_id=inventory.product_id,
-        sku=inventory.sku,
-        on_hand=inventory.on_hand,
-        reserved=inventory.reserved,
-        available=inventory.available,
-        low_stock_threshold=inventory.low_stock_threshold,
-    )
+    return catalog_pb2.Inventory(**asdict(inventory))
 
 
 def _product_message(product: ProductView) -> catalog_pb2.Product:

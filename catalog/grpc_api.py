@@ -15,7 +15,7 @@ from catalog.variant_rules import VariantInput
 from catalog.variants import VariantChange, VariantService
 from catalog.views import ProductPage, ProductView, VariantView
 from ecommerce.catalog.v1 import catalog_pb2, catalog_pb2_grpc
-from servicekit import money
+from servicekit import money, pages
 from servicekit.context import current_caller
 from servicekit.grpc_server import Registration
 
@@ -57,10 +57,7 @@ def _sort(value: catalog_pb2.ProductSort.ValueType, default: str) -> str:
 def _page(page: ProductPage) -> dict[str, Any]:
     return {
         "products": [product_to_proto(p) for p in page.products],
-        "cursors": page.cursors,
-        "next_page_token": page.cursors[-1] if page.cursors else "",
-        "has_next_page": page.has_next_page,
-        "total_count": page.total_count,
+        **pages.page_fields(page),
     }
 
 

@@ -3,15 +3,15 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from servicekit.settings import ServiceSettings
+from servicekit.settings import Port, ServiceSettings
 
 
 class CatalogSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="CATALOG_", extra="ignore")
 
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/catalog"
-    grpc_port: int = Field(50052, ge=0, le=65535)
-    metrics_port: int = Field(9103, ge=0, le=65535)
+    grpc_port: Port = 50052
+    metrics_port: Port = 9103
 
     currency: str = Field(
         "USD",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import asdict
 
 from sqlalchemy import delete, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -55,18 +56,7 @@ async def insert_variants(
     start = -1 if last is None else last
     ids = [uuid.uuid4() for _ in drafts]
     session.add_all(
-        ProductVariant(
-            id=vid,
-            product_id=product_id,
-            sku=draft.sku,
-            name=draft.name,
-            options=draft.options,
-            options_key=draft.options_key,
-            price_minor=draft.price_minor,
-            stock=draft.stock,
-            low_stock_threshold=draft.low_stock_threshold,
-            position=start + 1 + i,
-        )
+        ProductVariant(id=vid, product_id=product_id, position=start + 1 + i, **asdict(draft))
         for i, (vid, draft) in enumerate(zip(ids, drafts, strict=True))
     )
     await session.flush()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import AsyncIterator
+from dataclasses import KW_ONLY, dataclass
 from typing import Any
 
 import orjson
@@ -101,25 +102,17 @@ class ResponseCaching(SchemaExtension):
             )
 
 
+@dataclass
 class CachedAnswers:
     """Answers requests from the response cache, or says (None) that they must be executed."""
 
-    def __init__(
-        self,
-        settings: GatewaySettings,
-        cache: ResponseCache,
-        *,
-        authenticator: Authenticator,
-        bucket: CostBucket,
-        denylist: TokenDenylist,
-        trusted_proxies: Any,
-    ) -> None:
-        self.settings = settings
-        self.cache = cache
-        self.authenticator = authenticator
-        self.bucket = bucket
-        self.denylist = denylist
-        self.trusted_proxies = trusted_proxies
+    settings: GatewaySettings
+    cache: ResponseCache
+    _: KW_ONLY
+    authenticator: Authenticator
+    bucket: CostBucket
+    denylist: TokenDenylist
+    trusted_proxies: Any
 
     async def answer(self, request: Request) -> Response | None:
         payload = await _payload(request)

@@ -22,6 +22,7 @@ from google.protobuf.message import DecodeError
 from ecommerce.events.v1 import envelope_pb2, order_events_pb2
 from servicekit import topics
 from servicekit.kafka import BrokerAccess, connection_options, unpack
+from servicekit.watchers import Watchers
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ class OrderEventHub:
     def __init__(self, bootstrap_servers: str | BrokerAccess, *, topic: str = TOPIC) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.topic = topic
-        self._subscribers: dict[str, set[asyncio.Queue[Signal]]] = {}
+        self._subscribers: Watchers[str, asyncio.Queue[Signal]] = Watchers()
         self._ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.received = 0
@@ -46,15 +47,8 @@ class OrderEventHub:
     @contextlib.contextmanager
     def subscribe(self, order_id: str) -> Iterator[asyncio.Queue[Signal]]:
         queue: asyncio.Queue[Signal] = asyncio.Queue(maxsize=QUEUE_SIZE)
-        self._subscribers.setdefault(order_id, set()).add(queue)
-        try:
+        with self._subscribers.watching(order_id, queue):
             yield queue
-        finally:
-            queues = self._subscribers.get(order_id)
-            if queues is not None:
-                queues.discard(queue)
-                if not queues:
-                    del self._subscribers[order_id]
 
     @property
     def subscriptions(self) -> int:

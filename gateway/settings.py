@@ -8,15 +8,15 @@ from pydantic import Field, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from gateway.forwarded import parse_networks
-from servicekit.settings import PlatformSettings
+from servicekit.settings import PlatformSettings, Port
 
 
 class GatewaySettings(PlatformSettings):
     model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore")
 
     host: str = "127.0.0.1"
-    port: int = Field(8000, ge=0, le=65535)
-    metrics_port: int = Field(9101, ge=0, le=65535)
+    port: Port = 8000
+    metrics_port: Port = 9101
     grpc_timeout: float = Field(5.0, gt=0, description="Deadline of every gRPC call, in seconds.")
     max_depth: int = Field(10, ge=1)
     max_aliases: int = Field(15, ge=1)

@@ -10,6 +10,7 @@ from notification.convert import delivery_to_proto, notification_to_proto, webho
 from notification.service import NotificationService
 from servicekit.context import current_caller
 from servicekit.grpc_server import Registration
+from servicekit.pages import page_fields
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["NotificationService"].full_name
 
@@ -28,11 +29,7 @@ class NotificationServicer(notification_pb2_grpc.NotificationServiceServicer):
             page_token=request.page_token,
         )
         return pb.ListNotificationsResponse(
-            notifications=[notification_to_proto(n) for n in page.items],
-            cursors=page.cursors,
-            next_page_token=page.cursors[-1] if page.cursors else "",
-            has_next_page=page.has_next_page,
-            total_count=page.total_count,
+            notifications=[notification_to_proto(n) for n in page.items], **page_fields(page)
         )
 
     async def GetNotification(
@@ -77,11 +74,7 @@ class NotificationServicer(notification_pb2_grpc.NotificationServiceServicer):
             page_token=request.page_token,
         )
         return pb.ListWebhookDeliveriesResponse(
-            deliveries=[delivery_to_proto(d) for d in page.items],
-            cursors=page.cursors,
-            next_page_token=page.cursors[-1] if page.cursors else "",
-            has_next_page=page.has_next_page,
-            total_count=page.total_count,
+            deliveries=[delivery_to_proto(d) for d in page.items], **page_fields(page)
         )
 
 

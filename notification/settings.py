@@ -6,7 +6,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from servicekit.settings import ServiceSettings
+from servicekit.settings import Port, ServiceSettings
 
 # SMTP conversations at a time per process.
 SMTP_CONNECTIONS = 4
@@ -19,8 +19,8 @@ class NotificationSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="NOTIFICATION_", extra="ignore")
 
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/notification"
-    grpc_port: int = Field(50055, ge=0, le=65535)
-    metrics_port: int = Field(9106, ge=0, le=65535)
+    grpc_port: Port = 50055
+    metrics_port: Port = 9106
 
     # -- e-mail out --------------------------------------------------------------------------
     smtp_host: str = Field("127.0.0.1", description="SMTP server; `ecommerce dev` starts a local one.")

@@ -9,7 +9,7 @@ from order import carts, pricing, shop
 from order.models import Coupon, ShippingMethod, TaxRate
 from servicekit import money, pages
 from servicekit.errors import InvalidArgument
-from servicekit.postal import ADDRESS_FIELDS
+from servicekit.postal import address_fields
 from servicekit.timestamps import to_optional_timestamp, to_timestamp
 
 KIND_TO_PROTO = {pricing.PERCENT: order_pb2.COUPON_KIND_PERCENT, pricing.FIXED: order_pb2.COUPON_KIND_FIXED}
@@ -58,11 +58,7 @@ def coupon_to_proto(coupon: Coupon) -> order_pb2.Coupon:
 
 def coupons_to_proto(page: pages.Page[Coupon]) -> order_pb2.ListCouponsResponse:
     return order_pb2.ListCouponsResponse(
-        coupons=[coupon_to_proto(c) for c in page.items],
-        cursors=page.cursors,
-        next_page_token=page.cursors[-1] if page.cursors else "",
-        has_next_page=page.has_next_page,
-        total_count=page.total_count,
+        coupons=[coupon_to_proto(c) for c in page.items], **pages.page_fields(page)
     )
 
 
@@ -118,8 +114,7 @@ def change_from_proto(request: order_pb2.UpdateCartRequest) -> carts.Change:
         case "email":
             return carts.SetEmail(request.email)
         case "shipping_address":
-            address = request.shipping_address
-            return carts.SetAddress({name: getattr(address, name) for name, _, _ in ADDRESS_FIELDS})
+            return carts.SetAddress(address_fields(request.shipping_address))
         case "shipping_method":
             return carts.SetShippingMethod(request.shipping_method)
         case "coupon_code":

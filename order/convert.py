@@ -9,6 +9,7 @@ from order import domain
 from order.listing import OrderPage
 from order.models import Order
 from servicekit import money
+from servicekit.pages import page_fields
 from servicekit.timestamps import to_timestamp
 
 STATUS_TO_PROTO: dict[domain.Status, order_pb2.OrderStatus.ValueType] = {
@@ -122,11 +123,6 @@ def order_to_proto(order: Order) -> order_pb2.Order:
     )
 
 
-def page_to_proto(page: OrderPage, response: _Page) -> _Page:
-    """Fill a listing's response with one page of orders."""
-    response.orders.extend(order_to_proto(o) for o in page.items)
-    response.cursors.extend(page.cursors)
-    response.next_page_token = page.cursors[-1] if page.cursors else ""
-    response.has_next_page = page.has_next_page
-    response.total_count = page.total_count
-    return response
+def page_to_proto(page: OrderPage, response_type: type[_Page]) -> _Page:
+    """A listing's response holding one page of orders."""
+    return response_type(orders=[order_to_proto(o) for o in page.items], **page_fields(page))

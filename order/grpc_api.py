@@ -12,7 +12,8 @@ from order.placing import LineRequest, PlaceOrder
 from order.service import OrderService
 from order.shop import NewCoupon, NewShippingMethod
 from servicekit.context import current_caller
-from servicekit.postal import ADDRESS_FIELDS
+from servicekit.grpc_server import Registration
+from servicekit.postal import address_fields
 from servicekit.timestamps import from_timestamp
 
 SERVICE_NAME = order_pb2.DESCRIPTOR.services_by_name["OrderService"].full_name
@@ -25,13 +26,12 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
     async def CreateOrder(
         self, request: order_pb2.CreateOrderRequest, context: grpc.aio.ServicerContext
     ) -> order_pb2.CreateOrderResponse:
-        address = request.shipping_address
         placed = await self.service.create_order(
             current_caller(),
             PlaceOrder(
                 items=[LineRequest(i.product_id, i.quantity, i.variant_id) for i in request.items],
                 payment_token=request.payment_token,
-                shipping_address={name: getattr(address, name) for name, _, _ in ADDRESS_FIELDS},
+                shipping_address=address_fields(request.shipping_address),
                 idempotency_key=request.idempotency_key,
                 wait_seconds=request.wait_seconds,
             ),
@@ -53,7 +53,7 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
         page = await self.service.list_my_orders(
             current_caller(), page_size=request.page_size, page_token=request.page_token
         )
-        return convert.page_to_proto(page, order_pb2.ListMyOrdersResponse())
+        return convert.page_to_proto(page, order_pb2.ListMyOrdersResponse)
 
     async def ListOrders(
         self, request: order_pb2.ListOrdersRequest, context: grpc.aio.ServicerContext
@@ -76,7 +76,7 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
             ),
             sort=convert.sort_filter(request.sort),
         )
-        return convert.page_to_proto(page, order_pb2.ListOrdersResponse())
+        return convert.page_to_proto(page, order_pb2.ListOrdersResponse)
 
     async def CancelOrder(
         self, request: order_pb2.CancelOrderRequest, context: grpc.aio.ServicerContext
@@ -216,5 +216,5 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
         return cart_convert.coupons_to_proto(page)
 
 
-def registration(servicer: OrderServicer) -> tuple:
+def registration(servicer: OrderServicer) -> Registration:
     return (order_pb2_grpc.add_OrderServiceServicer_to_server, servicer)

@@ -22,7 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from servicekit.db import new_metadata
+from servicekit.db import new_metadata, one_of
 from servicekit.inbox import inbox_table
 from servicekit.outbox import outbox_table
 
@@ -39,10 +39,6 @@ REASONS = (
 STEPS = ("RESERVE_AND_AUTHORIZE", "COMMIT_STOCK", "COMPENSATE")
 
 
-def _one_of(column: str, values: tuple[str, ...]) -> str:
-    return f"{column} IN ({', '.join(repr(v) for v in values)})"
-
-
 class Base(DeclarativeBase):
     metadata = new_metadata()
 
@@ -52,13 +48,13 @@ class Order(Base):
 
     __tablename__ = "orders"
     __table_args__ = (
-        CheckConstraint(_one_of("status", STATUSES), name="status_known"),
+        CheckConstraint(one_of("status", STATUSES), name="status_known"),
         CheckConstraint(
             f"(status = 'CANCELLED') = (cancellation_reason IS NOT NULL) AND "
-            f"(cancellation_reason IS NULL OR {_one_of('cancellation_reason', REASONS)})",
+            f"(cancellation_reason IS NULL OR {one_of('cancellation_reason', REASONS)})",
             name="cancellation_reason_iff_cancelled",
         ),
-        CheckConstraint(f"saga_step IS NULL OR {_one_of('saga_step', STEPS)}", name="saga_step_known"),
+        CheckConstraint(f"saga_step IS NULL OR {one_of('saga_step', STEPS)}", name="saga_step_known"),
         CheckConstraint("(saga_step IS NULL) = (saga_deadline_at IS NULL)", name="saga_deadline_with_step"),
         CheckConstraint("total_minor >= 0", name="total_not_negative"),
         CheckConstraint("(idempotency_key IS NULL) = (request_hash IS NULL)", name="key_with_hash"),
@@ -168,7 +164,7 @@ class OrderHistory(Base):
 
     __tablename__ = "order_history"
     __table_args__ = (
-        CheckConstraint(_one_of("status", STATUSES), name="status_known"),
+        CheckConstraint(one_of("status", STATUSES), name="status_known"),
         Index("ix_order_history_order_id", "order_id", "id"),
     )
 

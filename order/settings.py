@@ -3,15 +3,15 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from servicekit.settings import ServiceSettings
+from servicekit.settings import Port, ServiceSettings
 
 
 class OrderSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="ORDER_", extra="ignore")
 
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/order"
-    grpc_port: int = Field(50053, ge=0, le=65535)
-    metrics_port: int = Field(9104, ge=0, le=65535)
+    grpc_port: Port = 50053
+    metrics_port: Port = 9104
 
     step_deadline_seconds: float = Field(
         10.0, gt=0, le=3600, description="How long a saga step waits for its answer before re-sending."

@@ -13,11 +13,10 @@ its order again, for what it may have missed meanwhile.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from order import domain
 from order.models import Order
 from servicekit.db import listen
+from servicekit.watchers import Watchers
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ class SettledOrders:
 
     def __init__(self, database_url: str) -> None:
         self.database_url = database_url
-        self._waiters: dict[str, set[asyncio.Event]] = {}
+        self._waiters: Watchers[str, asyncio.Event] = Watchers()
         # Waits that ran out of time before their order settled, or before a notice woke them.
         self.ran_out = 0
 
@@ -59,7 +59,7 @@ class SettledOrders:
         `seconds`; never waits much longer than `seconds` plus one read."""
         deadline = time.monotonic() + seconds
         timed_out = False
-        with self._watch(str(order_id)) as woken:
+        with self._waiters.watching(str(order_id), asyncio.Event()) as woken:
             while True:
                 woken.clear()
                 order = await read()
@@ -71,19 +71,6 @@ class SettledOrders:
                     await asyncio.wait_for(woken.wait(), remaining)
                 except TimeoutError:
                     timed_out = True
-
-    @contextlib.contextmanager
-    def _watch(self, order_id: str) -> Iterator[asyncio.Event]:
-        event = asyncio.Event()
-        self._waiters.setdefault(order_id, set()).add(event)
-        try:
-            yield event
-        finally:
-            group = self._waiters.get(order_id)
-            if group is not None:
-                group.discard(event)
-                if not group:
-                    del self._waiters[order_id]
 
     def _wake(self, order_id: str) -> None:
         for event in self._waiters.get(order_id, ()):

@@ -8,6 +8,7 @@ from ecommerce.payment.v1 import payment_pb2, payment_pb2_grpc
 from payment import convert
 from payment.service import PaymentService
 from servicekit.context import current_caller
+from servicekit.grpc_server import Registration
 
 SERVICE_NAME = payment_pb2.DESCRIPTOR.services_by_name["PaymentService"].full_name
 
@@ -57,5 +58,5 @@ class PaymentServicer(payment_pb2_grpc.PaymentServiceServicer):
         return convert.breaker_to_proto(self.service.provider.name, breaker)
 
 
-def registration(servicer: PaymentServicer) -> tuple:
+def registration(servicer: PaymentServicer) -> Registration:
     return (payment_pb2_grpc.add_PaymentServiceServicer_to_server, servicer)

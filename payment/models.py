@@ -16,7 +16,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from servicekit.db import new_metadata
+from servicekit.db import new_metadata, one_of
 from servicekit.inbox import inbox_table
 from servicekit.outbox import outbox_table
 
@@ -35,10 +35,6 @@ FAILURE_REASONS = (DECLINED, INVALID_TOKEN, PROVIDER_TIMEOUT, PROVIDER_UNAVAILAB
 RETRYABLE_REASONS = frozenset({PROVIDER_TIMEOUT, PROVIDER_UNAVAILABLE})
 
 
-def _in(column: str, values: tuple[str, ...]) -> str:
-    return f"{column} IN ({', '.join(repr(v) for v in values)})"
-
-
 class Base(DeclarativeBase):
     metadata = new_metadata()
     # Server-side defaults (created_at, updated_at) come back with the INSERT/UPDATE (RETURNING),
@@ -51,9 +47,9 @@ class Payment(Base):
 
     __tablename__ = "payments"
     __table_args__ = (
-        CheckConstraint(_in("status", STATUSES), name="status_known"),
+        CheckConstraint(one_of("status", STATUSES), name="status_known"),
         CheckConstraint(
-            f"failure_reason IS NULL OR {_in('failure_reason', FAILURE_REASONS)}", name="reason_known"
+            f"failure_reason IS NULL OR {one_of('failure_reason', FAILURE_REASONS)}", name="reason_known"
         ),
         CheckConstraint("(status = 'FAILED') = (failure_reason IS NOT NULL)", name="failed_has_reason"),
         CheckConstraint("amount_minor > 0", name="amount_positive"),

@@ -5,15 +5,15 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from servicekit.settings import ServiceSettings
+from servicekit.settings import Port, ServiceSettings
 
 
 class PaymentSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="PAYMENT_", extra="ignore")
 
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/payment"
-    grpc_port: int = Field(50054, ge=0, le=65535)
-    metrics_port: int = Field(9105, ge=0, le=65535)
+    grpc_port: Port = 50054
+    metrics_port: Port = 9105
 
     provider: Literal["simulated"] = Field("simulated", description="The provider adapter to charge with.")
     provider_timeout: float = Field(5.0, gt=0, le=120, description="Seconds one provider call may take.")

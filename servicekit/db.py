@@ -31,6 +31,11 @@ def new_metadata() -> MetaData:
     return MetaData(naming_convention=NAMING_CONVENTION)
 
 
+def one_of(column: str, values: tuple[str, ...]) -> str:
+    """The SQL condition of a CHECK constraint keeping `column` to the given strings."""
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
 def async_url(url: str) -> str:
     """Accept plain `postgresql://` URLs and use the asyncpg driver."""
     parsed = make_url(url)

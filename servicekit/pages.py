@@ -30,6 +30,31 @@ class Page(Generic[T]):
     total_count: int
 
 
+class Paged(Protocol):
+    """A page of any listing, or a list response carrying one: its cursors, whether a next page
+    exists and the total."""
+
+    @property
+    def cursors(self) -> Sequence[str]: ...
+
+    @property
+    def has_next_page(self) -> bool: ...
+
+    @property
+    def total_count(self) -> int: ...
+
+
+def page_fields(page: Paged) -> dict[str, Any]:
+    """The paging fields every listing response carries beside its items; the next page's token
+    is the last item's cursor, empty on the last page."""
+    return {
+        "cursors": page.cursors,
+        "next_page_token": page.cursors[-1] if page.cursors else "",
+        "has_next_page": page.has_next_page,
+        "total_count": page.total_count,
+    }
+
+
 class Positioned(Protocol):
     """A row of a listing ordered by (created_at, id)."""
 

@@ -28,6 +28,12 @@ COUNTRIES = frozenset(
 )
 
 
+def address_fields(source: object) -> dict[str, str]:
+    """The address fields of `source` (a message, a row, an input) by name; one it leaves None is
+    empty, as in a message."""
+    return {name: getattr(source, name) or "" for name, _, _ in ADDRESS_FIELDS}
+
+
 def check_address(raw: dict[str, str], violations: Violations, prefix: str) -> dict[str, str]:
     """The address trimmed, NFC-normalised and its country upper-cased; every failing field is
     added to `violations` as `<prefix>.<field>`."""

@@ -67,6 +67,10 @@ def _split_host_port(address: str) -> tuple[str, int]:
 GrpcTarget = Annotated[str, AfterValidator(grpc_target)]
 
 
+# A port to listen on; 0 lets the system pick a free one (as the tests do).
+Port = Annotated[int, Field(ge=0, le=65535)]
+
+
 def shared(name: str, *, default: Any = ..., **kwargs: Any) -> Any:
     """A field read from one unprefixed environment variable, whatever the class prefix."""
     return Field(default, validation_alias=AliasChoices(name, name.lower()), **kwargs)
@@ -246,8 +250,8 @@ class ServiceSettings(PlatformSettings):
     )
     database_pool_size: int = Field(10, ge=1, le=200)
     grpc_host: str = "127.0.0.1"
-    grpc_port: int = Field(0, ge=0, le=65535)
-    metrics_port: int = Field(0, ge=0, le=65535)
+    grpc_port: Port = 0
+    metrics_port: Port = 0
     grpc_shutdown_grace: float = Field(5.0, ge=0)
     grpc_max_connection_age: float | None = Field(
         None,

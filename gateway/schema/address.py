@@ -12,6 +12,7 @@ from ecommerce.order.v1 import order_pb2
 from gateway.context import Context, Info
 from gateway.errors import ApiError
 from gateway.read_models import to_datetime
+from servicekit.postal import address_fields
 
 AddressId = Annotated[strawberry.ID, strawberry.argument(description="One of the caller's addresses.")]
 
@@ -80,15 +81,7 @@ class AddressInput:
     region: str | None = strawberry.field(default=None, description="State, province or county, optional.")
 
     def to_proto(self) -> account_pb2.AddressFields:
-        return account_pb2.AddressFields(
-            name=self.name,
-            line1=self.line1,
-            line2=self.line2 or "",
-            city=self.city,
-            region=self.region or "",
-            postal_code=self.postal_code,
-            country=self.country,
-        )
+        return account_pb2.AddressFields(**address_fields(self))
 
 
 async def saved_addresses(ctx: Context, account_id: str) -> list[Address]:

@@ -9,6 +9,7 @@ from typing import Annotated, Generic, Protocol, TypeVar
 import strawberry
 
 from gateway.errors import ApiError, bad_input
+from servicekit.pages import Paged
 
 T = TypeVar("T")
 P = TypeVar("P")
@@ -92,18 +93,7 @@ def arguments(**renamed: str) -> Iterator[None]:
         raise
 
 
-class PageResponse(Protocol):
-    """What every list response of ours carries besides its items."""
-
-    @property
-    def cursors(self) -> Sequence[str]: ...
-    @property
-    def has_next_page(self) -> bool: ...
-    @property
-    def total_count(self) -> int: ...
-
-
-def connection_from(response: PageResponse, items: Sequence[P], convert: Callable[[P], T]) -> Connection[T]:
+def connection_from(response: Paged, items: Sequence[P], convert: Callable[[P], T]) -> Connection[T]:
     """A connection from a list response of ours: its items, `cursors`, `has_next_page`, `total_count`."""
     return connection(
         items,

@@ -22,6 +22,7 @@ from gateway.read_models import Money, Payment, to_datetime
 from gateway.schema.address import postal_fields, saved_address
 from gateway.schema.catalog import Product, load_product
 from gateway.schema.common import After, Connection, First, arguments, connection_from, paged
+from servicekit.postal import address_fields
 
 IDEMPOTENCY_HEADER = "idempotency-key"
 # The order service names its request fields; errors name the GraphQL arguments.
@@ -263,28 +264,12 @@ async def _shipping_address(ctx: Context, input: CreateOrderInput) -> order_pb2.
 
 async def saved_shipping_address(ctx: Context, address_id: str) -> order_pb2.ShippingAddress:
     """The caller's saved address as an order's; NOT_FOUND for another account's."""
-    saved = (await saved_address(ctx, address_id)).fields
-    return order_pb2.ShippingAddress(
-        name=saved.name,
-        line1=saved.line1,
-        line2=saved.line2,
-        city=saved.city,
-        region=saved.region,
-        postal_code=saved.postal_code,
-        country=saved.country,
-    )
+    saved = await saved_address(ctx, address_id)
+    return order_pb2.ShippingAddress(**address_fields(saved.fields))
 
 
 def address_proto(address: ShippingAddressInput) -> order_pb2.ShippingAddress:
-    return order_pb2.ShippingAddress(
-        name=address.name,
-        line1=address.line1,
-        line2=address.line2 or "",
-        city=address.city,
-        region=address.region or "",
-        postal_code=address.postal_code,
-        country=address.country,
-    )
+    return order_pb2.ShippingAddress(**address_fields(address))
 
 
 def _create_request(

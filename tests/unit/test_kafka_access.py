@@ -5,7 +5,6 @@ platform is made with; production refuses a start without a chosen protocol."""
 from __future__ import annotations
 
 import ast
-import datetime
 import logging
 import ssl
 from pathlib import Path
@@ -13,12 +12,9 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from pydantic import ValidationError
 
+from ecommerce_cli.certs import generate
 from servicekit import kafka
 from servicekit.kafka import BrokerAccess, broker_access, connection_options
 from servicekit.settings import PlatformSettings
@@ -61,8 +57,7 @@ def test_sasl_gives_the_mechanism_and_this_processs_credentials(mechanism):
 
 
 def test_sasl_ssl_verifies_the_brokers_certificate_with_the_given_authority(tmp_path):
-    ca = tmp_path / "ca.pem"
-    ca.write_bytes(_self_signed_certificate("kafka-ca"))
+    ca = _authority_certificate(tmp_path)
 
     options = connection_options(
         broker_access(sasl(kafka_security_protocol="SASL_SSL", kafka_ssl_ca_file=ca))
@@ -74,7 +69,7 @@ def test_sasl_ssl_verifies_the_brokers_certificate_with_the_given_authority(tmp_
     assert context.verify_mode == ssl.CERT_REQUIRED
     assert context.check_hostname
     assert [dict(entry[0] for entry in c["subject"])["commonName"] for c in context.get_ca_certs()] == [
-        "kafka-ca"
+        "ecommerce internal CA"
     ]
 
 
@@ -86,8 +81,7 @@ def test_a_missing_certificate_authority_file_fails_at_start(tmp_path):
 
 
 async def test_aiokafka_takes_the_options_of_every_protocol(tmp_path):
-    ca = tmp_path / "ca.pem"
-    ca.write_bytes(_self_signed_certificate("kafka-ca"))
+    ca = _authority_certificate(tmp_path)
     for access in (
         broker_access(settings()),
         broker_access(sasl()),
@@ -218,19 +212,7 @@ def test_every_kafka_client_of_the_platform_is_made_with_the_connection_options(
     assert [where for where, call in calls if not connected(call)] == []
 
 
-def _self_signed_certificate(name: str) -> bytes:
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    return certificate.public_bytes(serialization.Encoding.PEM)
+def _authority_certificate(directory: Path) -> Path:
+    """The certificate of a new authority of the platform's own (`ecommerce gen-certs`)."""
+    generate(directory, names=["kafka"])
+    return directory / "ca.crt"

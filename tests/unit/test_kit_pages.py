@@ -10,7 +10,7 @@ import pytest
 
 from servicekit.cursor import CursorCodec
 from servicekit.errors import InvalidArgument
-from servicekit.pages import page_of, page_size, position_after, position_cursor, split_page
+from servicekit.pages import page_fields, page_of, page_size, position_after, position_cursor, split_page
 
 CODEC = CursorCodec("secret", purpose="rows")
 
@@ -103,3 +103,14 @@ def test_a_forged_or_foreign_cursor_is_refused(token):
     with pytest.raises(InvalidArgument) as caught:
         position_after(CODEC, token, field="after")
     assert _violations(caught) == [("after", "is not a valid cursor")]
+
+
+def test_the_next_page_token_is_the_last_cursor_and_empty_on_an_empty_page():
+    page = page_of(ROWS, 3, 4, lambda row: str(row.id))
+    assert page_fields(page) == {
+        "cursors": [str(row.id) for row in ROWS[:3]],
+        "next_page_token": str(ROWS[2].id),
+        "has_next_page": True,
+        "total_count": 4,
+    }
+    assert page_fields(page_of([], 3, 0, str))["next_page_token"] == ""
