@@ -11,7 +11,7 @@ import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -21,6 +21,8 @@ from chaos.shop import OrderLoad
 from ecommerce_cli.stack import Infrastructure, Platform
 from servicekit import topics
 from servicekit.kafka import connection_options, create_producer, dead_letter_topic
+
+REPLAY_ROUND = 500  # records sent by the replay before it waits for their delivery
 
 
 class Chaos(Protocol):
@@ -161,16 +163,25 @@ async def _replay_everything_reversed(chaos: Chaos) -> None:
     producer = create_producer(chaos.bootstrap_servers, idempotent=False, client_id="chaos-replay")
     await producer.start()
     try:
+        # At 30 orders a second the topics hold tens of thousands of records: send them in rounds,
+        # each delivered before the next, so the producer's buffer never waits on the broker for
+        # longer than its timeout.
+        delivered: list[asyncio.Future[Any]] = []
         for tp, batch in records.items():
             for record in reversed(batch):
-                await producer.send(
-                    tp.topic,
-                    record.value,
-                    key=record.key,
-                    partition=tp.partition,
-                    headers=list(record.headers or ()),
+                delivered.append(
+                    await producer.send(
+                        tp.topic,
+                        record.value,
+                        key=record.key,
+                        partition=tp.partition,
+                        headers=list(record.headers or ()),
+                    )
                 )
-        await producer.flush()
+                if len(delivered) >= REPLAY_ROUND:
+                    await asyncio.gather(*delivered)
+                    delivered.clear()
+        await asyncio.gather(*delivered)
     finally:
         await producer.stop()
     chaos.notes.append(f"replayed {sum(len(b) for b in records.values())} records reversed")

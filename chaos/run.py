@@ -319,6 +319,9 @@ class Chaos:
         }
         row.outcomes = verdict.outcomes
         row.violations += verdict.violations
+        if not row.accepted:
+            # Invariants hold trivially over no orders: a platform that accepts none has not recovered.
+            row.violations.append(f"no order accepted ({row.abandoned} requests never answered)")
         row.notes += self.notes
         if verdict.resent_copies:
             row.notes.append(f"{verdict.resent_copies} e-mails re-sent with the same Message-ID")

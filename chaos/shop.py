@@ -131,7 +131,13 @@ class OrderLoad:
         self._tokens: dict[int, str] = {i: s.access_token for i, s in enumerate(self.shop.shoppers)}
         self._running: set[asyncio.Task[None]] = set()
         self._stop = asyncio.Event()
-        self._client = httpx.AsyncClient(timeout=httpx.Timeout(10.0))
+        # No cap on connections: the load's rate already bounds them, and a request that waits for
+        # a pooled connection and times out can leave httpcore's pool stuck for good (seen at 30
+        # orders a second while the gateway restarted: no request left the chaos process again).
+        self._client = httpx.AsyncClient(
+            timeout=httpx.Timeout(10.0),
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
+        )
         self._driver: asyncio.Task[None] | None = None
 
     def start(self) -> None:
