@@ -118,6 +118,8 @@ class EventConsumer:
         # Partition batches handled (each in one transaction, or one at a time after a failure).
         self.batches = 0
         self._consumer: AIOKafkaConsumer | None = None
+        # The group's committed offsets that lagged behind the log at the last idle check.
+        self._unmoved: dict[TopicPartition, int] = {}
         track_consumer(self)
 
     async def run(self) -> None:
@@ -211,6 +213,37 @@ class EventConsumer:
             raise KafkaError(
                 f"{self.name}: {waiting} messages waiting, none fetched for {self.stall_after:.0f}s"
             )
+        unmoved = await self._group_lag(consumer)
+        stuck = {tp: offset for tp, offset in unmoved.items() if self._unmoved.get(tp) == offset}
+        self._unmoved = unmoved
+        if stuck:
+            self._unmoved = {}
+            raise KafkaError(
+                f"{self.name}: the group's offsets of {len(stuck)} partitions lag behind their messages "
+                f"and did not move for {self.stall_after:.0f}s while this member had nothing to do"
+            )
+
+    async def _group_lag(self, consumer: AIOKafkaConsumer) -> dict[TopicPartition, int]:
+        """The group's committed offset of each partition of our topics that has messages past it.
+
+        The check an idle member makes of the group as a whole, after a storm of connection resets
+        left one with no partitions that did not rejoin (or whose commits no longer landed): every
+        member idle, the group's offsets still, messages waiting, and nothing else noticing. The
+        same offsets two idle checks apart mean that no member is handling them."""
+        partitions = [
+            TopicPartition(topic, partition)
+            for topic in self.topics
+            for partition in sorted(consumer.partitions_for_topic(topic) or ())
+        ]
+        if not partitions:
+            return {}
+        ends = await consumer.end_offsets(partitions)
+        lagging: dict[TopicPartition, int] = {}
+        for tp in partitions:
+            committed = await consumer.committed(tp) or 0
+            if ends[tp] > committed:
+                lagging[tp] = committed
+        return lagging
 
     async def _handle_all(self, records: Sequence[ConsumerRecord]) -> None:
         """Handle one partition's fetched batch: in as few transactions as its follow-ups allow,

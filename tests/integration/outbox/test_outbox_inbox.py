@@ -153,6 +153,43 @@ async def test_a_consumer_that_silently_stops_fetching_is_restarted_once_message
         assert consumer._consumer is not fetching
 
 
+async def test_a_member_whose_commits_stop_landing_is_restarted_and_the_group_catches_up(kit, topic):
+    """No error again, but the group's offsets stand still behind the log while the member is idle
+    (seen after a storm of connection resets: the member's commits never reached the group): after
+    two idle checks the consumer starts afresh, reads from the group's offset, drops the duplicate
+    and commits."""
+    seen: list[str] = []
+
+    async def handle(session, envelope) -> None:
+        seen.append(envelope.event_id)
+
+    consumer = kit_consumer(kit, topic, handle, stall_after=1.0)
+    first = await send_registered(kit, topic, "before")
+    async with running(consumer.run):
+        await eventually(lambda: _value(seen == [first]), timeout=20, what="the first event")
+        losing = consumer._consumer
+
+        async def lost(*args, **kwargs) -> None:
+            return None  # a commit that reports success and stores nothing
+
+        losing.commit = lost
+        second = await send_registered(kit, topic, "after")
+        await eventually(lambda: _value(seen == [first, second]), timeout=20, what="the second event")
+
+        async def group_caught_up() -> bool:
+            current = consumer._consumer
+            if current is None or current is losing:
+                return False
+            partitions = [TopicPartition(topic, p) for p in current.partitions_for_topic(topic) or ()]
+            ends = await current.end_offsets(partitions)
+            return bool(partitions) and all(
+                [(await current.committed(tp) or 0) == ends[tp] for tp in partitions]
+            )
+
+        await eventually(group_caught_up, timeout=30, what="a new member committing the group's offset")
+        assert seen == [first, second]  # the redelivered copy was dropped by the inbox
+
+
 async def test_rows_stay_unpublished_while_the_broker_is_down_and_go_out_when_it_is_back(kit, tmp_path):
     broker = EmbeddedBroker(tmp_path / "broker").start()
     producer = create_producer(broker.bootstrap_servers, idempotent=False, client_id="kit-outage")
