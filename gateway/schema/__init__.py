@@ -16,6 +16,7 @@ from strawberry.types.base import get_object_definition
 from gateway.caching import ResponseCaching
 from gateway.documents import DocumentCache, Documents
 from gateway.errors import should_mask
+from gateway.execution import PlainFieldsExecutionContext
 from gateway.extensions import batching_config, protection_extensions
 from gateway.limits import document_rules
 from gateway.metrics import Observability
@@ -100,6 +101,7 @@ def create_schema(settings: GatewaySettings) -> strawberry.Schema:
         mutation=Mutation,
         subscription=Subscription,
         extensions=extensions,
+        execution_context_class=PlainFieldsExecutionContext,
         config=StrawberryConfig(
             disable_field_suggestions=settings.production, batching_config=batching_config(settings)
         ),
