@@ -30,7 +30,7 @@ from order.variants import NoSuchVariant, variant_of
 from servicekit import money
 from servicekit.auth import require_caller
 from servicekit.context import Caller
-from servicekit.db import transaction
+from servicekit.db import reads, transaction
 from servicekit.errors import InvalidArgument, NotFound, Violations
 from servicekit.ids import parse_id
 from servicekit.postal import check_address
@@ -461,7 +461,7 @@ class Carts:
                     )
             priced.append(PricedLine(line, product, unit))
         subtotal = sum(p.total_minor for p in priced)
-        async with self.sessions() as session:
+        async with reads(self.sessions) as session:
             country = (cart.shipping_address or {}).get("country", "")
             rate_row = await session.get(TaxRate, country) if country else None
             coupon = (

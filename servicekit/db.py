@@ -76,6 +76,17 @@ async def transaction(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterat
 
 
 @asynccontextmanager
+async def reads(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """A session for reads that need no common snapshot: each statement sees what was committed
+    when it began, as under READ COMMITTED in a transaction, but outside one (autocommit), which
+    spares the BEGIN and the ROLLBACK round trips. It must not write; for reads that must agree
+    with each other, `snapshot`."""
+    async with sessions() as session:
+        await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        yield session
+
+
+@asynccontextmanager
 async def snapshot(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
     """A read-only session whose statements all see the database as of its first one.
 
