@@ -228,13 +228,13 @@ class Carts:
         return await self.show(caller, cart, token)
 
     async def update(self, caller: Caller | None, token: str, change: Change) -> CartView:
+        """Apply the change to the locked cart; the cart in memory is then what was written (its
+        lines changed through its collection), so it is shown without being read again."""
         adding = await self._product_to_add(caller, change)
         async with transaction(self.sessions) as session:
             cart = await self.find(session, caller, token, lock=True)
             await self._apply(session, cart, change, adding)
             cart.expires_at = datetime.now(UTC) + self.ttl
-            await session.flush()
-            cart = await self.find(session, caller, token, lock=False)
         return await self.show(caller, cart, token)
 
     async def merge(self, caller: Caller | None, token: str) -> CartView:
@@ -326,7 +326,7 @@ class Carts:
                         raise InvalidArgument.field(
                             "product_id", f"a cart holds at most {self.max_lines} lines"
                         )
-                    session.add(
+                    cart.lines.append(
                         CartLine(
                             id=uuid.uuid4(),
                             cart_id=cart.id,
@@ -352,7 +352,7 @@ class Carts:
                 if line is None:
                     raise NotFound("cart line not found")
                 if quantity == 0:
-                    await session.delete(line)
+                    cart.lines.remove(line)  # deleted as an orphan
                 else:
                     line.quantity = quantity
             case SetEmail(email=email):
