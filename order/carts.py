@@ -20,7 +20,7 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import Select, delete, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload
 
 from order import pricing, shop
 from order.checks import account_of
@@ -187,7 +187,7 @@ class Carts:
             query = select(Cart).where(Cart.token_hash == token_hash(token), Cart.expires_at > now)
             if open_only:
                 query = query.where(Cart.order_id.is_(None))
-            cart = await session.scalar(_with_lines(query, lock))
+            cart = await _one_with_lines(session, query, lock)
             if cart is None:
                 raise NotFound(NOT_FOUND)
             return cart
@@ -195,7 +195,7 @@ class Carts:
         mine = select(Cart).where(
             Cart.account_id == account_id, Cart.token_hash.is_(None), Cart.order_id.is_(None)
         )
-        cart = await session.scalar(_with_lines(mine, lock))
+        cart = await _one_with_lines(session, mine, lock)
         if cart is not None and cart.expires_at > now:
             return cart
         if cart is not None:  # expired: it goes, a new one takes its place
@@ -205,7 +205,7 @@ class Carts:
             .values(id=uuid.uuid4(), account_id=account_id, expires_at=now + self.ttl)
             .on_conflict_do_nothing()
         )
-        cart = await session.scalar(_with_lines(mine, lock))
+        cart = await _one_with_lines(session, mine, lock)
         assert cart is not None
         return cart
 
@@ -511,6 +511,10 @@ class Carts:
         )
 
 
-def _with_lines(query: Select[Cart], lock: bool) -> Select[Cart]:
-    query = query.options(selectinload(Cart.lines)).execution_options(populate_existing=True)
-    return query.with_for_update(of=Cart) if lock else query
+async def _one_with_lines(session: AsyncSession, query: Select[Cart], lock: bool) -> Cart | None:
+    """The cart the query finds, read afresh with its lines in one statement (joined), and with
+    lock its row locked (`FOR UPDATE OF carts`: the lines are the nullable side of the join)."""
+    query = query.options(joinedload(Cart.lines)).execution_options(populate_existing=True)
+    if lock:
+        query = query.with_for_update(of=Cart)
+    return (await session.scalars(query)).unique().one_or_none()
