@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -121,11 +122,13 @@ class Problem:
 
 
 class Adding(NamedTuple):
-    """What an AddLine adds: the product as its variant prices it, and the variant (None when the
-    catalog lists no variants)."""
+    """What an AddLine adds: the product as its variant prices it, the variant (None when the
+    catalog lists no variants), and the product as the catalog answered (the cart shown after the
+    change is priced from it rather than asking the catalog again)."""
 
     product: ProductInfo
     variant_id: str | None
+    listed: ProductInfo
 
 
 @dataclass(frozen=True)
@@ -235,7 +238,8 @@ class Carts:
             cart = await self.find(session, caller, token, lock=True)
             await self._apply(session, cart, change, adding)
             cart.expires_at = datetime.now(UTC) + self.ttl
-        return await self.show(caller, cart, token)
+        known = {adding.listed.id: adding.listed} if adding is not None else {}
+        return await self.show(caller, cart, token, known=known)
 
     async def merge(self, caller: Caller | None, token: str) -> CartView:
         """A guest cart's lines and choices taken into the caller's account cart; the guest cart goes."""
@@ -305,13 +309,13 @@ class Carts:
             chosen, priced = variant_of(product, variant_id)
         except NoSuchVariant as exc:
             raise InvalidArgument.field("variant_id", str(exc)) from None
-        return Adding(priced, str(chosen) if chosen else None)
+        return Adding(priced, str(chosen) if chosen else None, product)
 
     async def _apply(self, session: AsyncSession, cart: Cart, change: Change, adding: Adding | None) -> None:
         match change:
             case AddLine():
                 assert adding is not None
-                product, variant_id = adding
+                product, variant_id, _ = adding
                 product_id = uuid.UUID(product.id)
                 line = next(
                     (
@@ -385,9 +389,11 @@ class Carts:
 
     # -- pricing ---------------------------------------------------------------------------------
 
-    async def show(self, caller: Caller | None, cart: Cart, token: str) -> CartView:
+    async def show(
+        self, caller: Caller | None, cart: Cart, token: str, *, known: Mapping[str, ProductInfo] | None = None
+    ) -> CartView:
         """The cart priced now; the prices shown are remembered on its lines."""
-        view = await self.price(caller, cart, token)
+        view = await self.price(caller, cart, token, known=known)
         await self.remember_shown(view)
         return view
 
@@ -406,12 +412,17 @@ class Carts:
                 if line is not None:
                     line.shown_price_minor, line.shown_currency = unit, currency
 
-    async def price(self, caller: Caller | None, cart: Cart, token: str) -> CartView:
-        products = (
-            await self.catalog.products(caller, [str(line.product_id) for line in cart.lines])
-            if cart.lines
-            else {}
+    async def price(
+        self, caller: Caller | None, cart: Cart, token: str, *, known: Mapping[str, ProductInfo] | None = None
+    ) -> CartView:
+        """The cart priced with the catalog's products now: those of `known` (just answered by the
+        catalog) and the others asked for."""
+        products = dict(known or {})
+        missing = list(
+            dict.fromkeys(str(line.product_id) for line in cart.lines if str(line.product_id) not in products)
         )
+        if missing:
+            products |= await self.catalog.products(caller, missing)
         problems: list[Problem] = []
         priced: list[PricedLine] = []
         currency = next(
