@@ -30,7 +30,7 @@ from servicekit import pages
 from servicekit.auth import SERVICE, TokenDenylist, require_admin, require_caller
 from servicekit.context import ADMIN, CUSTOMER, ROLES, Caller
 from servicekit.cursor import CursorCodec
-from servicekit.db import transaction
+from servicekit.db import reads, transaction
 from servicekit.errors import (
     AlreadyExists,
     Conflict,
@@ -442,7 +442,7 @@ class AccountService:
             raise PermissionDenied("only administrators may read other accounts")
         if not wanted:
             return []
-        async with self.sessions() as session:
+        async with reads(self.sessions) as session:
             # A deleted account is not found: nothing may be sent to its placeholder e-mail.
             found = select(Account).where(Account.id.in_(wanted), Account.deleted_at.is_(None))
             return list((await session.scalars(found)).all())

@@ -152,6 +152,7 @@ class Inventory:
                     )
                     .values(stock=ProductVariant.stock - quantity, updated_at=func.now())
                     .returning(*MOVED)
+                    .execution_options(synchronize_session=False)
                 )
             ).first()
             if row is None:
@@ -169,6 +170,7 @@ class Inventory:
                 update(StockOrder)
                 .where(StockOrder.order_id == oid)
                 .values(status=REJECTED, rejection=stored, updated_at=func.now())
+                .execution_options(synchronize_session=False)
             )
             await self.outbox.add(session, messages.stock_rejected(order_id, stored, cause))
             return REJECTED
@@ -179,6 +181,7 @@ class Inventory:
             update(StockOrder)
             .where(StockOrder.order_id == oid)
             .values(status=RESERVED, expires_at=expires_at, updated_at=func.now())
+            .execution_options(synchronize_session=False)
         )
         session.add_all(
             Reservation(
@@ -319,6 +322,7 @@ class Inventory:
                 update(Reservation)
                 .where(Reservation.order_id == oid)
                 .values(status=COMMITTED, updated_at=func.now())
+                .execution_options(synchronize_session=False)
             )
             order.status = COMMITTED
             order.updated_at = func.now()
@@ -459,6 +463,7 @@ class Inventory:
                     .where(ProductVariant.id == line.variant_id, ProductVariant.product_id == Product.id)
                     .values(stock=ProductVariant.stock + line.quantity, updated_at=func.now())
                     .returning(*MOVED)
+                    .execution_options(synchronize_session=False)
                 )
             ).one()
             await record_stock_change(

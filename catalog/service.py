@@ -63,7 +63,7 @@ from servicekit.auth import require_admin
 from servicekit.changefeed import crosses_zero, stock_changed
 from servicekit.context import Caller
 from servicekit.cursor import CursorCodec
-from servicekit.db import transaction
+from servicekit.db import reads, transaction
 from servicekit.errors import AlreadyExists, Conflict, InvalidArgument, NotFound, Violations
 from servicekit.ids import parse_id
 from servicekit.outbox import Outbox
@@ -546,7 +546,7 @@ class CatalogService:
                     found[product_id] = view
         missing = [i for i in ids if i not in found]
         if missing:
-            async with self.sessions() as session:
+            async with reads(self.sessions) as session:
                 rows = (
                     await session.execute(
                         select(Product, Category)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -20,7 +21,7 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import Select, delete, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload
 
 from order import pricing, shop
 from order.checks import account_of
@@ -30,7 +31,7 @@ from order.variants import NoSuchVariant, variant_of
 from servicekit import money
 from servicekit.auth import require_caller
 from servicekit.context import Caller
-from servicekit.db import transaction
+from servicekit.db import reads, transaction
 from servicekit.errors import InvalidArgument, NotFound, Violations
 from servicekit.ids import parse_id
 from servicekit.postal import check_address
@@ -121,11 +122,13 @@ class Problem:
 
 
 class Adding(NamedTuple):
-    """What an AddLine adds: the product as its variant prices it, and the variant (None when the
-    catalog lists no variants)."""
+    """What an AddLine adds: the product as its variant prices it, the variant (None when the
+    catalog lists no variants), and the product as the catalog answered (the cart shown after the
+    change is priced from it rather than asking the catalog again)."""
 
     product: ProductInfo
     variant_id: str | None
+    listed: ProductInfo
 
 
 @dataclass(frozen=True)
@@ -187,7 +190,7 @@ class Carts:
             query = select(Cart).where(Cart.token_hash == token_hash(token), Cart.expires_at > now)
             if open_only:
                 query = query.where(Cart.order_id.is_(None))
-            cart = await session.scalar(_with_lines(query, lock))
+            cart = await _one_with_lines(session, query, lock)
             if cart is None:
                 raise NotFound(NOT_FOUND)
             return cart
@@ -195,7 +198,7 @@ class Carts:
         mine = select(Cart).where(
             Cart.account_id == account_id, Cart.token_hash.is_(None), Cart.order_id.is_(None)
         )
-        cart = await session.scalar(_with_lines(mine, lock))
+        cart = await _one_with_lines(session, mine, lock)
         if cart is not None and cart.expires_at > now:
             return cart
         if cart is not None:  # expired: it goes, a new one takes its place
@@ -205,7 +208,7 @@ class Carts:
             .values(id=uuid.uuid4(), account_id=account_id, expires_at=now + self.ttl)
             .on_conflict_do_nothing()
         )
-        cart = await session.scalar(_with_lines(mine, lock))
+        cart = await _one_with_lines(session, mine, lock)
         assert cart is not None
         return cart
 
@@ -228,14 +231,15 @@ class Carts:
         return await self.show(caller, cart, token)
 
     async def update(self, caller: Caller | None, token: str, change: Change) -> CartView:
+        """Apply the change to the locked cart; the cart in memory is then what was written (its
+        lines changed through its collection), so it is shown without being read again."""
         adding = await self._product_to_add(caller, change)
         async with transaction(self.sessions) as session:
             cart = await self.find(session, caller, token, lock=True)
             await self._apply(session, cart, change, adding)
             cart.expires_at = datetime.now(UTC) + self.ttl
-            await session.flush()
-            cart = await self.find(session, caller, token, lock=False)
-        return await self.show(caller, cart, token)
+        known = {adding.listed.id: adding.listed} if adding is not None else {}
+        return await self.show(caller, cart, token, known=known)
 
     async def merge(self, caller: Caller | None, token: str) -> CartView:
         """A guest cart's lines and choices taken into the caller's account cart; the guest cart goes."""
@@ -305,13 +309,13 @@ class Carts:
             chosen, priced = variant_of(product, variant_id)
         except NoSuchVariant as exc:
             raise InvalidArgument.field("variant_id", str(exc)) from None
-        return Adding(priced, str(chosen) if chosen else None)
+        return Adding(priced, str(chosen) if chosen else None, product)
 
     async def _apply(self, session: AsyncSession, cart: Cart, change: Change, adding: Adding | None) -> None:
         match change:
             case AddLine():
                 assert adding is not None
-                product, variant_id = adding
+                product, variant_id, _ = adding
                 product_id = uuid.UUID(product.id)
                 line = next(
                     (
@@ -326,7 +330,7 @@ class Carts:
                         raise InvalidArgument.field(
                             "product_id", f"a cart holds at most {self.max_lines} lines"
                         )
-                    session.add(
+                    cart.lines.append(
                         CartLine(
                             id=uuid.uuid4(),
                             cart_id=cart.id,
@@ -352,7 +356,7 @@ class Carts:
                 if line is None:
                     raise NotFound("cart line not found")
                 if quantity == 0:
-                    await session.delete(line)
+                    cart.lines.remove(line)  # deleted as an orphan
                 else:
                     line.quantity = quantity
             case SetEmail(email=email):
@@ -385,9 +389,11 @@ class Carts:
 
     # -- pricing ---------------------------------------------------------------------------------
 
-    async def show(self, caller: Caller | None, cart: Cart, token: str) -> CartView:
+    async def show(
+        self, caller: Caller | None, cart: Cart, token: str, *, known: Mapping[str, ProductInfo] | None = None
+    ) -> CartView:
         """The cart priced now; the prices shown are remembered on its lines."""
-        view = await self.price(caller, cart, token)
+        view = await self.price(caller, cart, token, known=known)
         await self.remember_shown(view)
         return view
 
@@ -406,12 +412,17 @@ class Carts:
                 if line is not None:
                     line.shown_price_minor, line.shown_currency = unit, currency
 
-    async def price(self, caller: Caller | None, cart: Cart, token: str) -> CartView:
-        products = (
-            await self.catalog.products(caller, [str(line.product_id) for line in cart.lines])
-            if cart.lines
-            else {}
+    async def price(
+        self, caller: Caller | None, cart: Cart, token: str, *, known: Mapping[str, ProductInfo] | None = None
+    ) -> CartView:
+        """The cart priced with the catalog's products now: those of `known` (just answered by the
+        catalog) and the others asked for."""
+        products = dict(known or {})
+        missing = list(
+            dict.fromkeys(str(line.product_id) for line in cart.lines if str(line.product_id) not in products)
         )
+        if missing:
+            products |= await self.catalog.products(caller, missing)
         problems: list[Problem] = []
         priced: list[PricedLine] = []
         currency = next(
@@ -461,7 +472,7 @@ class Carts:
                     )
             priced.append(PricedLine(line, product, unit))
         subtotal = sum(p.total_minor for p in priced)
-        async with self.sessions() as session:
+        async with reads(self.sessions) as session:
             country = (cart.shipping_address or {}).get("country", "")
             rate_row = await session.get(TaxRate, country) if country else None
             coupon = (
@@ -511,6 +522,10 @@ class Carts:
         )
 
 
-def _with_lines(query: Select[Cart], lock: bool) -> Select[Cart]:
-    query = query.options(selectinload(Cart.lines)).execution_options(populate_existing=True)
-    return query.with_for_update(of=Cart) if lock else query
+async def _one_with_lines(session: AsyncSession, query: Select[Cart], lock: bool) -> Cart | None:
+    """The cart the query finds, read afresh with its lines in one statement (joined), and with
+    lock its row locked (`FOR UPDATE OF carts`: the lines are the nullable side of the join)."""
+    query = query.options(joinedload(Cart.lines)).execution_options(populate_existing=True)
+    if lock:
+        query = query.with_for_update(of=Cart)
+    return (await session.scalars(query)).unique().one_or_none()

@@ -20,7 +20,15 @@ from order import queries, shop
 from order.carts import Carts, CartView, customer_key, fingerprint_of
 from order.checks import account_of
 from order.models import Cart, Order
-from order.placing import Placed, Placement, build_order, check_key_and_wait, check_payment_token, replay
+from order.placing import (
+    NewOrder,
+    Placed,
+    Placement,
+    build_order,
+    check_key_and_wait,
+    check_payment_token,
+    replay,
+)
 from servicekit.context import Caller
 from servicekit.db import snapshot, transaction
 from servicekit.errors import Aborted, InvalidArgument, NotFound, Violations
@@ -52,7 +60,7 @@ class Checkout:
     carts: Carts
     placement: Placement
 
-    async def checkout(self, caller: Caller | None, request: CheckoutRequest) -> Placed:
+    async def checkout(self, caller: Caller | None, request: CheckoutRequest) -> Placed | NewOrder:
         violations = Violations()
         check_payment_token(request.payment_token, violations)
         check_key_and_wait(request.idempotency_key, request.wait_seconds, violations)
@@ -113,7 +121,7 @@ class Checkout:
                 raise
             return replay(earlier, request_hash)
         log.info("cart checked out", extra={"order_id": str(order_id), "lines": len(view.lines)})
-        return Placed(await queries.load(sessions, order_id), replay=False)
+        return NewOrder(order_id)
 
     def _check(self, view: CartView, *, guest: bool) -> None:
         cart = view.cart

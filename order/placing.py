@@ -71,6 +71,14 @@ class Placed:
 
 
 @dataclass(frozen=True)
+class NewOrder:
+    """An order this request just placed, not read back: `OrderService.settle` reads it once,
+    after it starts listening for its settling when the caller waits for that."""
+
+    order_id: uuid.UUID
+
+
+@dataclass(frozen=True)
 class _MergedLine:
     index: int  # of its first occurrence in the request, for error messages
     product_id: uuid.UUID
@@ -91,7 +99,7 @@ class Placement:
     # ACCOUNT_REQUIRE_EMAIL_VERIFICATION: a customer checks out only with a verified e-mail.
     require_email_verification: bool = False
 
-    async def create_order(self, caller: Caller | None, request: PlaceOrder) -> Placed:
+    async def create_order(self, caller: Caller | None, request: PlaceOrder) -> Placed | NewOrder:
         caller = require_caller(caller)
         self.check_verified(caller)
         account_id = account_of(caller)
@@ -135,7 +143,7 @@ class Placement:
                 raise
             return replay(earlier, request_hash)
         log.info("order placed", extra={"order_id": str(order_id), "lines": len(priced)})
-        return Placed(await queries.load(self.sessions, order_id), replay=False)
+        return NewOrder(order_id)
 
     def check_verified(self, caller: Caller) -> None:
         if self.require_email_verification and caller.role == CUSTOMER and not caller.email_verified:

@@ -124,7 +124,6 @@ class Saga:
                 setattr(order, name, value)
         order.saga_sent_at = now
         await session.flush()
-        await session.refresh(order, ["created_at", "updated_at"])
         await self._record(session, order, None, outcome, now)
 
     async def decide(

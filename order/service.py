@@ -18,7 +18,7 @@ from order.carts import Carts
 from order.checkout import Checkout, CheckoutRequest
 from order.listing import OrderFilter, OrderPage, OrderReads
 from order.models import Order
-from order.placing import PaymentTokens, Placed, Placement, PlaceOrder, ProductSource
+from order.placing import NewOrder, PaymentTokens, Placed, Placement, PlaceOrder, ProductSource
 from order.saga import Saga
 from order.shop import Shop
 from order.transitions import Transitions
@@ -91,18 +91,25 @@ class OrderService:
         placed = await self.checkout.checkout(caller, request)
         return await self.settle(placed, request.wait_seconds, time_left)
 
-    async def settle(self, placed: Placed, wait_seconds: int, time_left: float | None) -> Placed:
-        """The placed order once CONFIRMED or CANCELLED, or as it is when the wait runs out."""
+    async def settle(self, placed: Placed | NewOrder, wait_seconds: int, time_left: float | None) -> Placed:
+        """The placed order once CONFIRMED or CANCELLED, or as it is when the wait runs out. A new
+        order is read only here, after the wait has begun: a settling in between still wakes it."""
         seconds = float(wait_seconds)
         if time_left is not None:
             seconds = min(seconds, time_left - ANSWER_RESERVE_SECONDS)
-        if seconds <= 0 or placed.order.status in SETTLED:
-            return placed
-        order_id = placed.order.id
-        order = await self.settled.until_settled(
-            order_id, seconds, lambda: queries.load(self.sessions, order_id)
-        )
-        return Placed(order, replay=placed.replay)
+        if isinstance(placed, Placed):
+            if seconds <= 0 or placed.order.status in SETTLED:
+                return placed
+            order_id, replay = placed.order.id, placed.replay
+        else:
+            order_id, replay = placed.order_id, False
+
+        async def read() -> Order:
+            return await queries.load(self.sessions, order_id)
+
+        if seconds <= 0:
+            return Placed(await read(), replay=replay)
+        return Placed(await self.settled.until_settled(order_id, seconds, read), replay=replay)
 
     async def get_order(self, caller: Caller | None, *, order_id: str) -> Order:
         return await self.reads.get_order(caller, order_id=order_id)

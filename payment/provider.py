@@ -25,7 +25,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt,
 
 from payment import models
 from payment.models import SimulatedLedgerEntry
-from servicekit.db import transaction
+from servicekit.db import reads, transaction
 from servicekit.resilience import BreakerOpen, CircuitBreaker
 
 log = logging.getLogger(__name__)
@@ -218,7 +218,7 @@ class SimulatedProvider(PaymentProvider):
         raise Declined(models.INVALID_TOKEN, "the payment provider does not know this token")
 
     async def _entry(self, operation: str, idempotency_key: str) -> SimulatedLedgerEntry | None:
-        async with self.sessions() as session:
+        async with reads(self.sessions) as session:
             return await session.get(SimulatedLedgerEntry, (operation, idempotency_key))
 
     async def _record(

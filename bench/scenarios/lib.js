@@ -85,7 +85,7 @@ mutation Checkout($input: CreateOrderInput!, $wait: Int!) {
 export const MY_CART = `query MyCart { myCart { id lines { id } } }`;
 export const CREATE_CART = `mutation CreateCart { createCart { token } }`;
 export const SET_CART_EMAIL = `
-mutation Email($cart: String, $email: String!) { setCartEmail(cartToken: $cart, email: $email) { id } }`;
+mutation Email($cart: String!, $email: String!) { setCartEmail(cartToken: $cart, email: $email) { id } }`;
 export const ADD_TO_CART = `
 mutation Add($cart: String, $product: ID!, $quantity: Int!) {
   addToCart(cartToken: $cart, productId: $product, quantity: $quantity) { id }

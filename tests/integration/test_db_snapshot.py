@@ -12,6 +12,7 @@ from servicekit.db import (
     create_engine,
     database_url,
     ensure_database,
+    reads,
     session_factory,
     snapshot,
     transaction,
@@ -59,6 +60,27 @@ async def test_without_one_the_second_statement_sees_the_newer_rows(sessions):
         events = list(await session.scalars(text("SELECT status FROM parcel_events ORDER BY status")))
 
     assert (status, events) == ("PACKED", ["PACKED", "SHIPPED"])
+
+
+async def test_reads_see_each_commit_as_a_transaction_would_but_run_in_none(sessions):
+    """`reads`: what READ COMMITTED shows, each statement on its own (no BEGIN, no ROLLBACK)."""
+    async with reads(sessions) as session:
+        status = await session.scalar(text("SELECT status FROM parcels WHERE id = 1"))
+        await _ship(sessions)
+        events = list(await session.scalars(text("SELECT status FROM parcel_events ORDER BY status")))
+        first, second = [await session.scalar(text("SELECT pg_current_xact_id()::text")) for _ in range(2)]
+
+    assert (status, events) == ("PACKED", ["PACKED", "SHIPPED"])
+    assert first != second  # each statement was a transaction of its own
+
+
+async def test_a_transaction_after_reads_on_the_same_connection_is_one_again(sessions):
+    async with reads(sessions) as session:
+        await session.scalar(text("SELECT 1"))
+    async with transaction(sessions) as session:
+        first, second = [await session.scalar(text("SELECT pg_current_xact_id()::text")) for _ in range(2)]
+
+    assert first == second
 
 
 async def test_a_snapshot_refuses_to_write(sessions):
