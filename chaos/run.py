@@ -68,13 +68,13 @@ ADMIN_PASSWORD = "chaos-admin-password"
 class Config:
     short: bool = False
     faults: list[str] = field(default_factory=lambda: [f.name for f in FAULTS])
-    rate: float = 6.0  # orders per second
-    before: int = 10  # orders placed before the fault
-    during: int = 30  # orders placed while it lasts
-    after: int = 10  # orders placed once it is healed
+    rate: float = 30.0  # orders per second
+    before: int = 30  # orders placed before the fault
+    during: int = 150  # orders placed while it lasts: five seconds at the default rate
+    after: int = 30  # orders placed once it is healed
     products: int = 6
     # Per product: enough for most orders of the run, few enough that the last ones run out.
-    units: int = 250
+    units: int = 1500
     shoppers: int = 24
     settle_timeout: float = 240.0
     results_dir: Path = RESULTS_DIR
