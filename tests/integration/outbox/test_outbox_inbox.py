@@ -123,15 +123,20 @@ async def test_a_producer_whose_sender_died_is_replaced_and_the_relay_publishes_
         await producer.stop()
 
 
-async def test_a_consumer_that_silently_stops_fetching_is_restarted_once_messages_wait(kit, topic):
-    """No error at all, only nothing fetched while messages wait (seen after a storm of connection
-    resets): after `stall_after` seconds the consumer notices and starts afresh."""
+def _watchful_consumer(kit, topic):
+    """A consumer that checks itself after a second idle, and the ids of the events it handled."""
     seen: list[str] = []
 
     async def handle(session, envelope) -> None:
         seen.append(envelope.event_id)
 
-    consumer = kit_consumer(kit, topic, handle, stall_after=1.0)
+    return kit_consumer(kit, topic, handle, stall_after=1.0), seen
+
+
+async def test_a_consumer_that_silently_stops_fetching_is_restarted_once_messages_wait(kit, topic):
+    """No error at all, only nothing fetched while messages wait (seen after a storm of connection
+    resets): after `stall_after` seconds the consumer notices and starts afresh."""
+    consumer, seen = _watchful_consumer(kit, topic)
     first = await send_registered(kit, topic, "before")
     async with running(consumer.run):
         await eventually(lambda: _value(seen == [first]), timeout=20, what="the first event")
@@ -158,12 +163,7 @@ async def test_a_member_whose_commits_stop_landing_is_restarted_and_the_group_ca
     (seen after a storm of connection resets: the member's commits never reached the group): after
     two idle checks the consumer starts afresh, reads from the group's offset, drops the duplicate
     and commits."""
-    seen: list[str] = []
-
-    async def handle(session, envelope) -> None:
-        seen.append(envelope.event_id)
-
-    consumer = kit_consumer(kit, topic, handle, stall_after=1.0)
+    consumer, seen = _watchful_consumer(kit, topic)
     first = await send_registered(kit, topic, "before")
     async with running(consumer.run):
         await eventually(lambda: _value(seen == [first]), timeout=20, what="the first event")
