@@ -3,14 +3,12 @@ on every checkout (`servicekit.db.create_engine`)."""
 
 from __future__ import annotations
 
-import asyncio
-import time
-
 import asyncpg
 import pytest
 from sqlalchemy import text
 
 from servicekit.db import create_engine, database_url, ensure_database, session_factory, transaction
+from tests.helpers import eventually
 
 
 @pytest.fixture
@@ -45,10 +43,11 @@ async def test_a_connection_whose_backend_ended_is_replaced_on_checkout(engine, 
         await admin.execute("SELECT pg_terminate_backend($1)", pooled)
     finally:
         await admin.close()
-    deadline = time.monotonic() + 10
-    while not driver.is_closed():
-        assert time.monotonic() < deadline, "the driver never saw its connection close"
-        await asyncio.sleep(0.01)
+
+    async def closed() -> bool:
+        return driver.is_closed()
+
+    await eventually(closed, timeout=10, what="the driver to see its connection close")
 
     assert await _backend_pid(sessions) != pooled
 
