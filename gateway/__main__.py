@@ -6,14 +6,17 @@ import uvicorn
 
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
+from servicekit.heap import freeze_startup_heap
 from servicekit.logging import configure_service_logging
 
 
 def main() -> None:
     settings = GatewaySettings()
     configure_service_logging("gateway", settings)
+    app = create_app(settings)
+    freeze_startup_heap()
     uvicorn.run(
-        create_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
         loop="uvloop",
