@@ -5,6 +5,7 @@ from __future__ import annotations
 import uvicorn
 
 from gateway.app import create_app
+from gateway.serving import OneWriteHttpProtocol
 from gateway.settings import GatewaySettings
 from servicekit.heap import freeze_startup_heap
 from servicekit.logging import configure_service_logging
@@ -20,7 +21,7 @@ def main() -> None:
         host=settings.host,
         port=settings.port,
         loop="uvloop",
-        http="httptools",
+        http=OneWriteHttpProtocol,
         log_config=None,
         access_log=False,
         proxy_headers=False,
