@@ -27,6 +27,7 @@ from sqlalchemy import (
     MetaData,
     Table,
     Text,
+    bindparam,
     func,
     insert,
     select,
@@ -50,6 +51,8 @@ NOTIFY_CHANNEL = "outbox"
 RECENT_ROWS = 500
 # session.info: the (sub)transaction that already sent the relay its NOTIFY.
 _NOTIFIED = "outbox_notified"
+# The columns an event fills in (the others have defaults).
+_COLUMNS = ["event_id", "topic", "key", "event_type", "payload", "headers"]
 
 
 def outbox_table(metadata: MetaData) -> Table:
@@ -75,6 +78,13 @@ class Outbox:
     def __init__(self, table: Table, producer_name: str) -> None:
         self.table = table
         self.producer_name = producer_name
+        # Built once: a statement's construction costs more than its execution here.
+        self._insert = insert(table)
+        # The first event of a (sub)transaction also wakes the relays, in the same statement:
+        # `WITH notified AS (SELECT pg_notify(...)) INSERT ... SELECT ... FROM notified`.
+        notified = select(func.pg_notify(NOTIFY_CHANNEL, "")).cte("notified")
+        row = select(*(bindparam(name, type_=table.c[name].type) for name in _COLUMNS)).select_from(notified)
+        self._insert_notifying = insert(table).from_select(_COLUMNS, row)
 
     async def add(self, session: AsyncSession, message: Message) -> str:
         """Stage one message in the session's transaction; returns its event id."""
@@ -91,22 +101,23 @@ class Outbox:
         if request_id := current_request_id():
             headers["x-request-id"] = request_id
         inject(headers)  # `traceparent`: the consumer continues this request's trace
-        await session.execute(
-            insert(self.table).values(
-                event_id=envelope.event_id,
-                topic=message.topic,
-                key=message.aggregate_id,
-                event_type=event_type,
-                payload=envelope.SerializeToString(),
-                headers=headers,
-            )
-        )
-        # Delivered to listeners only when the transaction commits; once per (sub)transaction is
-        # enough, as PostgreSQL folds identical notifications of one transaction into one.
+        row = {
+            "event_id": envelope.event_id,
+            "topic": message.topic,
+            "key": message.aggregate_id,
+            "event_type": event_type,
+            "payload": envelope.SerializeToString(),
+            "headers": headers,
+        }
+        # The NOTIFY is delivered to listeners only when the transaction commits; once per
+        # (sub)transaction is enough, as PostgreSQL folds identical notifications of one
+        # transaction into one.
         current = session.get_nested_transaction() or session.get_transaction()
         if current is None or session.info.get(_NOTIFIED) is not current:
-            await session.execute(select(func.pg_notify(NOTIFY_CHANNEL, "")))
+            await session.execute(self._insert_notifying, row)
             session.info[_NOTIFIED] = current
+        else:
+            await session.execute(self._insert, row)
         return envelope.event_id
 
 

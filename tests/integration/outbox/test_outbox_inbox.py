@@ -5,17 +5,19 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+import asyncpg
 import pytest
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from sqlalchemy import event, func, insert, select, text
+from sqlalchemy.engine import make_url
 
 from ecommerce.events.v1 import account_events_pb2, envelope_pb2
 from servicekit.db import transaction
 from servicekit.embedded import EmbeddedBroker
 from servicekit.kafka import RenewingProducer, create_producer, dead_letter_topic, new_envelope
-from servicekit.outbox import OutboxRelay
+from servicekit.outbox import NOTIFY_CHANNEL, OutboxRelay
 from tests.helpers import eventually
 from tests.integration.outbox.kit import (
     _published_after_retry,
@@ -29,6 +31,7 @@ from tests.integration.outbox.kit import (
     registered,
     running,
     send_registered,
+    statements,
 )
 
 
@@ -46,6 +49,59 @@ async def test_an_event_is_written_only_when_its_transaction_commits(kit, topic)
         assert (
             await session.scalar(select(func.count()).select_from(outbox).where(outbox.c.topic == topic)) == 0
         )
+
+
+async def test_a_committed_transaction_wakes_the_relays_once_in_the_statement_of_its_first_event(kit, topic):
+    """The NOTIFY rides on the first event's INSERT, once per transaction (and once more in a
+    savepoint of its own); a rolled-back transaction wakes nobody; the rows are whole."""
+    heard: list[str] = []
+    listener = await asyncpg.connect(
+        make_url(kit["url"]).set(drivername="postgresql").render_as_string(False)
+    )
+    try:
+        await listener.add_listener(NOTIFY_CHANNEL, lambda *args: heard.append(args[-1]))
+        with statements(kit) as executed:
+            async with transaction(kit["sessions"]) as session:
+                for n in range(3):
+                    await add_registered(session, topic, f"committed-{n}", key="a")
+                async with session.begin_nested():
+                    await add_registered(session, topic, "in-a-savepoint", key="a")
+        notifying = [sql for sql in executed if "pg_notify" in sql]
+        assert len(notifying) == 2
+        assert all("INSERT INTO outbox" in sql for sql in notifying)
+        assert sum(sql.lstrip().upper().startswith(("INSERT", "WITH")) for sql in executed) == 4
+
+        async def notified() -> bool:
+            return len(heard) >= 1
+
+        await eventually(notified, what="the commit's NOTIFY")
+
+        async def failing_use_case() -> None:
+            async with transaction(kit["sessions"]) as session:
+                await add_registered(session, topic, "rolled-back", key="b")
+                raise RuntimeError("the use case failed")
+
+        with pytest.raises(RuntimeError):
+            await failing_use_case()
+        # A NOTIFY sent after the rolled-back one is heard after it, if that one had been sent.
+        await listener.execute(f"NOTIFY {NOTIFY_CHANNEL}, 'marker'")
+
+        async def marker() -> bool:
+            return "marker" in heard
+
+        await eventually(marker, what="the marker NOTIFY")
+        assert heard == ["", "marker"]  # PostgreSQL folds a transaction's identical notifications
+    finally:
+        await listener.close()
+    async with kit["sessions"]() as session:
+        rows = (
+            await session.execute(select(outbox).where(outbox.c.topic == topic).order_by(outbox.c.id))
+        ).all()
+    assert [envelope_pb2.EventEnvelope.FromString(r.payload).event_type for r in rows] == [
+        "account.registered"
+    ] * 4
+    assert all(r.key == "a" and r.event_type == "account.registered" for r in rows)
+    assert all(r.headers["event_type"] == "account.registered" and r.published_at is None for r in rows)
 
 
 async def test_the_relay_publishes_in_order_and_marks_rows_only_after_the_broker_acknowledged(kit, topic):
