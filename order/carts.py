@@ -472,16 +472,23 @@ class Carts:
                     )
             priced.append(PricedLine(line, product, unit))
         subtotal = sum(p.total_minor for p in priced)
+        country = (cart.shipping_address or {}).get("country", "")
         async with reads(self.sessions) as session:
-            country = (cart.shipping_address or {}).get("country", "")
-            rate_row = await session.get(TaxRate, country) if country else None
+            # The methods and the country's tax rate in one statement (the rate beside each method).
+            rate_of_country = select(TaxRate.rate).where(TaxRate.country == country).scalar_subquery()
+            rows = (
+                await session.execute(
+                    select(ShippingMethod, rate_of_country).order_by(ShippingMethod.price_minor)
+                )
+            ).all()
+            all_methods = [method for method, _ in rows]
+            tax_rate: Decimal | None = rows[0][1] if rows else None
+            if not rows and country:  # no shipping method at all: the rate alone
+                tax_rate = await session.scalar(select(TaxRate.rate).where(TaxRate.country == country))
             coupon = (
                 await session.scalar(select(Coupon).where(Coupon.code == cart.coupon_code))
                 if cart.coupon_code
                 else None
-            )
-            all_methods = list(
-                (await session.scalars(select(ShippingMethod).order_by(ShippingMethod.price_minor))).all()
             )
         methods = [
             m
@@ -506,7 +513,7 @@ class Carts:
             subtotal,
             discount=terms,
             shipping=pricing.Shipping(method.price_minor, method.free_over_minor) if method else None,
-            tax_rate=rate_row.rate if rate_row else Decimal(0),
+            tax_rate=tax_rate if tax_rate is not None else Decimal(0),
             prices_include_tax=self.prices_include_tax,
         )
         return CartView(

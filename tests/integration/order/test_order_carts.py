@@ -56,6 +56,23 @@ async def test_free_shipping_over_the_threshold_and_no_tax_for_a_country_without
     )
 
 
+async def test_a_shop_without_shipping_methods_still_taxes_by_the_address_country(orders):
+    _, admin = orders.token(role=ADMIN_ROLE)
+    await orders.stub.SetTaxRate(order_pb2.SetTaxRateRequest(country="GB", rate="20"), metadata=admin)
+    lamp = orders.catalog.add(price_minor=1_000)
+    cart = (await orders.stub.CreateCart(order_pb2.CreateCartRequest())).cart
+    await update(orders, cart.token, **add(lamp, 2))
+    taxed = await update(orders, cart.token, shipping_address=address(country="GB"))
+    assert (taxed.subtotal.amount_minor, taxed.tax.amount_minor, taxed.total.amount_minor) == (
+        2_000,
+        400,
+        2_400,
+    )
+    assert list(taxed.available_shipping_methods) == []
+    untaxed = await update(orders, cart.token, shipping_address=address(country="FR"))
+    assert (untaxed.tax.amount_minor, untaxed.total.amount_minor) == (0, 2_000)
+
+
 async def test_lines_add_up_change_and_go(orders):
     pen = orders.catalog.add(price_minor=150)
     cart = (await orders.stub.CreateCart(order_pb2.CreateCartRequest())).cart
