@@ -35,15 +35,16 @@ from tests.integration.outbox.kit import (
 )
 
 
+async def _failing_use_case(kit, topic: str) -> None:
+    """A use case that adds an event, then fails: its transaction rolls back."""
+    async with transaction(kit["sessions"]) as session:
+        await add_registered(session, topic, "rolled-back", key="a")
+        raise RuntimeError("the use case failed")
+
+
 async def test_an_event_is_written_only_when_its_transaction_commits(kit, topic):
-
-    async def failing_use_case() -> None:
-        async with transaction(kit["sessions"]) as session:
-            await add_registered(session, topic, "rolled-back", key="a")
-            raise RuntimeError("the use case failed")
-
     with pytest.raises(RuntimeError):
-        await failing_use_case()
+        await _failing_use_case(kit, topic)
 
     async with kit["sessions"]() as session:
         assert (
@@ -75,14 +76,8 @@ async def test_a_committed_transaction_wakes_the_relays_once_in_the_statement_of
             return len(heard) >= 1
 
         await eventually(notified, what="the commit's NOTIFY")
-
-        async def failing_use_case() -> None:
-            async with transaction(kit["sessions"]) as session:
-                await add_registered(session, topic, "rolled-back", key="b")
-                raise RuntimeError("the use case failed")
-
         with pytest.raises(RuntimeError):
-            await failing_use_case()
+            await _failing_use_case(kit, topic)
         # A NOTIFY sent after the rolled-back one is heard after it, if that one had been sent.
         await listener.execute(f"NOTIFY {NOTIFY_CHANNEL}, 'marker'")
 
