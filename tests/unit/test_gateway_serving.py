@@ -50,7 +50,11 @@ class RecordingTransport:
 
 
 async def _next_turn() -> None:
-    await asyncio.sleep(0)
+    """Return once every callback scheduled before this call has run (the loop runs them in order)."""
+    loop = asyncio.get_running_loop()
+    turned = loop.create_future()
+    loop.call_soon(turned.set_result, None)
+    await turned
 
 
 async def test_a_head_and_the_body_that_follows_it_go_out_in_one_write() -> None:
