@@ -475,16 +475,18 @@ class Carts:
         country = (cart.shipping_address or {}).get("country", "")
         async with reads(self.sessions) as session:
             # The methods and the country's tax rate in one statement (the rate beside each method).
-            rate_of_country = select(TaxRate.rate).where(TaxRate.country == country).scalar_subquery()
+            rate_of_country = select(TaxRate.rate).where(TaxRate.country == country)
             rows = (
                 await session.execute(
-                    select(ShippingMethod, rate_of_country).order_by(ShippingMethod.price_minor)
+                    select(ShippingMethod, rate_of_country.scalar_subquery()).order_by(
+                        ShippingMethod.price_minor
+                    )
                 )
             ).all()
             all_methods = [method for method, _ in rows]
             tax_rate: Decimal | None = rows[0][1] if rows else None
             if not rows and country:  # no shipping method at all: the rate alone
-                tax_rate = await session.scalar(select(TaxRate.rate).where(TaxRate.country == country))
+                tax_rate = await session.scalar(rate_of_country)
             coupon = (
                 await session.scalar(select(Coupon).where(Coupon.code == cart.coupon_code))
                 if cart.coupon_code
