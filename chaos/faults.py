@@ -23,6 +23,10 @@ from servicekit import topics
 from servicekit.kafka import connection_options, create_producer, dead_letter_topic
 
 REPLAY_ROUND = 500  # records sent by the replay before it waits for their delivery
+# Records of each partition the replay sends again: the last few seconds of traffic at the default
+# rate, so the copies land among sagas still in flight as well as finished ones, and the fault
+# costs the same whatever ran before it.
+REPLAY_LAST = 200
 
 
 class Chaos(Protocol):
@@ -141,9 +145,9 @@ def _provider(**settings: str) -> Step:
 # -- deliveries -----------------------------------------------------------------------------------
 
 
-async def _replay_everything_reversed(chaos: Chaos) -> None:
-    """Every record on every topic so far, produced again in reverse order per partition: each
-    event type delivered twice, and the copies out of order."""
+async def _replay_recent_reversed(chaos: Chaos) -> None:
+    """The last `REPLAY_LAST` records of every partition of every topic, produced again in reverse
+    order: each event type delivered twice, and the copies out of order."""
     reader = AIOKafkaConsumer(**connection_options(chaos.bootstrap_servers), enable_auto_commit=False)
     await reader.start()
     try:
@@ -151,9 +155,11 @@ async def _replay_everything_reversed(chaos: Chaos) -> None:
         partitions = [
             TopicPartition(t, p) for t in topics.ALL for p in sorted(reader.partitions_for_topic(t) or ())
         ]
+        starts = await reader.beginning_offsets(partitions)
         ends = await reader.end_offsets(partitions)
         reader.assign(partitions)
-        await reader.seek_to_beginning(*partitions)
+        for tp in partitions:
+            reader.seek(tp, max(starts[tp], ends[tp] - REPLAY_LAST))
         records: dict[TopicPartition, list] = {tp: [] for tp in partitions}
         while await _behind(reader, partitions, ends):
             for tp, batch in (await reader.getmany(timeout_ms=500)).items():
@@ -163,9 +169,8 @@ async def _replay_everything_reversed(chaos: Chaos) -> None:
     producer = create_producer(chaos.bootstrap_servers, idempotent=False, client_id="chaos-replay")
     await producer.start()
     try:
-        # At 30 orders a second the topics hold tens of thousands of records: send them in rounds,
-        # each delivered before the next, so the producer's buffer never waits on the broker for
-        # longer than its timeout.
+        # Send them in rounds, each delivered before the next, so the producer's buffer never waits
+        # on the broker for longer than its timeout.
         delivered: list[asyncio.Future[Any]] = []
         for tp, batch in records.items():
             for record in reversed(batch):
@@ -295,8 +300,8 @@ FAULTS: tuple[Fault, ...] = (
     ),
     Fault(
         "duplicate + reorder",
-        "every record of every topic delivered again, in reverse order",
-        _replay_everything_reversed,
+        f"the last {REPLAY_LAST} records of every partition delivered again, in reverse order",
+        _replay_recent_reversed,
     ),
     Fault("poison", "an unreadable message on every partition of every consumed topic", _poison, short=True),
 )
