@@ -1,12 +1,18 @@
-"""Cache-aside in Redis for product reads and list/search pages, invalidated by a version key.
+"""Cache-aside in Redis for product reads and list/search pages, invalidated by version counters.
 
-Every key carries the namespace version (`catalog:v7:product:<id>`). A write by the catalog
-INCRs the version after its commit, so every entry written before it is unreachable at once
-(no scan, no per-key delete) and ages out by its TTL. A reader that raced a write at worst
-stores an old value under the old version, which nobody reads any more.
+Every key carries the versions of what its entry was read from. Content (products' names, prices,
+variants, images; categories) has one version for the whole catalog: an administrator's write
+INCRs it after its commit, so every entry written before it is unreachable at once (no scan, no
+per-key delete) and ages out by its TTL. Stock changes with every order, so it is versioned per
+product instead: a reservation or release moves the stock version of the products it touched
+(fields of one hash) and the listing version, which list and search pages carry because a page
+shows the stock of many products. A product's entry is keyed by the content version and its own
+stock version (`catalog:v7.12:product:<id>`), so the checkouts of some products leave every other
+product's entry where it is. A reader that raced a write at worst stores an old value under an old
+version, which nobody reads any more.
 
 Each invalidation also tells the gateway what changed, on the catalog's change feed
-(`servicekit.changefeed`), in the same round trip and after the version moved: a gateway that
+(`servicekit.changefeed`), in the same round trip and after the versions moved: a gateway that
 reads the change and asks again gets the new data.
 
 Redis is a help, never a dependency: when it is away every call here answers "miss" and the
@@ -15,9 +21,9 @@ reads go to PostgreSQL, with a warning in the log (at most one every few seconds
 Each process also keeps the entries it decoded last in memory, by their versioned key, for no
 longer than they live in Redis: the key names one version, so what it holds is what Redis holds
 under it, and a read of the current version still goes to Redis first. A hit there saves the
-second round trip and the decoding. So that a key never names two contents, the version starts
-from a random number whenever the version key is missing (a new, restarted or flushed Redis):
-counting from 0 again would bring back keys this process still holds.
+second round trip and the decoding. So that a key never names two contents, every version starts
+from a random number whenever Redis does not have it (a new, restarted or flushed Redis, an
+evicted key): counting from 0 again would bring back keys this process still holds.
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from servicekit import changefeed
-from servicekit.changefeed import CONTENT_CHANGED, Change
+from servicekit.changefeed import CONTENT_CHANGED, STOCK, Change
 from servicekit.db import after_commit
 from servicekit.metrics import CACHE_ERRORS, CACHE_HITS, CACHE_MISSES
 
@@ -46,17 +52,55 @@ T = TypeVar("T")
 WARNING_INTERVAL = 10.0
 # Entries kept decoded in memory, weighed in products (a page of 20 weighs 20): a few MB.
 LOCAL_CAPACITY = 8192
-# KEYS[1] the version key, ARGV[1] a random start: the version, started when missing.
-SEEDED_VERSION = """
-local version = redis.call('GET', KEYS[1])
-if version then return version end
-redis.call('SET', KEYS[1], ARGV[1], 'NX')
-return redis.call('GET', KEYS[1])
-"""
-# The same, then one step further: what an invalidation does.
+# KEYS[1] a version key, ARGV[1] a random start: the version, started when missing, one step
+# further: what an invalidation does.
 SEEDED_INCREMENT = """
 redis.call('SET', KEYS[1], ARGV[1], 'NX')
 return redis.call('INCR', KEYS[1])
+"""
+# KEYS the version keys, ARGV[1] a random start: each version, started when missing.
+SEEDED_VERSIONS = """
+local versions = {}
+for i, key in ipairs(KEYS) do
+  local version = redis.call('GET', key)
+  if not version then
+    redis.call('SET', key, ARGV[1])
+    version = ARGV[1]
+  end
+  versions[i] = version
+end
+return versions
+"""
+# KEYS[1] the content version key, KEYS[2] the hash of stock versions; ARGV[1] a random start,
+# ARGV[2..] product ids: the content version, then each product's stock version, started when
+# missing.
+PRODUCT_VERSIONS = """
+local content = redis.call('GET', KEYS[1])
+if not content then
+  redis.call('SET', KEYS[1], ARGV[1])
+  content = ARGV[1]
+end
+local versions = {content}
+for i = 2, #ARGV do
+  local stock = redis.call('HGET', KEYS[2], ARGV[i])
+  if not stock then
+    redis.call('HSET', KEYS[2], ARGV[i], ARGV[1])
+    stock = ARGV[1]
+  end
+  versions[i] = stock
+end
+return versions
+"""
+# KEYS[1] the hash of stock versions, KEYS[2] the listing version key; ARGV[1] a random start,
+# ARGV[2..] product ids: each product's stock version and the listing version one step further.
+STOCK_INCREMENT = """
+for i = 2, #ARGV do
+  if redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[1]) == 0 then
+    redis.call('HINCRBY', KEYS[1], ARGV[i], 1)
+  end
+end
+redis.call('SET', KEYS[2], ARGV[1], 'NX')
+return redis.call('INCR', KEYS[2])
 """
 
 
@@ -123,27 +167,62 @@ class CatalogCache:
         self.failures = 0
         self._last_warning = float("-inf")
         self._pending: set[asyncio.Task[None]] = set()
-        self._seeded_version = redis.register_script(SEEDED_VERSION)
         self._seeded_increment = redis.register_script(SEEDED_INCREMENT)
+        self._seeded_versions = redis.register_script(SEEDED_VERSIONS)
+        self._product_versions = redis.register_script(PRODUCT_VERSIONS)
+        self._stock_increment = redis.register_script(STOCK_INCREMENT)
         self._append_change = redis.register_script(changefeed.APPEND)
 
     @property
     def version_key(self) -> str:
+        """The content version's key."""
         return f"{self.namespace}:version"
 
-    def key(self, version: int, kind: str, name: str) -> str:
+    @property
+    def stock_versions_key(self) -> str:
+        """The hash of each product's stock version."""
+        return f"{self.namespace}:stock-versions"
+
+    @property
+    def listing_version_key(self) -> str:
+        return f"{self.namespace}:listing-version"
+
+    def key(self, version: int | str, kind: str, name: str) -> str:
         return f"{self.namespace}:v{version}:{kind}:{name}"
 
     async def version(self) -> int | None:
-        """The current namespace version; None when Redis cannot be reached."""
+        """The current content version; None when Redis cannot be reached."""
         try:
-            raw = await self.redis.get(self.version_key)
-            if raw is None:
-                raw = await self._seeded_version(keys=[self.version_key], args=[_random_start()])
+            (raw,) = await self._seeded_versions(keys=[self.version_key], args=[_random_start()])
         except (RedisError, OSError) as exc:
             self._unavailable(exc)
             return None
         return int(raw)
+
+    async def product_versions(self, product_ids: Sequence[str]) -> list[str] | None:
+        """Each product's version (content and its own stock), in one round trip; None when Redis
+        cannot be reached."""
+        try:
+            raw = await self._product_versions(
+                keys=[self.version_key, self.stock_versions_key], args=[_random_start(), *product_ids]
+            )
+        except (RedisError, OSError) as exc:
+            self._unavailable(exc)
+            return None
+        content, *stock = (int(v) for v in raw)
+        return [f"{content}.{s}" for s in stock]
+
+    async def listing_version(self) -> str | None:
+        """The version of list and search pages (content and every product's stock); None when
+        Redis cannot be reached."""
+        try:
+            content, listing = await self._seeded_versions(
+                keys=[self.version_key, self.listing_version_key], args=[_random_start()]
+            )
+        except (RedisError, OSError) as exc:
+            self._unavailable(exc)
+            return None
+        return f"{int(content)}.{int(listing)}"
 
     async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
         if not keys:
@@ -228,10 +307,19 @@ class CatalogCache:
         await self.set_many({key: value})
 
     async def invalidate(self, change: Change = CONTENT_CHANGED) -> None:
-        """Make every cached entry unreachable and publish `change`: call after a write has committed."""
+        """Make what `change` touched unreachable and publish it: call after a write has committed.
+        A stock change moves the stock version of its products and the listing version; any other
+        change moves the content version, which every entry carries."""
         try:
             async with self.redis.pipeline(transaction=True) as pipe:
-                await self._seeded_increment(keys=[self.version_key], args=[_random_start()], client=pipe)
+                if change.kind == STOCK:
+                    await self._stock_increment(
+                        keys=[self.stock_versions_key, self.listing_version_key],
+                        args=[_random_start(), *change.product_ids],
+                        client=pipe,
+                    )
+                else:
+                    await self._seeded_increment(keys=[self.version_key], args=[_random_start()], client=pipe)
                 await self._append_change(
                     keys=[changefeed.STREAM, changefeed.SEQUENCE], args=change.arguments(), client=pipe
                 )

@@ -2,7 +2,8 @@
 
 A cursor holds the sort keys of the last product of a page, signed, with a fingerprint of the
 listing (filter, sort and query): it resumes only the listing it came from. Pages are cached
-under the catalog's cache version, so a write makes every cached page unreachable at once.
+under the catalog's listing version, so a write, or any product's stock change, makes every
+cached page unreachable at once.
 """
 
 from __future__ import annotations
@@ -210,7 +211,7 @@ class ProductListing:
             )
         ).hexdigest()[:32]
         after = self._decode_cursor(page_token, fingerprint, sort) if page_token else None
-        version = await self.cache.version()
+        version = await self.cache.listing_version()
         cache_key = ""
         if version is not None:
             digest = hashlib.sha256(f"{fingerprint}|{size}|{page_token}".encode()).hexdigest()

@@ -536,15 +536,15 @@ class CatalogService:
     async def _cached_products(self, ids: list[uuid.UUID]) -> list[ProductView]:
         if not ids:
             return []
-        version = await self.cache.version()
+        unique = list(dict.fromkeys(ids))
+        versions = await self.cache.product_versions([str(i) for i in unique])
         found: dict[uuid.UUID, ProductView] = {}
-        if version is not None:
-            keys = [self.cache.key(version, "product", str(i)) for i in ids]
-            views = await self.cache.get_decoded(keys, read_product, weigh=weight)
-            for product_id, view in zip(ids, views, strict=True):
-                if view is not None:
-                    found[product_id] = view
-        missing = [i for i in ids if i not in found]
+        keys: dict[uuid.UUID, str] = {}
+        if versions is not None:
+            keys = {i: self.cache.key(v, "product", str(i)) for i, v in zip(unique, versions, strict=True)}
+            views = await self.cache.get_decoded(list(keys.values()), read_product, weigh=weight)
+            found = {i: view for i, view in zip(keys, views, strict=True) if view is not None}
+        missing = [i for i in unique if i not in found]
         if missing:
             async with reads(self.sessions) as session:
                 rows = (
@@ -557,12 +557,8 @@ class CatalogService:
                 loaded_views = await product_views(session, [(p, c) for p, c in rows])
             loaded = {uuid.UUID(v.id): v for v in loaded_views}
             found.update(loaded)
-            if version is not None:
+            if keys:
                 await self.cache.set_decoded(
-                    {
-                        self.cache.key(version, "product", str(i)): (view.to_json(), view)
-                        for i, view in loaded.items()
-                    },
-                    weigh=weight,
+                    {keys[i]: (view.to_json(), view) for i, view in loaded.items()}, weigh=weight
                 )
         return [found[i] for i in ids if i in found]

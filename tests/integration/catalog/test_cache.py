@@ -84,6 +84,35 @@ async def test_a_reservation_and_a_stock_adjustment_are_visible_on_the_next_read
     assert adjusted == 7
 
 
+async def test_a_reservation_moves_only_its_products_entries_and_the_pages(catalog):
+    """Checkouts change stock all the time: the products they touch are read again, every other
+    product's entry stays a hit, and list pages (which show many products' stock) are read again."""
+    category = await catalog.category()
+    sold = await catalog.product(category, name="Desk Lamp", stock=9)
+    other = await catalog.product(category, name="Floor Lamp", stock=5)
+    cache = catalog.app.cache
+    for product in (sold, other):
+        await catalog.stub.GetProduct(catalog_pb2.GetProductRequest(product_id=product.id))
+    listed = await catalog.stub.ListProducts(catalog_pb2.ListProductsRequest())
+    assert {p.id: p.stock for p in listed.products} == {sold.id: 9, other.id: 5}
+
+    order = "7a2e8c5b-7e3a-4cae-9c77-2d1b5e3f4061"
+    await catalog.handle(RESERVE, reserve_command(order, [(sold.id, 4)]), order)
+
+    async def reserved_visible() -> bool:
+        got = await catalog.stub.GetProduct(catalog_pb2.GetProductRequest(product_id=sold.id))
+        return got.product.stock == 5
+
+    await eventually(reserved_visible, what="the reservation visible through the cache")
+    misses, hits = cache.misses, cache.hits
+    got = await catalog.stub.GetProduct(catalog_pb2.GetProductRequest(product_id=other.id))
+    assert (got.product.stock, cache.misses, cache.hits) == (5, misses, hits + 1)
+
+    listed = await catalog.stub.ListProducts(catalog_pb2.ListProductsRequest())
+    assert {p.id: p.stock for p in listed.products} == {sold.id: 5, other.id: 5}
+    assert cache.misses == misses + 1  # the page, read again
+
+
 async def test_with_redis_stopped_reads_and_writes_still_succeed_and_a_warning_is_logged(
     catalog, data_dir: Path, caplog
 ):
@@ -143,6 +172,30 @@ async def test_a_flushed_redis_never_brings_back_a_version_this_process_still_ho
     assert current != held
     assert await cache.get_decoded(
         [cache.key(current, "product", "p-1")], bytes.decode, weigh=lambda _: 1
+    ) == [None]
+
+
+async def test_a_lost_stock_version_never_brings_back_an_entry_this_process_still_holds(catalog):
+    """Redis may lose the hash of stock versions alone (evicted under memory pressure) while the
+    content version stays: the product's stock version then starts anew from a random number, not
+    from one it had before."""
+    cache = catalog.app.cache
+    redis = catalog.app.runtime.redis
+    product = "5b9c1d2e-3f40-4a51-8b62-7c83d94ea5f6"
+    await cache.invalidate(changefeed.stock_changed([product], availability=False))
+    (held,) = await cache.product_versions([product])
+    key = cache.key(held, "product", product)
+    await cache.set_decoded({key: (b'"stale"', "stale")}, weigh=lambda _: 1)
+    assert await cache.get_decoded([key], bytes.decode, weigh=lambda _: 1) == ["stale"]
+
+    await redis.delete(cache.stock_versions_key)
+    await cache.invalidate(changefeed.stock_changed([product], availability=False))  # another replica
+    (current,) = await cache.product_versions([product])
+
+    assert current != held
+    assert current.split(".")[0] == held.split(".")[0]  # the content version did not move
+    assert await cache.get_decoded(
+        [cache.key(current, "product", product)], bytes.decode, weigh=lambda _: 1
     ) == [None]
 
 
