@@ -140,8 +140,12 @@ async def test_writes_need_an_admin_token_and_write_nothing_otherwise(catalog):
     category = await catalog.category(slug="lighting")
     product = await catalog.product(category, stock=3)
     before = await written(catalog)
+    # Signed by a key of the forger's own under the real key's id: the signature does not verify.
+    # (A key id the service does not know makes it refetch the key set first: tests/unit/test_auth.py.)
     forger = TokenIssuer(
-        SigningKey.generate(), issuer=catalog.settings.jwt_issuer, audience=catalog.settings.jwt_audience
+        SigningKey.generate(kid=catalog.keys.key.kid),
+        issuer=catalog.settings.jwt_issuer,
+        audience=catalog.settings.jwt_audience,
     )
     forged, _ = forger.issue(str(uuid.uuid4()), "ADMIN")
     calls = {
