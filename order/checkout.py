@@ -60,7 +60,11 @@ class Checkout:
     carts: Carts
     placement: Placement
 
-    async def checkout(self, caller: Caller | None, request: CheckoutRequest) -> Placed | NewOrder:
+    async def checkout(
+        self, caller: Caller | None, request: CheckoutRequest, *, order_id: uuid.UUID | None = None
+    ) -> Placed | NewOrder:
+        """The cart's order placed (under `order_id`, a new id by default), or the one an earlier
+        checkout of it placed."""
         violations = Violations()
         check_payment_token(request.payment_token, violations)
         check_key_and_wait(request.idempotency_key, request.wait_seconds, violations)
@@ -89,7 +93,7 @@ class Checkout:
         if not valid:
             raise InvalidArgument.field("payment_token", why or "is not a valid payment token")
 
-        order_id = uuid.uuid4()
+        order_id = order_id or uuid.uuid4()
         try:
             async with transaction(sessions) as session:
                 locked = await self.carts.find(

@@ -99,7 +99,11 @@ class Placement:
     # ACCOUNT_REQUIRE_EMAIL_VERIFICATION: a customer checks out only with a verified e-mail.
     require_email_verification: bool = False
 
-    async def create_order(self, caller: Caller | None, request: PlaceOrder) -> Placed | NewOrder:
+    async def create_order(
+        self, caller: Caller | None, request: PlaceOrder, *, order_id: uuid.UUID | None = None
+    ) -> Placed | NewOrder:
+        """Place the order (under `order_id`, a new id by default), or answer the one an earlier
+        request with its idempotency key placed."""
         caller = require_caller(caller)
         self.check_verified(caller)
         account_id = account_of(caller)
@@ -118,7 +122,7 @@ class Placement:
         if not valid:
             raise InvalidArgument.field("payment_token", why or "is not a valid payment token")
 
-        order_id = uuid.uuid4()
+        order_id = order_id or uuid.uuid4()
         try:
             async with transaction(self.sessions) as session:
                 order = build_order(

@@ -9,6 +9,9 @@ saga state, its history entries, the commands to send and the facts about the or
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import uuid
 from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -81,19 +84,42 @@ class OrderService:
         """Place the order (or find the one an earlier request with its key placed); with
         `request.wait_seconds`, answer it once CONFIRMED or CANCELLED, or as it is when that wait,
         or the `time_left` of the call less `ANSWER_RESERVE_SECONDS`, runs out."""
-        placed = await self.placement.create_order(caller, request)
+        order_id = uuid.uuid4()
+        with self._watching(order_id, request.wait_seconds) as woken:
+            placed = await self.placement.create_order(caller, request, order_id=order_id)
+            if isinstance(placed, NewOrder):
+                return await self.settle(placed, request.wait_seconds, time_left, woken=woken)
         return await self.settle(placed, request.wait_seconds, time_left)
 
     async def check_out(
         self, caller: Caller | None, request: CheckoutRequest, *, time_left: float | None = None
     ) -> Placed:
         """Place the cart's order through the saga; waits as `create_order` does."""
-        placed = await self.checkout.checkout(caller, request)
+        order_id = uuid.uuid4()
+        with self._watching(order_id, request.wait_seconds) as woken:
+            placed = await self.checkout.checkout(caller, request, order_id=order_id)
+            if isinstance(placed, NewOrder):
+                return await self.settle(placed, request.wait_seconds, time_left, woken=woken)
         return await self.settle(placed, request.wait_seconds, time_left)
 
-    async def settle(self, placed: Placed | NewOrder, wait_seconds: int, time_left: float | None) -> Placed:
+    def _watching(
+        self, order_id: uuid.UUID, wait_seconds: int
+    ) -> contextlib.AbstractContextManager[asyncio.Event | None]:
+        """A waiter for the order about to be placed under `order_id`, when the caller waits."""
+        return self.settled.watching(order_id) if wait_seconds > 0 else contextlib.nullcontext()
+
+    async def settle(
+        self,
+        placed: Placed | NewOrder,
+        wait_seconds: int,
+        time_left: float | None,
+        *,
+        woken: asyncio.Event | None = None,
+    ) -> Placed:
         """The placed order once CONFIRMED or CANCELLED, or as it is when the wait runs out. A new
-        order is read only here, after the wait has begun: a settling in between still wakes it."""
+        order is read only here: with `woken`, the waiter registered before it was committed, once
+        it settles or the wait runs out; without, after the wait has begun (a settling in between
+        still wakes it)."""
         seconds = float(wait_seconds)
         if time_left is not None:
             seconds = min(seconds, time_left - ANSWER_RESERVE_SECONDS)
@@ -109,7 +135,7 @@ class OrderService:
 
         if seconds <= 0:
             return Placed(await read(), replay=replay)
-        return Placed(await self.settled.until_settled(order_id, seconds, read), replay=replay)
+        return Placed(await self.settled.until_settled(order_id, seconds, read, woken=woken), replay=replay)
 
     async def get_order(self, caller: Caller | None, *, order_id: str) -> Order:
         return await self.reads.get_order(caller, order_id=order_id)

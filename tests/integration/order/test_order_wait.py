@@ -95,6 +95,45 @@ async def test_many_waiting_creates_share_one_listener_and_each_is_woken_by_its_
     assert orders.app.service.settled.ran_out == ran_out  # each woken by its own order
 
 
+async def test_a_waiting_create_reads_its_new_order_once_when_the_saga_confirms_it(orders, monkeypatch):
+    """The waiter is registered before the order is committed, so no transition can slip past it:
+    the order is read only when its confirmation wakes the request."""
+    loads: list[uuid.UUID] = []
+    load = queries.load
+
+    async def counted(sessions, order_id):
+        loads.append(order_id)
+        return await load(sessions, order_id)
+
+    monkeypatch.setattr("order.service.queries.load", counted)
+    product = orders.catalog.add()
+    account_id, metadata = orders.token()
+    ran_out = orders.app.service.settled.ran_out
+    waiting = asyncio.ensure_future(
+        orders.stub.CreateOrder(
+            create_request([(product, 1)], wait_seconds=10), metadata=metadata, timeout=20
+        )
+    )
+    order_id = await only_order_of(orders, account_id)
+    await waiting_for(orders.app.service.settled, 1)
+    await reserved(orders, order_id)
+    await paid(orders, order_id)
+    [commit] = await orders.bus.wait_for(order_id, "inventory.commit_stock")
+    assert loads == []  # PENDING, then AWAITING_PAYMENT...: nothing read while the saga goes on
+    await orders.bus.reply(
+        "inventory.stock_committed",
+        order_id,
+        inv.StockCommitted(order_id=order_id),
+        causation_id=commit.event_id,
+    )
+    response = await waiting
+
+    assert response.order.status == order_pb2.ORDER_STATUS_CONFIRMED
+    assert loads == [uuid.UUID(order_id)]
+    assert orders.app.service.settled.ran_out == ran_out  # woken by the confirmation's commit
+    assert orders.app.service.settled.waiting == 0
+
+
 async def test_a_replay_with_the_key_waits_until_the_saga_confirms_the_order(orders):
     product = orders.catalog.add()
     _, metadata = orders.token()
