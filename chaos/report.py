@@ -7,6 +7,15 @@ from typing import Any
 
 README_START = "<!-- chaos:start -->"
 README_END = "<!-- chaos:end -->"
+# A run with several processes of each service has a table of its own.
+REPLICAS_START = "<!-- chaos-replicas:start -->"
+REPLICAS_END = "<!-- chaos-replicas:end -->"
+
+
+def _processes(config: dict[str, Any]) -> str:
+    replicas = config.get("replicas", 1)
+    return "one process of each service" if replicas == 1 else f"{replicas} processes of each service"
+
 
 HEADER = (
     "| fault | orders accepted | in flight at the fault | lost | oversold units | double charges "
@@ -36,7 +45,8 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         f"{len(results['faults'])} faults in {results['seconds']:.0f} s: {verdict}. Orders at "
         f"{config['rate']:g}/s from {config['shoppers']} shoppers over {config['products']} products of "
-        f"{config['units']} units; each fault lasts {config['during']} orders, after {config['before']} before "
+        f"{config['units']} units, against {_processes(config)}; each fault lasts {config['during']} orders, "
+        f"after {config['before']} before "
         f"it and followed by {config['after']}. The invariants are checked over everything the platform "
         "holds after each fault settles, so a later fault also re-checks the orders of earlier ones.",
         "",
@@ -73,11 +83,16 @@ def markdown(results: dict[str, Any]) -> str:
 
 def update_docs(readme: Path, results: dict[str, Any]) -> bool:
     text = readme.read_text()
-    start, end = text.find(README_START), text.find(README_END)
+    config = results["config"]
+    several = config.get("replicas", 1) > 1
+    begin, finish = (REPLICAS_START, REPLICAS_END) if several else (README_START, README_END)
+    start, end = text.find(begin), text.find(finish)
     if start < 0 or end < start:
         return False
+    option = f" with `--replicas {config['replicas']}`" if several else ""
     summary = (
-        f"Latest `make chaos` ({results['date']}, {results['mode']} run, {results['seconds']:.0f} s):\n\n"
+        f"Latest `make chaos`{option} ({results['date']}, {results['mode']} run, {results['seconds']:.0f} s, "
+        f"{config['rate']:g} orders/s, {_processes(config)}):\n\n"
     )
-    readme.write_text(text[: start + len(README_START)] + "\n" + summary + table(results) + "\n" + text[end:])
+    readme.write_text(text[: start + len(begin)] + "\n" + summary + table(results) + "\n" + text[end:])
     return True
