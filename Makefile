@@ -54,7 +54,7 @@ $(STUBS): $(RUNTIME) $(PROTOS)
 	touch $@
 
 # Fast when nothing changed: compileall skips what is up to date.
-bytecode: $(RUNTIME) $(STUBS)
+bytecode: $(RUNTIME) $(STUBS) ## compile the project's code to bytecode (run, test, bench and chaos do it first)
 	$(PY) -m compileall -q -j 0 $(CODE) >/dev/null
 
 proto-gen: $(RUNTIME) ## regenerate the gRPC stubs from protos/

@@ -43,11 +43,11 @@ async def only_order_of(orders, account_id: str) -> str:
     return str(order_id)
 
 
-async def a_cancel_wakes_a_waiting_create(orders) -> None:
+async def a_waiting_create(orders) -> tuple[asyncio.Future, str, list]:
+    """A CreateOrder waiting up to ten seconds for its order to settle, once the order exists and
+    the request's waiter is registered; the order's id and the caller's metadata."""
     product = orders.catalog.add()
     account_id, metadata = orders.token()
-
-    ran_out = orders.app.service.settled.ran_out
     waiting = asyncio.ensure_future(
         orders.stub.CreateOrder(
             create_request([(product, 1)], wait_seconds=10), metadata=metadata, timeout=20
@@ -55,6 +55,12 @@ async def a_cancel_wakes_a_waiting_create(orders) -> None:
     )
     order_id = await only_order_of(orders, account_id)
     await waiting_for(orders.app.service.settled, 1)
+    return waiting, order_id, metadata
+
+
+async def a_cancel_wakes_a_waiting_create(orders) -> None:
+    ran_out = orders.app.service.settled.ran_out
+    waiting, order_id, metadata = await a_waiting_create(orders)
     await orders.stub.CancelOrder(order_pb2.CancelOrderRequest(order_id=order_id), metadata=metadata)
     response = await waiting
 
@@ -106,16 +112,8 @@ async def test_a_waiting_create_reads_its_new_order_once_when_the_saga_confirms_
         return await load(sessions, order_id)
 
     monkeypatch.setattr("order.service.queries.load", counted)
-    product = orders.catalog.add()
-    account_id, metadata = orders.token()
     ran_out = orders.app.service.settled.ran_out
-    waiting = asyncio.ensure_future(
-        orders.stub.CreateOrder(
-            create_request([(product, 1)], wait_seconds=10), metadata=metadata, timeout=20
-        )
-    )
-    order_id = await only_order_of(orders, account_id)
-    await waiting_for(orders.app.service.settled, 1)
+    waiting, order_id, _ = await a_waiting_create(orders)
     await reserved(orders, order_id)
     await paid(orders, order_id)
     [commit] = await orders.bus.wait_for(order_id, "inventory.commit_stock")
