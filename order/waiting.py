@@ -5,10 +5,10 @@ The transaction that moves an order to CONFIRMED or CANCELLED also sends a NOTIF
 transaction commits. `SettledOrders` holds one LISTEN connection per process and wakes the
 requests waiting on that id, however many there are. A waiter registers before it reads the
 order, so a transition that commits in between still wakes it; for an order the request is
-placing, before the order is committed, so it need not read the order until it is woken. Without a listener connection
-(the database is away, or the process never started one) a waiter is simply not woken early:
-it answers at its deadline with the order as it is then; on reconnecting, every waiter reads
-its order again, for what it may have missed meanwhile.
+placing, before the order is committed, so it need not read the order until it is woken.
+Without a listener connection (the database is away, or the process never started one) a waiter
+is simply not woken early: it answers at its deadline with the order as it is then; on
+reconnecting, every waiter reads its order again, for what it may have missed meanwhile.
 """
 
 from __future__ import annotations
