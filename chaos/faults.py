@@ -8,6 +8,7 @@ link repaired). How long a fault lasts is counted in orders placed, not in secon
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from servicekit import topics
 from servicekit.kafka import connection_options, create_producer, dead_letter_topic
 
 REPLAY_ROUND = 500  # records sent by the replay before it waits for their delivery
+READ_SECONDS = 60.0  # to read topics to the end offsets they had when the read began
 # Records of each partition the replay sends again: the last few seconds of traffic at the default
 # rate, so the copies land among sagas still in flight as well as finished ones, and the fault
 # costs the same whatever ran before it.
@@ -130,8 +132,23 @@ def _flapping(proxy: str) -> Step:
 # -- the payment provider -------------------------------------------------------------------------
 
 
-async def _behind(reader: AIOKafkaConsumer, partitions: list[TopicPartition], ends: dict) -> bool:
-    return any([await reader.position(tp) < ends[tp] for tp in partitions])
+async def _read_to_end(
+    reader: AIOKafkaConsumer, partitions: list[TopicPartition], ends: dict[TopicPartition, int]
+) -> tuple[dict[TopicPartition, list[Any]], list[str]]:
+    """The records of `partitions` (assigned and positioned) below `ends`, and a line for each
+    partition not read to its end within `READ_SECONDS`: a broker that lists records it does not
+    serve must not hold the run up for ever."""
+    records: dict[TopicPartition, list[Any]] = {tp: [] for tp in partitions}
+    deadline = time.monotonic() + READ_SECONDS
+    while behind := [tp for tp in partitions if await reader.position(tp) < ends[tp]]:
+        if time.monotonic() > deadline:
+            return records, [
+                f"{tp.topic}[{tp.partition}] read to offset {await reader.position(tp)} of {ends[tp]}"
+                for tp in behind
+            ]
+        for tp, batch in (await reader.getmany(*behind, timeout_ms=500)).items():
+            records[tp].extend(r for r in batch if r.offset < ends[tp])
+    return records, []
 
 
 def _provider(**settings: str) -> Step:
@@ -160,12 +177,10 @@ async def _replay_recent_reversed(chaos: Chaos) -> None:
         reader.assign(partitions)
         for tp in partitions:
             reader.seek(tp, max(starts[tp], ends[tp] - REPLAY_LAST))
-        records: dict[TopicPartition, list] = {tp: [] for tp in partitions}
-        while await _behind(reader, partitions, ends):
-            for tp, batch in (await reader.getmany(timeout_ms=500)).items():
-                records[tp].extend(r for r in batch if r.offset < ends[tp])
+        records, unread = await _read_to_end(reader, partitions, ends)
     finally:
         await reader.stop()
+    chaos.notes += [f"not replayed in full: {line}" for line in unread]
     producer = create_producer(chaos.bootstrap_servers, idempotent=False, client_id="chaos-replay")
     await producer.start()
     try:
@@ -207,7 +222,8 @@ async def _poison(chaos: Chaos) -> None:
 
 
 async def dead_lettered(bootstrap_servers: str, poison: list[tuple[str, bytes]]) -> list[str]:
-    """The poison messages each consumer group of their topic has not dead-lettered."""
+    """A line for each poison message a consumer group of its topic has not dead-lettered, and for
+    each dead-letter partition that could not be read to its end."""
     reader = AIOKafkaConsumer(**connection_options(bootstrap_servers), enable_auto_commit=False)
     await reader.start()
     try:
@@ -219,20 +235,20 @@ async def dead_lettered(bootstrap_servers: str, poison: list[tuple[str, bytes]])
         ends = await reader.end_offsets(partitions)
         reader.assign(partitions)
         await reader.seek_to_beginning(*partitions)
-        seen: dict[tuple[str, bytes], set[str]] = {}
-        while await _behind(reader, partitions, ends):
-            for tp, batch in (await reader.getmany(timeout_ms=500)).items():
-                for record in batch:
-                    consumer = dict(record.headers or ()).get("dlq-consumer", b"").decode()
-                    seen.setdefault((tp.topic, record.value), set()).add(consumer)
+        records, unread = await _read_to_end(reader, partitions, ends)
     finally:
         await reader.stop()
-    missing = []
+    seen: dict[tuple[str, bytes], set[str]] = {}
+    for tp, batch in records.items():
+        for record in batch:
+            consumer = dict(record.headers or ()).get("dlq-consumer", b"").decode()
+            seen.setdefault((tp.topic, record.value), set()).add(consumer)
+    problems = [f"dead-letter partition not readable to its end: {line}" for line in unread]
     for topic, value in poison:
         groups = {g for g, topics in GROUPS.items() if topic in topics}
         got = seen.get((dead_letter_topic(topic), value), set())
-        missing += [f"{topic}: {g}" for g in sorted(groups - got)]
-    return missing
+        problems += [f"poison not dead-lettered by {topic}: {g}" for g in sorted(groups - got)]
+    return problems
 
 
 FAULTS: tuple[Fault, ...] = (

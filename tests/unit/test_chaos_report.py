@@ -1,12 +1,15 @@
-"""The chaos report's table in the docs: a run against several processes of each service has a
-block of its own, so that it never replaces the one-process run's table (or the other way round)."""
+"""The chaos report: a run against several processes of each service has a table of its own in
+the docs, so that it never replaces the one-process run's table (or the other way round), and a
+run stopped before its last fault says so instead of passing."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 from chaos.report import README_END, README_START, REPLICAS_END, REPLICAS_START, markdown, update_docs
+from chaos.run import Chaos, Config, Row
 
 DOC = f"""# Reliability
 
@@ -80,3 +83,18 @@ def test_a_document_without_the_block_is_left_alone(tmp_path: Path) -> None:
 
 def test_the_report_names_the_processes_of_each_service() -> None:
     assert "against 2 processes of each service" in markdown(results(replicas=2, accepted=7))
+
+
+def test_a_run_stopped_before_its_last_fault_is_reported_as_stopped_not_passed(tmp_path: Path) -> None:
+    config = Config(faults=["kill order", "poison"], results_dir=tmp_path)
+    chaos = Chaos(config)
+    chaos.rows.append(
+        Row("kill order", "SIGKILL the order process, restart it", accepted=5, settle_seconds=1.0)
+    )
+
+    chaos._write(12.0)
+
+    written = json.loads((chaos.out / "results.json").read_text())
+    assert written["passed"] is False
+    assert written["failures"] == ["stopped after 1 of 2 faults"]
+    assert "**some faults failed**" in (chaos.out / "report.md").read_text()
