@@ -146,7 +146,7 @@ async def _read_to_end(
                 f"{tp.topic}[{tp.partition}] read to offset {await reader.position(tp)} of {ends[tp]}"
                 for tp in behind
             ]
-        for tp, batch in (await reader.getmany(*behind, timeout_ms=500)).items():
+        for tp, batch in (await reader.getmany(timeout_ms=500)).items():
             records[tp].extend(r for r in batch if r.offset < ends[tp])
     return records, []
 
