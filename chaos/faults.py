@@ -135,9 +135,10 @@ def _flapping(proxy: str) -> Step:
 async def _read_to_end(
     reader: AIOKafkaConsumer, partitions: list[TopicPartition], ends: dict[TopicPartition, int]
 ) -> tuple[dict[TopicPartition, list[Any]], list[str]]:
-    """The records of `partitions` (assigned and positioned) below `ends`, and a line for each
-    partition not read to its end within `READ_SECONDS`: a broker that lists records it does not
-    serve must not hold the run up for ever."""
+    """The records of `partitions` (assigned and positioned) up to at least `ends`, and a line for
+    each partition not read that far within `READ_SECONDS`: a broker that lists records it does
+    not serve must not hold the run up for ever. Records past `ends` that came in the same fetch
+    are kept: the embedded broker's end offsets can fall short of what it serves."""
     records: dict[TopicPartition, list[Any]] = {tp: [] for tp in partitions}
     deadline = time.monotonic() + READ_SECONDS
     while behind := [tp for tp in partitions if await reader.position(tp) < ends[tp]]:
@@ -147,7 +148,7 @@ async def _read_to_end(
                 for tp in behind
             ]
         for tp, batch in (await reader.getmany(timeout_ms=500)).items():
-            records[tp].extend(r for r in batch if r.offset < ends[tp])
+            records[tp].extend(batch)
     return records, []
 
 
@@ -177,10 +178,11 @@ async def _replay_recent_reversed(chaos: Chaos) -> None:
         reader.assign(partitions)
         for tp in partitions:
             reader.seek(tp, max(starts[tp], ends[tp] - REPLAY_LAST))
-        records, unread = await _read_to_end(reader, partitions, ends)
+        fetched, unread = await _read_to_end(reader, partitions, ends)
     finally:
         await reader.stop()
     chaos.notes += [f"not replayed in full: {line}" for line in unread]
+    records = {tp: [r for r in batch if r.offset < ends[tp]] for tp, batch in fetched.items()}
     producer = create_producer(chaos.bootstrap_servers, idempotent=False, client_id="chaos-replay")
     await producer.start()
     try:

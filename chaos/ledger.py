@@ -103,6 +103,15 @@ class Ledger:
             rows = await self._fetch(service, "SELECT count(*) FROM outbox WHERE published_at IS NULL")
             if rows[0][0]:
                 snap.waiting.append(f"{service}: {rows[0][0]} events not yet published")
+        # What the consumer groups' offsets cannot tell: the broker may list a record a moment
+        # after it acknowledged it, so a confirmation just published can look consumed.
+        confirmed = await self._fetch("order", "SELECT id::text FROM orders WHERE status = 'CONFIRMED'")
+        noted = await self._fetch(
+            "notification",
+            "SELECT DISTINCT variables->>'order_id' FROM notifications WHERE template = 'order_confirmed'",
+        )
+        if unnoted := {r[0] for r in confirmed} - {r[0] for r in noted}:
+            snap.waiting.append(f"notification: {len(unnoted)} confirmed orders without their e-mail yet")
 
     async def _consumer_lag(self, snap: Snapshot) -> None:
         lag = await self.consumer_lag()
