@@ -132,6 +132,17 @@ def _flapping(proxy: str) -> Step:
 # -- the payment provider -------------------------------------------------------------------------
 
 
+def _provider(**settings: str) -> Step:
+    async def weather(chaos: Chaos) -> None:
+        chaos.platform.process_env["payment"] = {f"PAYMENT_{k.upper()}": v for k, v in settings.items()}
+        await chaos.platform.restart("payment", timeout=120)
+
+    return weather
+
+
+# -- deliveries -----------------------------------------------------------------------------------
+
+
 async def _read_to_end(
     reader: AIOKafkaConsumer, partitions: list[TopicPartition], ends: dict[TopicPartition, int]
 ) -> tuple[dict[TopicPartition, list[Any]], list[str]]:
@@ -150,17 +161,6 @@ async def _read_to_end(
         for tp, batch in (await reader.getmany(timeout_ms=500)).items():
             records[tp].extend(batch)
     return records, []
-
-
-def _provider(**settings: str) -> Step:
-    async def weather(chaos: Chaos) -> None:
-        chaos.platform.process_env["payment"] = {f"PAYMENT_{k.upper()}": v for k, v in settings.items()}
-        await chaos.platform.restart("payment", timeout=120)
-
-    return weather
-
-
-# -- deliveries -----------------------------------------------------------------------------------
 
 
 async def _replay_recent_reversed(chaos: Chaos) -> None:
