@@ -16,47 +16,32 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
-from sqlalchemy import Row, insert, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
 from order import domain, messages, saga_metrics, shop
-from order.models import Order, OrderHistory
+from order.models import Order
 from order.waiting import SETTLED, notify_settled
-from servicekit.db import transaction
+from servicekit.db import driver, transaction
 from servicekit.errors import Conflict
 from servicekit.outbox import Outbox
 
 log = logging.getLogger(__name__)
 
-# What the saga reads of an order to decide and to send its commands.
-SAGA_COLUMNS = (
-    Order.id,
-    Order.account_id,
-    Order.status,
-    Order.cancellation_reason,
-    Order.currency,
-    Order.total_minor,
-    Order.payment_token,
-    Order.payment_id,
-    Order.saga_step,
-    Order.saga_attempts,
-    Order.saga_deadline_at,
-    Order.saga_sent_at,
-    Order.saga_pending,
-)
-# One order's SAGA_COLUMNS, as `lock` reads them.
-SagaRow = Row[*tuple[Any, ...]]
 
-
-class SagaColumns(Protocol):
-    """An order's saga state as stored: a locked row (`lock`) or an `Order`."""
+class SagaRow(NamedTuple):
+    """What the saga reads of an order to decide and to send its commands."""
 
     id: uuid.UUID
+    account_id: uuid.UUID | None
     status: str
     cancellation_reason: str | None
+    currency: str
+    total_minor: int
+    payment_token: str | None
     payment_id: str | None
     saga_step: str | None
     saga_attempts: int
@@ -65,11 +50,58 @@ class SagaColumns(Protocol):
     saga_pending: list[str]
 
 
+SAGA_COLUMNS = tuple(getattr(Order, name) for name in SagaRow._fields)
+
+# The hot statements of a saga's step (every participant's reply runs them), in plain SQL on the
+# session's asyncpg connection (`servicekit.db.driver`), sparing each SQLAlchemy's handling (about
+# a third of its cost). Their columns are SagaRow's, in its order.
+_LOCK = (
+    "SELECT id, account_id, status, cancellation_reason, currency, total_minor, payment_token, "
+    "payment_id, saga_step, saga_attempts, saga_deadline_at, saga_sent_at, saga_pending "
+    "FROM orders WHERE id = $1 FOR UPDATE"
+)
+# The new saga state; the card token cleared when $9, the time a command went out kept unless $10.
+_UPDATE = (
+    "UPDATE orders SET status = $2, cancellation_reason = $3, saga_step = $4, saga_attempts = $5, "
+    "saga_deadline_at = $6, saga_pending = $7, payment_id = $8, "
+    "payment_token = CASE WHEN $9 THEN NULL ELSE payment_token END, "
+    "saga_sent_at = COALESCE($10, saga_sent_at), updated_at = now() WHERE id = $1"
+)
+_HISTORY = (
+    "INSERT INTO order_history (order_id, status, reason, changed_by) "
+    "SELECT $1, status, reason, changed_by "
+    "FROM unnest($2::text[], $3::text[], $4::text[]) WITH ORDINALITY AS entry(status, reason, changed_by, n) "
+    "ORDER BY n"
+)
+
+
+class SagaColumns(Protocol):
+    """An order's saga state as stored: a locked row (`lock`) or an `Order`."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def cancellation_reason(self) -> str | None: ...
+    @property
+    def payment_id(self) -> str | None: ...
+    @property
+    def saga_step(self) -> str | None: ...
+    @property
+    def saga_attempts(self) -> int: ...
+    @property
+    def saga_deadline_at(self) -> datetime | None: ...
+    @property
+    def saga_sent_at(self) -> datetime | None: ...
+    @property
+    def saga_pending(self) -> list[str]: ...
+
+
 async def lock(session: AsyncSession, order_id: uuid.UUID) -> SagaRow | None:
     """The saga columns of the order, row-locked for the rest of the session's transaction."""
-    return (
-        await session.execute(select(*SAGA_COLUMNS).where(Order.id == order_id).with_for_update())
-    ).first()
+    record = await (await driver(session)).fetchrow(_LOCK, order_id)
+    return None if record is None else SagaRow(*record.values())
 
 
 def saga_of(order: SagaColumns) -> domain.Saga:
@@ -155,11 +187,18 @@ class Saga:
         columns = saga_columns(outcome.saga)
         if outcome.commands:
             columns["saga_sent_at"] = now
-        await session.execute(
-            update(Order)
-            .where(Order.id == row.id)
-            .values(columns)
-            .execution_options(synchronize_session=False)
+        await (await driver(session)).execute(
+            _UPDATE,
+            row.id,
+            columns["status"],
+            columns["cancellation_reason"],
+            columns["saga_step"],
+            columns["saga_attempts"],
+            columns["saga_deadline_at"],
+            columns["saga_pending"],
+            columns["payment_id"],
+            "payment_token" in columns,
+            columns.get("saga_sent_at"),
         )
         order = await self._facts(session, row, columns, outcome)
         await self._record(session, order, row.status, outcome, now, causation_id=causation_id)
@@ -196,7 +235,7 @@ class Saga:
                     .with_for_update(skip_locked=True)
                 )
             ).all()
-            for row in due:
+            for row in map(SagaRow._make, due):
                 log.info(
                     "saga step deadline passed",
                     extra={"order_id": str(row.id), "step": row.saga_step, "attempts": row.saga_attempts},
@@ -249,17 +288,12 @@ class Saga:
         for cmd in outcome.commands:
             await self.outbox.add(session, messages.command(order, cmd, causation_id=causation_id))
         if outcome.history:
-            await session.execute(
-                insert(OrderHistory),
-                [
-                    {
-                        "order_id": order.id,
-                        "status": entry.status.value,
-                        "reason": entry.reason,
-                        "changed_by": entry.changed_by or None,
-                    }
-                    for entry in outcome.history
-                ],
+            await (await driver(session)).execute(
+                _HISTORY,
+                order.id,
+                [entry.status.value for entry in outcome.history],
+                [entry.reason for entry in outcome.history],
+                [entry.changed_by or None for entry in outcome.history],
             )
         previous = old_status
         for entry in outcome.history:

@@ -20,12 +20,11 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from order import domain
 from order.models import Order
-from servicekit.db import listen
+from servicekit.db import driver, listen
 from servicekit.watchers import Watchers
 
 log = logging.getLogger(__name__)
@@ -36,7 +35,7 @@ SETTLED = frozenset({domain.Status.CONFIRMED.value, domain.Status.CANCELLED.valu
 
 async def notify_settled(session: AsyncSession, order_id: uuid.UUID) -> None:
     """Tell the waiters of `order_id` it settled, when the session's transaction commits."""
-    await session.execute(select(func.pg_notify(SETTLED_CHANNEL, str(order_id))))
+    await (await driver(session)).execute("SELECT pg_notify($1, $2)", SETTLED_CHANNEL, str(order_id))
 
 
 class SettledOrders:

@@ -36,11 +36,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from google.protobuf.message import DecodeError
 from sqlalchemy import Column, DateTime, MetaData, Table, Text, func
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ecommerce.events.v1 import envelope_pb2
-from servicekit.db import transaction
+from servicekit.db import driver, transaction
 from servicekit.kafka import (
     BrokerAccess,
     RenewingProducer,
@@ -61,6 +60,16 @@ Handler = Callable[[AsyncSession, Envelope], Awaitable[FollowUp | None]]
 # A message of a fetched batch awaiting its handler: its position in the batch, the record, the
 # envelope read from it, and its handler.
 Pending = tuple[int, ConsumerRecord, Envelope, Handler]
+
+
+# The inbox rows of a batch of events (ids and types side by side) in one statement, whatever
+# its size; it answers the ids that were new. Plain SQL on the session's asyncpg connection
+# (`driver`), as every event of every consumer passes here.
+_INSERT_NEW = (
+    "INSERT INTO inbox (consumer, event_id, event_type) "
+    "SELECT $1, event_id, event_type FROM unnest($2::text[], $3::text[]) AS batch(event_id, event_type) "
+    "ON CONFLICT DO NOTHING RETURNING event_id"
+)
 
 
 async def _nothing() -> None:
@@ -305,22 +314,11 @@ class EventConsumer:
         follow_ups: list[tuple[Pending, FollowUp]] = []
         processed = duplicates = 0
         async with transaction(self.sessions) as session:
-            rows = {
-                envelope.event_id: {
-                    "consumer": self.name,
-                    "event_id": envelope.event_id,
-                    "event_type": envelope.event_type,
-                }
-                for _, _, envelope, _ in segment
-            }
-            new = set(
-                await session.scalars(
-                    insert(self.inbox)
-                    .values(list(rows.values()))
-                    .on_conflict_do_nothing()
-                    .returning(self.inbox.c.event_id)
-                )
+            kinds = {envelope.event_id: envelope.event_type for _, _, envelope, _ in segment}
+            inserted = await (await driver(session)).fetch(
+                _INSERT_NEW, self.name, list(kinds), list(kinds.values())
             )
+            new = {row[0] for row in inserted}
             for pending in segment:
                 _, record, envelope, handler = pending
                 if envelope.event_id not in new:
@@ -410,13 +408,10 @@ class EventConsumer:
 
     async def _handle_once(self, envelope: Envelope, handler: Handler) -> FollowUp | None:
         async with transaction(self.sessions) as session:
-            inserted = await session.scalar(
-                insert(self.inbox)
-                .values(consumer=self.name, event_id=envelope.event_id, event_type=envelope.event_type)
-                .on_conflict_do_nothing()
-                .returning(self.inbox.c.event_id)
+            inserted = await (await driver(session)).fetch(
+                _INSERT_NEW, self.name, [envelope.event_id], [envelope.event_type]
             )
-            if inserted is None:
+            if not inserted:
                 self.duplicates += 1
                 return None
             follow_up = await handler(session, envelope)

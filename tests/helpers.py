@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
 import time
 import uuid
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, NamedTuple, TypeVar
 
 import jwt
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from servicekit import kafka
 from servicekit.security import SigningKey
@@ -99,3 +102,45 @@ def saga_histories(*tail: str) -> list[list[str]]:
     """The statuses a placed order may pass through before `tail`: AWAITING_PAYMENT when its stock
     was reserved before its payment answered, none between when the payment answered first."""
     return [["PENDING", "AWAITING_PAYMENT", *tail], ["PENDING", *tail]]
+
+
+class Sent(NamedTuple):
+    """A statement sent to the database, and its parameters (a list of them for executemany)."""
+
+    sql: str
+    parameters: Any
+
+
+# What a transaction's own control statements start with: `sql_sent` leaves them out.
+_TRANSACTION_CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")
+
+
+@contextlib.contextmanager
+def sql_sent(engine: AsyncEngine) -> Iterator[list[Sent]]:
+    """Every statement the engine's connections send meanwhile, through SQLAlchemy or straight
+    through asyncpg (`servicekit.db.driver`), without the transactions' BEGIN and COMMIT."""
+    seen: list[Sent] = []
+    logging: list[Any] = []
+
+    def through_sqlalchemy(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
+        seen.append(Sent(statement, parameters))
+
+    def through_asyncpg(record: Any) -> None:
+        if not record.query.lstrip().upper().startswith(_TRANSACTION_CONTROL):
+            seen.append(Sent(record.query, record.args))
+
+    def checked_out(dbapi_connection, record, proxy) -> None:  # type: ignore[no-untyped-def]
+        driver = record.driver_connection
+        driver.add_query_logger(through_asyncpg)
+        logging.append(driver)
+
+    sync = engine.sync_engine
+    event.listen(sync, "before_cursor_execute", through_sqlalchemy)
+    event.listen(sync, "checkout", checked_out)
+    try:
+        yield seen
+    finally:
+        event.remove(sync, "before_cursor_execute", through_sqlalchemy)
+        event.remove(sync, "checkout", checked_out)
+        for driver in logging:
+            driver.remove_query_logger(through_asyncpg)

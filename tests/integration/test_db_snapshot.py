@@ -3,6 +3,7 @@ history needs: a transaction committed between the statements is not half seen."
 
 from __future__ import annotations
 
+import asyncpg
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
@@ -11,6 +12,7 @@ from servicekit.db import (
     after_commit,
     create_engine,
     database_url,
+    driver,
     ensure_database,
     reads,
     session_factory,
@@ -135,3 +137,53 @@ async def test_after_commit_drops_its_actions_when_the_outermost_transaction_rol
         after_commit(session, lambda: ran.append("next"))
 
     assert ran == ["next"]
+
+
+async def _statuses(sessions) -> set[str]:
+    async with reads(sessions) as session:
+        return set(await session.scalars(text("SELECT status FROM parcel_events")))
+
+
+async def test_the_driver_connection_writes_in_the_sessions_transaction_begun_or_not(sessions):
+    """`driver` before any statement of the session begins its transaction: what it writes is
+    seen by the session's statements, commits with it and is one transaction with them."""
+    async with transaction(sessions) as session:
+        pg = await driver(session)
+        await pg.execute("INSERT INTO parcel_events VALUES (1, 'DRIVEN')")
+        first = await pg.fetchval("SELECT pg_current_xact_id()::text")
+        second = await session.scalar(text("SELECT pg_current_xact_id()::text"))
+        seen = await session.scalar(text("SELECT count(*) FROM parcel_events WHERE status = 'DRIVEN'"))
+        assert await _statuses(sessions) == {"PACKED"}  # not committed yet
+
+    assert (first == second, seen) == (True, 1)
+    assert await _statuses(sessions) == {"PACKED", "DRIVEN"}
+
+
+async def test_what_the_driver_wrote_rolls_back_with_the_session(sessions):
+    async def failing_use_case() -> None:
+        async with transaction(sessions) as session:
+            await session.execute(text("UPDATE parcels SET status = 'MOVED' WHERE id = 1"))
+            await (await driver(session)).execute("INSERT INTO parcel_events VALUES (1, 'UNDONE')")
+            raise RuntimeError("the use case failed")
+
+    with pytest.raises(RuntimeError):
+        await failing_use_case()
+
+    assert await _statuses(sessions) == {"PACKED"}
+
+
+async def test_a_savepoint_holds_what_the_driver_wrote_inside_it(sessions):
+    async with transaction(sessions) as session:
+        pg = await driver(session)
+        await pg.execute("INSERT INTO parcel_events VALUES (1, 'KEPT')")
+        undone = await session.begin_nested()
+        await (await driver(session)).execute("INSERT INTO parcel_events VALUES (1, 'UNDONE')")
+        await undone.rollback()
+
+    assert await _statuses(sessions) == {"PACKED", "KEPT"}
+
+
+async def test_the_driver_keeps_a_snapshots_isolation_and_read_only(sessions):
+    with pytest.raises(asyncpg.ReadOnlySQLTransactionError):
+        async with snapshot(sessions) as session:
+            await (await driver(session)).execute("UPDATE parcels SET status = 'LOST'")

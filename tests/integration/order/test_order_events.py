@@ -8,13 +8,13 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import event
 
 from ecommerce.events.v1 import inventory_events_pb2 as inv
 from ecommerce.events.v1 import order_events_pb2
 from ecommerce.events.v1 import payment_events_pb2 as pay
 from ecommerce.order.v1 import order_pb2
 from servicekit.kafka import unpack
+from tests.helpers import sql_sent
 from tests.integration.order.test_order_saga import (
     confirmed_order,
     handled,
@@ -97,19 +97,14 @@ async def test_a_cancelled_paid_order_says_why_and_that_a_refund_follows(orders)
 def row_locks(orders, order_id: str) -> Iterator[list[str]]:
     """Every statement that locks the order's row meanwhile (the saga timer's scan for due
     sagas, which locks other rows, runs beside it)."""
-    seen: list[str] = []
-
-    def before(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
-        values = {str(value) for value in parameters or ()} if not executemany else set()
-        if "FROM orders" in statement and "FOR UPDATE" in statement and order_id in values:
-            seen.append(statement)
-
-    engine = orders.app.runtime.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", before)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", before)
+    locks: list[str] = []
+    with sql_sent(orders.app.runtime.engine) as sent:
+        yield locks
+    for sql, parameters in sent:
+        many = bool(parameters) and isinstance(parameters[0], tuple | list)  # an executemany
+        values = set() if many else {str(value) for value in parameters or ()}
+        if "FROM orders" in sql and "FOR UPDATE" in sql and order_id in values:
+            locks.append(sql)
 
 
 async def test_an_admins_refund_is_ignored_without_locking_the_order(orders):

@@ -6,11 +6,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
-from sqlalchemy import Column, MetaData, Table, Text, event, func, select
+from sqlalchemy import Column, MetaData, Table, Text, func, select
 
 from ecommerce.events.v1 import account_events_pb2
 from servicekit.db import create_engine, database_url, ensure_database, session_factory
@@ -18,7 +18,7 @@ from servicekit.inbox import EventConsumer, inbox_table
 from servicekit.kafka import create_producer, new_envelope
 from servicekit.messages import Message
 from servicekit.outbox import Outbox, OutboxRelay, outbox_table
-from tests.helpers import eventually, group_timeouts
+from tests.helpers import Sent, eventually, group_timeouts, sql_sent
 
 metadata = MetaData()
 
@@ -177,19 +177,9 @@ async def _produce(kit, topic: str, envelopes: list) -> None:
     await kit["producer"].flush()
 
 
-@contextlib.contextmanager
-def statements(kit) -> Iterator[list[str]]:
+def statements(kit) -> contextlib.AbstractContextManager[list[Sent]]:
     """Every SQL statement the test's engine sends meanwhile."""
-    seen: list[str] = []
-
-    def listener(conn, cursor, statement, parameters, context, executemany) -> None:
-        seen.append(statement)
-
-    event.listen(kit["engine"].sync_engine, "before_cursor_execute", listener)
-    try:
-        yield seen
-    finally:
-        event.remove(kit["engine"].sync_engine, "before_cursor_execute", listener)
+    return sql_sent(kit["engine"])
 
 
 def _caught_up(consumer: EventConsumer):

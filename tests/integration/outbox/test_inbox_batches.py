@@ -38,7 +38,7 @@ async def test_a_fetched_batch_is_handled_in_one_transaction_with_one_inbox_inse
         async with running(consumer.run):
             await eventually(lambda: _value(consumer.processed == 30), what="30 events handled")
 
-    inbox_inserts = [s for s in sent if s.lstrip().upper().startswith("INSERT INTO INBOX")]
+    inbox_inserts = [s for s in sent if s.sql.lstrip().upper().startswith("INSERT INTO INBOX")]
     assert len(set(transactions)) == len(inbox_inserts) <= consumer.batches
     assert consumer.batches < 30  # fetched together, not one by one
     async with kit["sessions"]() as session:

@@ -67,10 +67,10 @@ async def test_a_committed_transaction_wakes_the_relays_once_in_the_statement_of
                     await add_registered(session, topic, f"committed-{n}", key="a")
                 async with session.begin_nested():
                     await add_registered(session, topic, "in-a-savepoint", key="a")
-        notifying = [sql for sql in executed if "pg_notify" in sql]
+        notifying = [sql for sql, _ in executed if "pg_notify" in sql]
         assert len(notifying) == 2
         assert all("INSERT INTO outbox" in sql for sql in notifying)
-        assert sum(sql.lstrip().upper().startswith(("INSERT", "WITH")) for sql in executed) == 4
+        assert sum(sql.lstrip().upper().startswith(("INSERT", "WITH")) for sql, _ in executed) == 4
 
         async def notified() -> bool:
             return len(heard) >= 1
