@@ -46,11 +46,19 @@ def async_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+def create_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
+    """An engine whose pool keeps `pool_size` connections open, with a quarter more (at least two)
+    for a burst.
+
+    A connection beyond the pool's size is closed as soon as it is handed back, so a process whose
+    load keeps more transactions open than its pool holds opens a connection for nearly every
+    one of them: under checkout load the order service, with 10 kept and 10 more allowed, opened
+    six connections a second, each with its login, its type setup and every statement prepared
+    again (a twentieth of its CPU). The overflow is for bursts; the pool's size is for the load."""
     engine = create_async_engine(
         async_url(url),
         pool_size=pool_size,
-        max_overflow=pool_size,
+        max_overflow=max(2, pool_size // 4),
         pool_recycle=1800,
     )
     event.listen(engine.sync_engine, "checkout", _refuse_closed_connection)

@@ -248,7 +248,8 @@ class ServiceSettings(PlatformSettings):
         "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres",
         description="SQLAlchemy URL of this service's own database (asyncpg driver).",
     )
-    database_pool_size: int = Field(10, ge=1, le=200)
+    # Connections the pool keeps open; a burst may open a quarter more (`servicekit.db.create_engine`).
+    database_pool_size: int = Field(20, ge=1, le=200)
     grpc_host: str = "127.0.0.1"
     grpc_port: Port = 0
     metrics_port: Port = 0

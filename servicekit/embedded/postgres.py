@@ -54,7 +54,9 @@ class EmbeddedPostgres(EmbeddedServer):
     log_name = "postgres.log"
     stop_signal = signal.SIGINT  # "fast" shutdown: SIGTERM would wait for every client to leave
 
-    max_connections: ClassVar[int] = 200
+    # Every service's pool at its fullest (`<SERVICE>_DATABASE_POOL_SIZE` and a quarter more), with
+    # two processes of each (`--replicas 2`), their listeners and the tools beside them.
+    max_connections: ClassVar[int] = 300
 
     def __init__(
         self, data_dir: Path | str, port: int | None = None, *, startup_timeout: float = 30.0

@@ -73,7 +73,7 @@ def test_postgres_answers_and_keeps_data_across_restarts(tmp_path: Path) -> None
         assert pg.url == f"postgresql://postgres@127.0.0.1:{pg.port}"
         assert pg.port != 5432
         assert asyncio.run(_pg_fetchval(pg.url, "SELECT 1")) == 1
-        assert asyncio.run(_pg_fetchval(pg.url, "SHOW max_connections")) == "200"
+        assert asyncio.run(_pg_fetchval(pg.url, "SHOW max_connections")) == "300"
         assert asyncio.run(_pg_fetchval(pg.url, "SELECT current_setting('server_encoding')")) == "UTF8"
         asyncio.run(
             _pg_execute(
