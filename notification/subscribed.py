@@ -13,79 +13,49 @@ longer: the query then finds no webhook and records nothing.
 
 from __future__ import annotations
 
-import asyncio
-import logging
-
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from notification.models import Webhook
-from servicekit.db import listen
-
-log = logging.getLogger(__name__)
+from servicekit import remembered
+from servicekit.remembered import Remembered
 
 WEBHOOKS_CHANNEL = "notification_webhooks"
 
 
 async def announce(session: AsyncSession) -> None:
     """In the transaction that creates or deletes a webhook: heard by every process at its commit."""
-    await session.execute(select(func.pg_notify(WEBHOOKS_CHANNEL, "")))
+    await remembered.announce(session, WEBHOOKS_CHANNEL)
 
 
 class SubscribedEvents:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self.sessions = sessions
-        # None: not known now, every event type counts as subscribed.
-        self._types: frozenset[str] | None = None
-        self._changes = 0
-        self._listening = False
-        self._reading: asyncio.Task[None] | None = None
-        self.reads = 0
+        # Read again at once when forgotten: `wants` is asked in a consumer's batch, which does not
+        # wait for a read.
+        self.types = Remembered(
+            self._read, channel=WEBHOOKS_CHANNEL, name="subscribed webhook event types", eager=True
+        )
+
+    @property
+    def reads(self) -> int:
+        return self.types.reads
 
     def wants(self, event_type: str) -> bool:
         """False only when it is known that no live webhook subscribes to `event_type`."""
-        return self._types is None or event_type in self._types
+        types = self.types.known()
+        return types is None or event_type in types
 
-    def forget(self, _payload: str = "") -> None:
-        """Something changed (or may have, unheard): unknown until read again."""
-        self._changes += 1
-        self._types = None
-        if self._reading is None or self._reading.done():
-            self._reading = asyncio.get_running_loop().create_task(self._read(), name="subscribed-events")
-
-    async def _read(self) -> None:
-        while self._types is None:
-            changes = self._changes
-            try:
-                async with self.sessions() as session:
-                    rows = await session.scalars(
-                        select(func.unnest(Webhook.events)).where(Webhook.deleted_at.is_(None)).distinct()
-                    )
-                    types = frozenset(rows.all())
-            except Exception:
-                log.exception("the subscribed webhook event types could not be read; trying again")
-                await asyncio.sleep(1.0)
-                continue
-            self.reads += 1
-            if not self._listening:
-                return  # read again when the listener is back (`connected`)
-            if changes == self._changes:  # nothing heard meanwhile: what was read is current
-                self._types = types
-
-    def connected(self) -> None:
-        self._listening = True
-        self.forget()  # what changed while nobody listened
-
-    def lost(self) -> None:
-        self._listening = False
-        self._types = None
+    def forget(self) -> None:
+        """A webhook was created or deleted here (after its commit)."""
+        self.types.forget()
 
     async def run(self, database_url: str) -> None:
-        await listen(
-            database_url,
-            WEBHOOKS_CHANNEL,
-            self.forget,
-            on_connect=self.connected,
-            on_lost=self.lost,
-            name="webhook subscription listener (every event type counts as subscribed meanwhile)",
-        )
+        await self.types.run(database_url)
+
+    async def _read(self) -> frozenset[str]:
+        async with self.sessions() as session:
+            rows = await session.scalars(
+                select(func.unnest(Webhook.events)).where(Webhook.deleted_at.is_(None)).distinct()
+            )
+            return frozenset(rows.all())

@@ -103,6 +103,8 @@ def build(settings: OrderSettings) -> OrderApp:
             Background("cart-sweeper", lambda: sweep_carts(service)),
             # Wakes the CreateOrder calls waiting for their order to settle (waitSeconds).
             Background("settled-order-listener", service.settled.run),
+            # Keeps the shipping methods and tax rates remembered while nothing changes them (terms.py).
+            Background("shop-terms-listener", lambda: service.terms.run(settings.database_url)),
         ],
         service=service,
     )

@@ -25,8 +25,9 @@ from sqlalchemy.orm import joinedload
 
 from order import pricing, shop
 from order.checks import account_of
-from order.models import Cart, CartLine, Coupon, ShippingMethod, TaxRate
+from order.models import Cart, CartLine, Coupon, ShippingMethod
 from order.peers import ProductInfo
+from order.terms import ShopTerms
 from order.variants import NoSuchVariant, variant_of
 from servicekit import money
 from servicekit.auth import require_caller
@@ -174,6 +175,8 @@ class Carts:
     catalog: ProductSource
     ttl: timedelta = timedelta(days=30)
     max_lines: int = 100
+    # The shipping methods and tax rates every cart is priced with.
+    terms: ShopTerms
     max_quantity: int = 1000
     prices_include_tax: bool = False
 
@@ -367,7 +370,8 @@ class Carts:
                 violations.raise_if_any()
                 cart.shipping_address = checked
             case SetShippingMethod(code=code):
-                method = await session.get(ShippingMethod, code.strip()) if 0 < len(code) <= 40 else None
+                chosen = code.strip()
+                method = next((m for m in (await self.terms.get()).methods if m.code == chosen), None)
                 if method is None:
                     raise InvalidArgument.field("shipping_method", "no such shipping method")
                 country = (cart.shipping_address or {}).get("country")
@@ -473,25 +477,13 @@ class Carts:
             priced.append(PricedLine(line, product, unit))
         subtotal = sum(p.total_minor for p in priced)
         country = (cart.shipping_address or {}).get("country", "")
-        async with reads(self.sessions) as session:
-            # The methods and the country's tax rate in one statement (the rate beside each method).
-            rate_of_country = select(TaxRate.rate).where(TaxRate.country == country)
-            rows = (
-                await session.execute(
-                    select(ShippingMethod, rate_of_country.scalar_subquery()).order_by(
-                        ShippingMethod.price_minor
-                    )
-                )
-            ).all()
-            all_methods = [method for method, _ in rows]
-            tax_rate: Decimal | None = rows[0][1] if rows else None
-            if not rows and country:  # no shipping method at all: the rate alone
-                tax_rate = await session.scalar(rate_of_country)
-            coupon = (
-                await session.scalar(select(Coupon).where(Coupon.code == cart.coupon_code))
-                if cart.coupon_code
-                else None
-            )
+        shop_terms = await self.terms.get()
+        all_methods = shop_terms.methods
+        tax_rate = shop_terms.rates.get(country)
+        coupon = None
+        if cart.coupon_code:
+            async with reads(self.sessions) as session:
+                coupon = await session.scalar(select(Coupon).where(Coupon.code == cart.coupon_code))
         methods = [
             m
             for m in all_methods

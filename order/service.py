@@ -24,6 +24,7 @@ from order.models import Order
 from order.placing import NewOrder, PaymentTokens, Placed, Placement, PlaceOrder, ProductSource
 from order.saga import Saga
 from order.shop import Shop
+from order.terms import ShopTerms
 from order.transitions import Transitions
 from order.waiting import SETTLED, SettledOrders
 from servicekit.context import Caller
@@ -67,10 +68,14 @@ class OrderService:
         self.reads = OrderReads(sessions=sessions, cursor_secret=cursor_secret)
         self.transitions = Transitions(sessions=sessions, saga=self.saga)
         self.settled = settled
-        self.shop = Shop(sessions=sessions, cursor_secret=cursor_secret)
+        # Remembered while `terms.run` listens (a Background of the process); read for every cart
+        # without it.
+        self.terms = ShopTerms(sessions)
+        self.shop = Shop(sessions=sessions, cursor_secret=cursor_secret, terms=self.terms)
         self.carts = Carts(
             sessions=sessions,
             catalog=catalog,
+            terms=self.terms,
             ttl=cart_ttl,
             max_lines=max_cart_lines,
             max_quantity=max_quantity,

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from order import pricing
 from order.models import Coupon, CouponUse, ShippingMethod, TaxRate
+from order.terms import ShopTerms
 from servicekit import money, pages
 from servicekit.auth import require_admin
 from servicekit.context import Caller
@@ -183,9 +184,14 @@ async def give_back_coupon(session: AsyncSession, order_id: uuid.UUID) -> None:
 class Shop:
     """The admin's side: shipping methods, tax rates and coupons; and the lookups carts make."""
 
-    def __init__(self, *, sessions: async_sessionmaker[AsyncSession], cursor_secret: str) -> None:
+    def __init__(
+        self, *, sessions: async_sessionmaker[AsyncSession], cursor_secret: str, terms: ShopTerms
+    ) -> None:
         self.sessions = sessions
         self.cursors = CursorCodec(cursor_secret, purpose="coupons")
+        # What carts remember of the shipping methods and tax rates: a trigger announces every change
+        # to every process; this one forgets at once, so that its own next cart sees the change.
+        self.terms = terms
 
     async def create_shipping_method(self, caller: Caller | None, new: NewShippingMethod) -> ShippingMethod:
         require_admin(caller)
@@ -214,6 +220,7 @@ class Shop:
                 session.add(method)
         except IntegrityError:
             raise AlreadyExists("a shipping method with this code exists", field="code") from None
+        self.terms.forget()
         return method
 
     async def shipping_methods(self, country: str = "") -> list[ShippingMethod]:
@@ -243,6 +250,7 @@ class Shop:
                 session.add(row)
             else:
                 row.rate = value
+        self.terms.forget()
         return TaxRate(country=code, rate=value)
 
     async def tax_rates(self, caller: Caller | None) -> list[TaxRate]:

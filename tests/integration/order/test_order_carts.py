@@ -8,6 +8,7 @@ import grpc
 import pytest
 
 from ecommerce.order.v1 import order_pb2
+from tests.helpers import eventually
 from tests.integration.order.helpers import ADMIN_ROLE, address, guest_cart, rpc_error, shop_terms, update
 
 pytestmark = pytest.mark.usefixtures("orders")
@@ -294,3 +295,35 @@ async def test_tax_rates_are_decimal_strings(orders):
         assert (code, fields) == (grpc.StatusCode.INVALID_ARGUMENT, ["rate"])
     listed = await orders.stub.ListTaxRates(order_pb2.ListTaxRatesRequest(), metadata=admin)
     assert [(r.country, r.rate) for r in listed.tax_rates] == [("DE", "19")]
+
+
+async def test_the_shops_terms_are_remembered_and_any_change_of_them_is_seen(orders):
+    """The shipping methods and tax rates are read once while nothing changes them; an admin's
+    change is seen by the next cart at once, and a change made by anyone else (another process, an
+    operator's SQL) as soon as its announcement (the tables' trigger) is heard."""
+    await shop_terms(orders)
+    terms = orders.app.service.terms
+    lamp = orders.catalog.add(price_minor=1_000)
+    token = await guest_cart(orders, [(lamp, 1)])
+    reads = terms.reads
+    for _ in range(3):
+        await update(orders, token, **add(lamp))
+    assert terms.reads == reads  # priced four times, the terms read for none of them
+
+    _, admin = orders.token(role=ADMIN_ROLE)
+    await orders.stub.SetTaxRate(order_pb2.SetTaxRateRequest(country="GB", rate="10"), metadata=admin)
+    cart = (await orders.stub.GetCart(order_pb2.GetCartRequest(cart_token=token))).cart
+    assert cart.tax.amount_minor == 449  # 10% of 4 x 10.00 and 4.90 of shipping, at once
+
+    await orders.execute(
+        "INSERT INTO shipping_methods (code, name, price_minor, currency, countries) "
+        "VALUES ('pickup', 'Pick-up', 0, 'EUR', '{GB}')"
+    )
+    await orders.execute("UPDATE tax_rates SET rate = 8 WHERE country = 'GB'")
+
+    async def changed_elsewhere_seen() -> bool:
+        cart = (await orders.stub.GetCart(order_pb2.GetCartRequest(cart_token=token))).cart
+        offered = [m.code for m in cart.available_shipping_methods]
+        return offered == ["pickup", "standard", "express"] and cart.tax.amount_minor == 359
+
+    await eventually(changed_elsewhere_seen, what="the terms changed by SQL, heard and read again")
