@@ -30,7 +30,7 @@ from order.placing import (
     replay,
 )
 from servicekit.context import Caller
-from servicekit.db import snapshot, transaction
+from servicekit.db import reads, snapshot, transaction
 from servicekit.errors import Aborted, InvalidArgument, NotFound, Violations
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,9 @@ class Checkout:
         key = request.idempotency_key or None
         sessions = self.placement.sessions
 
-        async with snapshot(sessions) as session:
+        # The cart with its lines is one statement, which needs no transaction around it (an account
+        # without an open cart is given its empty one, by one idempotent INSERT of its own).
+        async with reads(sessions) as session:
             cart = await self.carts.find(session, caller, request.cart_token, lock=False, open_only=False)
         request_hash = _request_hash(cart.id, request.payment_token) if key else None
         if cart.order_id is not None:
