@@ -94,6 +94,14 @@ async def test_an_account_order_is_not_a_guest_order(orders):
     assert list(cart.lines) == []
 
 
+async def test_an_account_that_never_opened_a_cart_checks_out_an_empty_one_and_is_refused(orders):
+    await shop_terms(orders)
+    _, metadata = orders.token()
+    code, fields = await rpc_error(orders.stub.Checkout(checkout_request(""), metadata=metadata))
+    assert (code, fields) == (grpc.StatusCode.INVALID_ARGUMENT, ["cart_token"])
+    assert await nothing_placed(orders)
+
+
 async def test_checkout_refuses_a_price_changed_since_it_was_shown(orders):
     await shop_terms(orders)
     lamp = orders.catalog.add(price_minor=1_000)
