@@ -236,10 +236,12 @@ class Carts:
     async def update(self, caller: Caller | None, token: str, change: Change) -> CartView:
         """Apply the change to the locked cart; the cart in memory is then what was written (its
         lines changed through its collection), so it is shown without being read again."""
+        # What the change needs from elsewhere is read before the cart is locked.
         adding = await self._product_to_add(caller, change)
+        method = await self._method_to_set(change)
         async with transaction(self.sessions) as session:
             cart = await self.find(session, caller, token, lock=True)
-            await self._apply(session, cart, change, adding)
+            await self._apply(session, cart, change, adding, method)
             cart.expires_at = datetime.now(UTC) + self.ttl
         known = {adding.listed.id: adding.listed} if adding is not None else {}
         return await self.show(caller, cart, token, known=known)
@@ -314,7 +316,24 @@ class Carts:
             raise InvalidArgument.field("variant_id", str(exc)) from None
         return Adding(priced, str(chosen) if chosen else None, product)
 
-    async def _apply(self, session: AsyncSession, cart: Cart, change: Change, adding: Adding | None) -> None:
+    async def _method_to_set(self, change: Change) -> ShippingMethod | None:
+        """The shipping method a SetShippingMethod names."""
+        if not isinstance(change, SetShippingMethod):
+            return None
+        chosen = change.code.strip()
+        method = next((m for m in (await self.terms.get()).methods if m.code == chosen), None)
+        if method is None:
+            raise InvalidArgument.field("shipping_method", "no such shipping method")
+        return method
+
+    async def _apply(
+        self,
+        session: AsyncSession,
+        cart: Cart,
+        change: Change,
+        adding: Adding | None,
+        method: ShippingMethod | None,
+    ) -> None:
         match change:
             case AddLine():
                 assert adding is not None
@@ -369,11 +388,8 @@ class Carts:
                 checked = check_address(address, violations, "shipping_address")
                 violations.raise_if_any()
                 cart.shipping_address = checked
-            case SetShippingMethod(code=code):
-                chosen = code.strip()
-                method = next((m for m in (await self.terms.get()).methods if m.code == chosen), None)
-                if method is None:
-                    raise InvalidArgument.field("shipping_method", "no such shipping method")
+            case SetShippingMethod():
+                assert method is not None
                 country = (cart.shipping_address or {}).get("country")
                 if country and method.countries and country not in method.countries:
                     raise InvalidArgument.field("shipping_method", f"does not ship to {country}")
