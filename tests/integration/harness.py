@@ -21,11 +21,11 @@ from typing import Any, Generic, TypeVar
 import grpc
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from ecommerce.events.v1 import envelope_pb2
 from servicekit.app import Running, ServiceApp
-from servicekit.db import database_url, ensure_database
+from servicekit.db import create_engine, database_url, ensure_database
 from servicekit.embedded import EmbeddedBroker
 from servicekit.kafka import all_topics, ensure_topics
 from servicekit.migrations import upgrade_async
@@ -38,6 +38,22 @@ Envelope = envelope_pb2.EventEnvelope
 AppT = TypeVar("AppT", bound=ServiceApp)
 StubT = TypeVar("StubT")
 Metadata = list[tuple[str, str]]
+
+
+@contextlib.asynccontextmanager
+async def scratch_database(infra: Any, name: str, *setup: str) -> AsyncIterator[tuple[str, AsyncEngine]]:
+    """A test's own database `name` on the session's PostgreSQL (created if missing), its URL and an
+    engine of two connections, after running the `setup` statements in one transaction."""
+    url = database_url(infra.postgres_url, name)
+    await ensure_database(url)
+    engine = create_engine(url, pool_size=2)
+    try:
+        async with engine.begin() as conn:
+            for statement in setup:
+                await conn.execute(text(statement))
+        yield url, engine
+    finally:
+        await engine.dispose()
 
 
 async def service_database(infra: Any, service: str) -> str:

@@ -10,32 +10,27 @@ from sqlalchemy.exc import DBAPIError
 
 from servicekit.db import (
     after_commit,
-    create_engine,
-    database_url,
     driver,
-    ensure_database,
     reads,
     session_factory,
     snapshot,
     transaction,
 )
+from tests.integration.harness import scratch_database
 
 
 @pytest.fixture
 async def sessions(infra):
-    url = database_url(infra.postgres_url, "servicekit_snapshot_it")
-    await ensure_database(url)
-    engine = create_engine(url, pool_size=2)
-    async with engine.begin() as conn:
-        await conn.execute(text("DROP TABLE IF EXISTS parcels, parcel_events"))
-        await conn.execute(text("CREATE TABLE parcels (id int PRIMARY KEY, status text NOT NULL)"))
-        await conn.execute(text("CREATE TABLE parcel_events (parcel int NOT NULL, status text NOT NULL)"))
-        await conn.execute(text("INSERT INTO parcels VALUES (1, 'PACKED')"))
-        await conn.execute(text("INSERT INTO parcel_events VALUES (1, 'PACKED')"))
-    try:
+    async with scratch_database(
+        infra,
+        "servicekit_snapshot_it",
+        "DROP TABLE IF EXISTS parcels, parcel_events",
+        "CREATE TABLE parcels (id int PRIMARY KEY, status text NOT NULL)",
+        "CREATE TABLE parcel_events (parcel int NOT NULL, status text NOT NULL)",
+        "INSERT INTO parcels VALUES (1, 'PACKED')",
+        "INSERT INTO parcel_events VALUES (1, 'PACKED')",
+    ) as (_, engine):
         yield session_factory(engine)
-    finally:
-        await engine.dispose()
 
 
 async def _ship(sessions) -> None:

@@ -13,26 +13,24 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from servicekit.db import create_engine, database_url, ensure_database, session_factory, transaction
+from servicekit.db import session_factory, transaction
 from servicekit.remembered import Remembered, announce
 from tests.helpers import eventually
+from tests.integration.harness import scratch_database
 
 CHANNEL = "remembered_it"
 
 
 @pytest.fixture
 async def setup(infra):
-    url = database_url(infra.postgres_url, "servicekit_remembered_it")
-    await ensure_database(url)
-    engine = create_engine(url, pool_size=2)
-    async with engine.begin() as conn:
-        await conn.execute(text("DROP TABLE IF EXISTS settings"))
-        await conn.execute(text("CREATE TABLE settings (name text PRIMARY KEY, value text NOT NULL)"))
-        await conn.execute(text("INSERT INTO settings VALUES ('colour', 'blue')"))
-    try:
+    async with scratch_database(
+        infra,
+        "servicekit_remembered_it",
+        "DROP TABLE IF EXISTS settings",
+        "CREATE TABLE settings (name text PRIMARY KEY, value text NOT NULL)",
+        "INSERT INTO settings VALUES ('colour', 'blue')",
+    ) as (url, engine):
         yield url, session_factory(engine)
-    finally:
-        await engine.dispose()
 
 
 class Colour:
