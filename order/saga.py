@@ -16,7 +16,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -75,36 +75,13 @@ _HISTORY = (
 )
 
 
-class SagaColumns(Protocol):
-    """An order's saga state as stored: a locked row (`lock`) or an `Order`."""
-
-    @property
-    def id(self) -> uuid.UUID: ...
-    @property
-    def status(self) -> str: ...
-    @property
-    def cancellation_reason(self) -> str | None: ...
-    @property
-    def payment_id(self) -> str | None: ...
-    @property
-    def saga_step(self) -> str | None: ...
-    @property
-    def saga_attempts(self) -> int: ...
-    @property
-    def saga_deadline_at(self) -> datetime | None: ...
-    @property
-    def saga_sent_at(self) -> datetime | None: ...
-    @property
-    def saga_pending(self) -> list[str]: ...
-
-
 async def lock(session: AsyncSession, order_id: uuid.UUID) -> SagaRow | None:
     """The saga columns of the order, row-locked for the rest of the session's transaction."""
     record = await (await driver(session)).fetchrow(_LOCK, order_id)
     return None if record is None else SagaRow(*record.values())
 
 
-def saga_of(order: SagaColumns) -> domain.Saga:
+def saga_of(order: SagaRow) -> domain.Saga:
     # One column holds what the current step waits for: compensations or forward commands.
     waiting = order.saga_pending or ()
     return domain.Saga(
