@@ -160,12 +160,11 @@ class EventConsumer:
                 metadata_max_age_ms=METADATA_MAX_AGE_MS,
                 **group_timeouts(self.session_timeout_ms),
             )
-            # Subscribed by pattern, not by name. No client asks the broker to create a topic
-            # (`servicekit.kafka`: it would, with its own partition count, and before the relay
-            # that owns the topic noticed a restarted broker had lost it), so a consumer subscribed
-            # by name would wait at its start for every topic and fail if one were missing, reading
-            # none. A pattern takes the topics there are, and those made later (by a relay, or
-            # `ecommerce create-topics`) within METADATA_MAX_AGE_MS.
+            # Subscribed by pattern, never by name: a consumer's metadata request for named topics
+            # asks the broker to create the missing ones, with the broker's own partition count (the
+            # embedded broker's is four, the platform's three) and before the relay that owns the
+            # topic could notice that a restarted broker lost it. A pattern asks for every topic
+            # and creates none; the topics are made by `ecommerce create-topics` and the relays.
             consumer.subscribe(pattern=exactly(self.topics))
             try:
                 await consumer.start()
