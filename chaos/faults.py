@@ -210,28 +210,12 @@ async def _replay_recent_reversed(chaos: Chaos) -> None:
 
 
 async def _poison(chaos: Chaos) -> None:
-    """Bytes no consumer can read, on every partition of every topic a service consumes and the
-    broker has. The partitions come from the cluster's topic list: a producer's metadata request
-    for a topic the broker lost (restarted, and nothing published there since) would have it
-    create the topic with its own partition count, which no service does."""
-    reader = AIOKafkaConsumer(**connection_options(chaos.bootstrap_servers), enable_auto_commit=False)
-    await reader.start()
-    try:
-        existing = await reader.topics()
-        consumed = sorted({t for topics in GROUPS.values() for t in topics})
-        partitions = {t: sorted(reader.partitions_for_topic(t) or ()) for t in consumed if t in existing}
-    finally:
-        await reader.stop()
-    missing = [t for t in consumed if t not in partitions]
-    if missing:
-        chaos.notes.append(
-            f"no poison on {', '.join(missing)}: not on the broker (nothing published since it restarted)"
-        )
+    """Bytes no consumer can read, on every partition of every topic a service consumes."""
     producer = create_producer(chaos.bootstrap_servers, idempotent=False, client_id="chaos-poison")
     await producer.start()
     try:
-        for topic, numbers in partitions.items():
-            for partition in numbers:
+        for topic in sorted({t for topics in GROUPS.values() for t in topics}):
+            for partition in sorted(await producer.partitions_for(topic)):
                 value = f"\x00poison {uuid.uuid4().hex}".encode()
                 await producer.send_and_wait(topic, value, key=b"poison", partition=partition)
                 chaos.poison.append((topic, value))

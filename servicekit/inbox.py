@@ -29,7 +29,6 @@ import asyncio
 import contextlib
 import logging
 import random
-import re
 import time
 from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping, Sequence
 
@@ -46,7 +45,6 @@ from servicekit.kafka import (
     RenewingProducer,
     connection_options,
     dead_letter_topic,
-    ensure_topics,
     group_timeouts,
 )
 from servicekit.metrics import track_consumer
@@ -72,15 +70,6 @@ _INSERT_NEW = (
     "SELECT $1, event_id, event_type FROM unnest($2::text[], $3::text[]) AS batch(event_id, event_type) "
     "ON CONFLICT DO NOTHING RETURNING event_id"
 )
-
-
-# How often a consumer asks for the cluster's topics (`run`).
-METADATA_MAX_AGE_MS = 5_000
-
-
-def exactly(topics: Sequence[str]) -> str:
-    """A pattern that matches these topics and no other."""
-    return "^(" + "|".join(re.escape(topic) for topic in topics) + ")$"
 
 
 async def _nothing() -> None:
@@ -146,6 +135,7 @@ class EventConsumer:
         backoff = 0.5
         while True:
             consumer = AIOKafkaConsumer(
+                *self.topics,
                 **connection_options(self.bootstrap_servers),
                 group_id=self.group_id,
                 client_id=f"{self.name}-consumer",
@@ -155,17 +145,8 @@ class EventConsumer:
                 # The embedded broker answers a waiting fetch only when the wait ends, so the wait
                 # is a saga hop's latency; a short one costs a little idle polling.
                 fetch_max_wait_ms=self.fetch_max_wait_ms,
-                # How soon a topic created after the start (a relay re-creating what a restarted
-                # broker forgot) is read: the cluster's topic list is asked for this often.
-                metadata_max_age_ms=METADATA_MAX_AGE_MS,
                 **group_timeouts(self.session_timeout_ms),
             )
-            # Subscribed by pattern, never by name: a consumer's metadata request for named topics
-            # asks the broker to create the missing ones, with the broker's own partition count (the
-            # embedded broker's is four, the platform's three) and before the relay that owns the
-            # topic could notice that a restarted broker lost it. A pattern asks for every topic
-            # and creates none; the topics are made by `ecommerce create-topics` and the relays.
-            consumer.subscribe(pattern=exactly(self.topics))
             try:
                 await consumer.start()
                 self._consumer = consumer
@@ -453,19 +434,9 @@ class EventConsumer:
             ("dlq-consumer", self.name.encode()),
             ("dlq-source", f"{record.topic}/{record.partition}/{record.offset}".encode()),
         ]
-        topic = dead_letter_topic(record.topic)
-        await self._ensure_dead_letter_topic(record.topic, topic)
-        await self.dead_letters.send_and_wait(topic, value=record.value, key=record.key, headers=headers)
-
-    async def _ensure_dead_letter_topic(self, source: str, topic: str) -> None:
-        """Create the dead-letter topic, with as many partitions as its source, if the broker has
-        lost it (it restarted, and no relay has published to the source since): the producer's
-        send would otherwise have the broker create it with its own partition count."""
-        consumer = self._consumer
-        if consumer is None or topic in await consumer.topics():
-            return
-        partitions = len(consumer.partitions_for_topic(source) or ()) or 1
-        await ensure_topics(self.bootstrap_servers, [topic], partitions=partitions)
+        await self.dead_letters.send_and_wait(
+            dead_letter_topic(record.topic), value=record.value, key=record.key, headers=headers
+        )
 
 
 def _not_in_group(consumer: AIOKafkaConsumer) -> bool:

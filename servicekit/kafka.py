@@ -14,13 +14,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import aiokafka.client
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.conn import AIOKafkaConnection, CloseReason
 from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
 from aiokafka.helpers import create_ssl_context
-from aiokafka.protocol.metadata import MetadataRequest
 from google.protobuf import any_pb2, timestamp_pb2
 from google.protobuf.message import Message
 
@@ -196,32 +194,6 @@ def _tolerate_closed_transports() -> None:
 
 
 _tolerate_closed_transports()
-
-
-class _MetadataRequestCreatingNothing(MetadataRequest):
-    """A metadata request that never asks the broker to create the topics it names."""
-
-    def __init__(
-        self, topics: list[str] | None = None, allow_auto_topic_creation: bool | None = False
-    ) -> None:
-        super().__init__(topics, allow_auto_topic_creation)
-
-
-def _never_create_topics() -> None:
-    """Make every client's metadata request leave missing topics missing.
-
-    aiokafka asks the broker to create every topic a metadata request names (a producer sending to
-    it, a consumer assigned or subscribed to it), and a broker that does so (the embedded one does,
-    so may Kafka) creates it with its own defaults: the embedded broker's partition count is four,
-    the platform's three. After a broker restart, one client's request re-created a topic before
-    the relay that owns it noticed it was gone, so the relay did not publish again what the broker
-    lost, and a dead-letter topic made that way served none of its records. The platform's topics
-    are made by `ecommerce create-topics`, the relays (`OutboxRelay`) and the consumers' dead
-    letters (`EventConsumer`), each with the platform's partition count."""
-    aiokafka.client.MetadataRequest = _MetadataRequestCreatingNothing
-
-
-_never_create_topics()
 
 
 class RenewingProducer:

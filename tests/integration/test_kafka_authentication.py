@@ -22,7 +22,7 @@ from aiokafka.errors import KafkaConnectionError, KafkaError
 
 from servicekit.embedded import EmbeddedBroker
 from servicekit.embedded.broker import _tansu_binary
-from servicekit.kafka import BrokerAccess, create_producer, ensure_topics
+from servicekit.kafka import BrokerAccess, create_producer
 
 
 @contextlib.asynccontextmanager
@@ -56,7 +56,6 @@ async def publish(access: str | BrokerAccess) -> None:
 
 async def test_a_sasl_client_is_refused_by_a_broker_that_does_not_authenticate(tmp_path):
     async with broker(tmp_path / "broker", authentication=False) as plain:
-        await ensure_topics(plain.bootstrap_servers, ["auth.test"], partitions=1)
         await publish(plain.bootstrap_servers)  # the broker is up and takes unauthenticated clients
 
         # The SASL handshake fails, and the client does not carry on without it.

@@ -252,9 +252,6 @@ async def test_rows_stay_unpublished_while_the_broker_is_down_and_go_out_when_it
         producer=producer,
         database_url=kit["url"],
         publish_timeout=2.0,
-        # As a service's relay: it makes its topic on this broker, which has none.
-        recreate_topics_with_partitions=1,
-        bootstrap_servers=broker.bootstrap_servers,
     )
     try:
         broker.stop()
