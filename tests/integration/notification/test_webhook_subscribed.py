@@ -7,12 +7,10 @@ import contextlib
 import uuid
 from collections.abc import Iterator
 
-from sqlalchemy import event
-
 from ecommerce.events.v1 import order_events_pb2
 from ecommerce.notification.v1 import notification_pb2
 from ecommerce.order.v1 import order_pb2
-from tests.helpers import eventually
+from tests.helpers import eventually, sql_sent
 from tests.integration.notification.conftest import NotificationHarness
 
 STATUS_CHANGED = "order.status_changed"
@@ -21,18 +19,10 @@ STATUS_CHANGED = "order.status_changed"
 @contextlib.contextmanager
 def delivery_inserts(harness: NotificationHarness) -> Iterator[list[str]]:
     """Every INSERT into webhook_deliveries the service runs meanwhile."""
-    seen: list[str] = []
-
-    def before(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
-        if statement.lstrip().upper().startswith("INSERT INTO WEBHOOK_DELIVERIES"):
-            seen.append(statement)
-
-    engine = harness.app.runtime.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", before)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", before)
+    inserts: list[str] = []
+    with sql_sent(harness.app.runtime.engine) as sent:
+        yield inserts
+    inserts += [sql for sql, _ in sent if sql.lstrip().upper().startswith("INSERT INTO WEBHOOK_DELIVERIES")]
 
 
 async def step(harness: NotificationHarness):  # type: ignore[no-untyped-def]
